@@ -1,0 +1,127 @@
+//! Real guest components for tempo's tests, compiled from the Rust crates in `guests/` for
+//! `wasm32-wasip2` by this crate's build script, once per build of the workspace.
+//!
+//! ```
+//! assert!(tempo_test_fixtures::http().exists());
+//! ```
+//!
+//! It also holds [`Gate`], an HTTP server that keeps guest requests in flight until a test lets
+//! them go.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support: a failure here should fail the test"
+)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Serves wasi:http, answering `<package name> <path>` so a test can tell builds apart.
+/// Routes: `/trap` panics; `/stdout` prints a line on stdout and one on stderr;
+/// `/fetch?url=U` GETs `U` through outgoing wasi:http and answers `<status> <body>`;
+/// `/hold?url=U` sends its headers and `<name>:held`, then GETs `U`, then ends with
+/// `<name>:released`, so a test controls how long the request stays in flight.
+pub fn http() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_HTTP"))
+}
+
+/// The same guest as [`http`] built under the package name `http-fixture-v2`.
+pub fn http_v2() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_HTTP_V2"))
+}
+
+/// A `wasi:cli` program: prints `args: <args>` on stdout and a line on stderr, then by its first
+/// argument: `exit N` exits with code N, `fail` returns an error, `trap` panics, `env` prints
+/// the environment it sees, `fs` tries to list `/`.
+pub fn cli() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_CLI"))
+}
+
+/// A `wasi:cli` program that also imports `tempo-fixtures:missing/greeter`, which no host provides.
+pub fn missing_import() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_MISSING_IMPORT"))
+}
+
+/// A component exporting only `tempo-fixtures:library/api`: neither served nor runnable.
+pub fn library_only() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_LIBRARY_ONLY"))
+}
+
+/// An HTTP server that answers every request with `200 ok`, but only once released.
+#[derive(Clone)]
+pub struct Gate {
+    /// Where the gate listens, e.g. `http://127.0.0.1:41234/`.
+    pub url: String,
+    state: Arc<(Mutex<GateState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct GateState {
+    arrived: usize,
+    released: bool,
+}
+
+impl Gate {
+    /// Starts a gate on a free port, closed.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let gate = Self {
+            url,
+            state: Arc::default(),
+        };
+        let accepting = gate.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let gate = accepting.clone();
+                std::thread::spawn(move || gate.answer(stream.unwrap()));
+            }
+        });
+        gate
+    }
+
+    fn answer(&self, mut stream: TcpStream) {
+        read_head(&mut stream);
+        let (lock, changed) = &*self.state;
+        let mut state = lock.lock().unwrap();
+        state.arrived += 1;
+        changed.notify_all();
+        while !state.released {
+            state = changed.wait(state).unwrap();
+        }
+        drop(state);
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+    }
+
+    /// Blocks until `count` requests wait at the gate.
+    pub fn wait_for(&self, count: usize) {
+        let (lock, changed) = &*self.state;
+        let mut state = lock.lock().unwrap();
+        while state.arrived < count {
+            state = changed.wait(state).unwrap();
+        }
+    }
+
+    /// Opens the gate: every waiting and future request is answered.
+    pub fn release(&self) {
+        let (lock, changed) = &*self.state;
+        lock.lock().unwrap().released = true;
+        changed.notify_all();
+    }
+}
+
+/// Reads an HTTP request head (this test server's requests have no body).
+pub fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
