@@ -1,0 +1,41 @@
+//! Tempo's host runtime: the engine, artifact loading, the [`Service`] trait, linking, and the
+//! [`LiveComponent`] that triggers take each unit of work from.
+//!
+//! It knows no concrete service beyond base WASI; `services/*` crates implement [`Service`].
+//!
+//! ```no_run
+//! use tempo_runtime_core::{EngineSettings, InstanceSettings, Runtime, artifact, run_command};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let engine = EngineSettings::default().build()?;
+//! let loaded = artifact::load(&engine, "app.wasm".as_ref())?;
+//! let runtime = Runtime::new(engine);
+//! let version = runtime.prepare(&loaded.component, InstanceSettings::named("app"))?;
+//! let exit_code = run_command(&version).await?;
+//! # let _ = exit_code; Ok(()) }
+//! ```
+
+pub mod artifact;
+mod command;
+mod engine;
+mod guest_output;
+mod interface;
+mod live;
+mod runtime;
+mod service;
+mod state;
+mod version;
+mod wasi;
+
+pub use command::{cli_run_export, run_command};
+pub use engine::{EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir};
+pub use interface::InterfaceName;
+pub use live::LiveComponent;
+pub use runtime::{PrepareError, Runtime};
+pub use service::{Running, Service, Trigger};
+pub use state::{GuestStdio, InstanceSettings, State};
+pub use version::Version;
+pub use wasi::{WASI_VERSION, WasiService};
+
+/// Re-exported so services link against the same wasmtime.
+pub use wasmtime;

@@ -1,0 +1,183 @@
+//! The runtime: an engine, the registered services, and how a component is linked to them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::engine::EpochTicker;
+use crate::interface::InterfaceName;
+use crate::service::{Service, Trigger};
+use crate::state::InstanceSettings;
+use crate::version::Version;
+use crate::wasi::WasiService;
+
+/// Links components against registered services and prepares them to run.
+pub struct Runtime {
+    engine: Engine,
+    services: Vec<Arc<dyn Service>>,
+    triggers: Vec<Arc<dyn Trigger>>,
+    next_version: AtomicU64,
+    _ticker: EpochTicker,
+}
+
+/// Why a component cannot run on this runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// Imports that no registered service provides.
+    #[error("{}", missing_imports_message(.component, .imports))]
+    MissingImports {
+        /// The component's name.
+        component: String,
+        /// The imports nobody provides, as the component names them.
+        imports: Vec<String>,
+    },
+    /// The services provide the interfaces, but wasmtime or a trigger refuses the component.
+    #[error("`{component}` cannot be linked: {reason}")]
+    Link {
+        /// The component's name.
+        component: String,
+        /// What refused it.
+        reason: String,
+    },
+}
+
+fn missing_imports_message(component: &str, imports: &[String]) -> String {
+    let what = if imports.len() == 1 {
+        "an interface"
+    } else {
+        "interfaces"
+    };
+    format!(
+        "`{component}` imports {what} that no tempo service provides: {}",
+        imports.join(", ")
+    )
+}
+
+impl Runtime {
+    /// A runtime on `engine` with the base WASI service registered.
+    pub fn new(engine: Engine) -> Self {
+        let ticker = EpochTicker::start(&engine);
+        let mut runtime = Self {
+            engine,
+            services: Vec::new(),
+            triggers: Vec::new(),
+            next_version: AtomicU64::new(1),
+            _ticker: ticker,
+        };
+        runtime.add_service(Arc::new(WasiService::default()));
+        runtime
+    }
+
+    /// Registers a service, and its trigger if it has one.
+    pub fn add_service(&mut self, service: Arc<dyn Service>) {
+        if let Some(trigger) = service.clone().trigger() {
+            self.triggers.push(trigger);
+        }
+        self.services.push(service);
+    }
+
+    /// The engine components run on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The registered services, the base WASI service first.
+    pub fn services(&self) -> &[Arc<dyn Service>] {
+        &self.services
+    }
+
+    /// The registered triggers.
+    pub fn triggers(&self) -> &[Arc<dyn Trigger>] {
+        &self.triggers
+    }
+
+    /// Links `component` against the services whose interfaces it imports, pre-instantiates it,
+    /// and lets each trigger whose export it has prepare for it.
+    ///
+    /// Refuses, naming them, any import that no service provides.
+    pub fn prepare(
+        &self,
+        component: &Component,
+        settings: InstanceSettings,
+    ) -> Result<Version, PrepareError> {
+        let ty = component.component_type();
+        let exports = self.exports_of(component);
+
+        let mut used = BTreeSet::new();
+        let mut missing = Vec::new();
+        for (import, _) in ty.imports(&self.engine) {
+            match self.provider_of(import) {
+                Some(index) => {
+                    used.insert(index);
+                }
+                None => missing.push(import.to_owned()),
+            }
+        }
+        let name = settings.name.clone();
+        if !missing.is_empty() {
+            return Err(PrepareError::MissingImports {
+                component: name,
+                imports: missing,
+            });
+        }
+        let link_error = |reason: &dyn fmt::Display| PrepareError::Link {
+            component: name.clone(),
+            reason: reason.to_string(),
+        };
+
+        let services: Vec<_> = used.into_iter().map(|i| self.services[i].clone()).collect();
+        let mut linker = Linker::new(&self.engine);
+        for service in &services {
+            service
+                .link(&mut linker)
+                .map_err(|e| link_error(&format!("{e:#}")))?;
+        }
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| link_error(&anyhow::Error::from(e).root_cause().to_string()))?;
+
+        let triggers: Vec<_> = self
+            .triggers
+            .iter()
+            .filter(|t| exports.iter().any(|e| t.export().matches_str(e)))
+            .cloned()
+            .collect();
+        let mut prepared = http::Extensions::new();
+        for trigger in &triggers {
+            trigger
+                .prepare(&pre, &mut prepared)
+                .map_err(|e| link_error(&format!("{e:#}")))?;
+        }
+
+        Ok(Version {
+            number: self.next_version.fetch_add(1, Ordering::Relaxed),
+            component: component.clone(),
+            pre,
+            exports,
+            services,
+            triggers,
+            prepared,
+            settings,
+        })
+    }
+
+    /// The names of `component`'s exports.
+    pub fn exports_of(&self, component: &Component) -> Vec<String> {
+        let ty = component.component_type();
+        ty.exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// The index of the service providing the interface named `import`.
+    fn provider_of(&self, import: &str) -> Option<usize> {
+        let name = InterfaceName::parse(import)?;
+        self.services
+            .iter()
+            .position(|s| s.provides().iter().any(|p| p.matches(&name)))
+    }
+}

@@ -1,0 +1,69 @@
+//! What a host capability is to the runtime: the interfaces it provides, how it links them, and
+//! for trigger-shaped services, the loop that invokes the guest.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{InstancePre, Linker};
+
+use crate::interface::InterfaceName;
+use crate::live::LiveComponent;
+use crate::state::State;
+
+/// A host capability offered to guests, such as `wasi:http` or `wasi:keyvalue`.
+///
+/// The runtime links a service into a component's linker only when the component imports one of
+/// the interfaces it [provides](Service::provides).
+pub trait Service: Send + Sync + 'static {
+    /// The name shown in the startup banner, e.g. `wasi:http`.
+    fn name(&self) -> &str;
+
+    /// The interfaces this service implements for guests.
+    fn provides(&self) -> &[InterfaceName];
+
+    /// Adds this service's host functions to `linker`.
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()>;
+
+    /// One line for the startup banner: what the service offers and its backend.
+    fn describe(&self) -> String;
+
+    /// Adds this service's per-instance context to a fresh instance's state.
+    fn init_instance(&self, _state: &mut State) {}
+
+    /// The loop this service runs to invoke guests, if it is trigger-shaped.
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+        None
+    }
+}
+
+/// The part of a service that invokes the guest for each unit of work: a request, a message.
+pub trait Trigger: Send + Sync + 'static {
+    /// The export of the guest that this trigger calls, e.g. `wasi:http/incoming-handler@0.2.12`.
+    fn export(&self) -> &InterfaceName;
+
+    /// Checks a component version that exports [`Trigger::export`] and stores in `prepared`
+    /// what handling work with it needs (typed export handles), so that the request path does
+    /// no lookups. An error rejects the version.
+    fn prepare(
+        &self,
+        pre: &InstancePre<State>,
+        prepared: &mut http::Extensions,
+    ) -> anyhow::Result<()>;
+
+    /// Binds what the trigger listens on and returns the loop that serves until `shutdown` is
+    /// cancelled, taking the current version of `live` for each unit of work.
+    fn start(
+        self: Arc<Self>,
+        live: LiveComponent,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<Running>>;
+}
+
+/// A started trigger.
+pub struct Running {
+    /// Where it listens, e.g. `http://127.0.0.1:8080`.
+    pub address: String,
+    /// Serves until shutdown, then lets work in flight finish.
+    pub serve: BoxFuture<'static, anyhow::Result<()>>,
+}

@@ -1,0 +1,115 @@
+//! Per-instance state: what one store of one component instance carries.
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::guest_output::{HostStream, PrefixedOutput};
+
+/// Where a guest's stdio goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GuestStdio {
+    /// Stdout and stderr shown line by line behind the component's name; stdin closed. For
+    /// served components, whose output is a log.
+    #[default]
+    Prefixed,
+    /// The host's own stdin, stdout and stderr, untouched. For `wasi:cli` programs, whose output
+    /// is the product.
+    Inherit,
+}
+
+/// What an instance is granted. Nothing of the host (environment, arguments, folders, network)
+/// reaches a guest unless it is listed here.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceSettings {
+    /// The component's name, shown in front of its output.
+    pub name: String,
+    /// The arguments the guest sees; by convention the first is the program's name.
+    pub args: Vec<String>,
+    /// Environment variables granted to the guest.
+    pub env: Vec<(String, String)>,
+    /// Where the guest's stdio goes.
+    pub stdio: GuestStdio,
+}
+
+impl InstanceSettings {
+    /// Settings for a component called `name`, granting nothing.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The data of one instance's store.
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    http_hooks: DefaultHttpHooks,
+    extensions: http::Extensions,
+}
+
+/// wasmtime-wasi-http's default behaviour: any host, HTTP or HTTPS, standard forbidden headers.
+struct DefaultHttpHooks;
+
+impl WasiHttpHooks for DefaultHttpHooks {}
+
+impl State {
+    /// A fresh state for an instance with the given grants.
+    pub fn new(settings: &InstanceSettings) -> Self {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.args(&settings.args).envs(&settings.env);
+        match settings.stdio {
+            GuestStdio::Prefixed => {
+                wasi.stdout(PrefixedOutput::new(&settings.name, HostStream::Stdout))
+                    .stderr(PrefixedOutput::new(&settings.name, HostStream::Stderr));
+            }
+            GuestStdio::Inherit => {
+                wasi.inherit_stdio();
+            }
+        }
+        Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_hooks: DefaultHttpHooks,
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    /// The instance's resource table.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// Room for each service's per-instance context, keyed by type.
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
+    }
+
+    /// Mutable access to the services' per-instance contexts.
+    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        &mut self.extensions
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}

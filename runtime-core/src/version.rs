@@ -1,0 +1,83 @@
+//! One prepared version of a component: compiled, linked, pre-instantiated, ready to serve.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::{Component, InstancePre};
+
+use crate::interface::InterfaceName;
+use crate::service::{Service, Trigger};
+use crate::state::{InstanceSettings, State};
+
+/// A component linked against the services it imports and checked against the triggers it
+/// exports. Immutable; a new build becomes a new `Version`.
+pub struct Version {
+    pub(crate) number: u64,
+    pub(crate) component: Component,
+    pub(crate) pre: InstancePre<State>,
+    pub(crate) exports: Vec<String>,
+    pub(crate) services: Vec<Arc<dyn Service>>,
+    pub(crate) triggers: Vec<Arc<dyn Trigger>>,
+    pub(crate) prepared: http::Extensions,
+    pub(crate) settings: InstanceSettings,
+}
+
+impl Version {
+    /// The component's name (from its file), shown in front of its output.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// A number that grows with each version a runtime prepares.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    /// The pre-instantiated component: imports resolved, ready to instantiate.
+    pub fn instance_pre(&self) -> &InstancePre<State> {
+        &self.pre
+    }
+
+    /// The names of the component's exports.
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+
+    /// Whether the component exports an interface matching `name`.
+    pub fn exports_interface(&self, name: &InterfaceName) -> bool {
+        self.exports.iter().any(|export| name.matches_str(export))
+    }
+
+    /// The services this version is linked with.
+    pub fn services(&self) -> &[Arc<dyn Service>] {
+        &self.services
+    }
+
+    /// The triggers whose export this version has, in the order the runtime knows them.
+    pub fn triggers(&self) -> &[Arc<dyn Trigger>] {
+        &self.triggers
+    }
+
+    /// What a trigger stored for this version in [`Trigger::prepare`].
+    pub fn prepared<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.prepared.get::<T>()
+    }
+
+    /// A fresh store for one instance: new WASI context, each linked service's context, and a
+    /// deadline that makes the guest yield to the executor on every epoch tick.
+    pub fn new_store(&self) -> Store<State> {
+        let mut state = State::new(&self.settings);
+        for service in &self.services {
+            service.init_instance(&mut state);
+        }
+        let mut store = Store::new(self.component.engine(), state);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+}

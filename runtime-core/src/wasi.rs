@@ -1,0 +1,76 @@
+//! The base WASI interfaces (`wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`,
+//! `wasi:filesystem`, `wasi:sockets`) that every Rust `wasm32-wasip2` component imports.
+
+use wasmtime::component::Linker;
+
+use crate::interface::InterfaceName;
+use crate::service::Service;
+use crate::state::State;
+
+/// The WASI 0.2 version wasmtime-wasi implements.
+pub const WASI_VERSION: &str = "0.2.12";
+
+const INTERFACES: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
+    "wasi:sockets/network",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
+    "wasi:sockets/ip-name-lookup",
+];
+
+/// The base WASI service. Guests get only what their instance settings grant: no environment,
+/// arguments, preopened folders or network unless listed.
+pub struct WasiService {
+    provides: Vec<InterfaceName>,
+}
+
+impl Default for WasiService {
+    fn default() -> Self {
+        let provides = INTERFACES
+            .iter()
+            .map(|name| InterfaceName::known(&format!("{name}@{WASI_VERSION}")))
+            .collect();
+        Self { provides }
+    }
+}
+
+impl Service for WasiService {
+    fn name(&self) -> &str {
+        "wasi"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        wasmtime_wasi::p2::add_to_linker_async(linker)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "cli, clocks, random, io; no environment, folders or network".into()
+    }
+}

@@ -1,0 +1,204 @@
+//! Loading and compiling artifacts: what loads, and the one sentence each bad input gets.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::path::{Path, PathBuf};
+
+use tempo_runtime_core::artifact::{self, ArtifactError, ArtifactKind};
+use tempo_runtime_core::wasmtime::{Config, Engine};
+use tempo_runtime_core::{EngineSettings, Pooling};
+
+fn engine() -> Engine {
+    EngineSettings {
+        pooling: Pooling::Off,
+        cache_dir: None,
+        ..EngineSettings::default()
+    }
+    .build()
+    .unwrap()
+}
+
+/// A fresh folder holding `http.bin`, compiled from the HTTP fixture.
+fn compiled() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("http.bin");
+    artifact::compile(&engine(), tempo_test_fixtures::http(), &bin).unwrap();
+    (dir, bin)
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn load_err(path: &Path) -> ArtifactError {
+    match artifact::load(&engine(), path) {
+        Ok(_) => panic!("`{}` loaded", path.display()),
+        Err(err) => err,
+    }
+}
+
+#[test]
+fn a_compiled_bin_loads_as_precompiled() {
+    let (_dir, bin) = compiled();
+    let loaded = artifact::load(&engine(), &bin).unwrap();
+    assert_eq!(loaded.kind, ArtifactKind::Precompiled);
+}
+
+#[test]
+fn a_wasm_component_is_compiled_on_load() {
+    let loaded = artifact::load(&engine(), tempo_test_fixtures::http()).unwrap();
+    assert_eq!(loaded.kind, ArtifactKind::Compiled);
+}
+
+#[test]
+fn compiling_replaces_the_output_and_leaves_no_temporary_file() {
+    let (dir, bin) = compiled();
+    std::fs::write(&bin, b"stale").unwrap();
+    artifact::compile(&engine(), tempo_test_fixtures::http(), &bin).unwrap();
+    artifact::load(&engine(), &bin).unwrap();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["http.bin"]);
+}
+
+#[test]
+fn a_truncated_bin_is_refused() {
+    let (dir, bin) = compiled();
+    let bytes = std::fs::read(&bin).unwrap();
+    for len in [10, 61, 70, bytes.len() / 2, bytes.len() - 1] {
+        let cut = write(dir.path(), "cut.bin", &bytes[..len]);
+        let err = load_err(&cut);
+        assert!(
+            matches!(err, ArtifactError::Truncated { .. }),
+            "{len}: {err}"
+        );
+        assert!(err.to_string().contains("`cargo tempo compile`"), "{err}");
+    }
+}
+
+#[test]
+fn a_doctored_bin_is_refused() {
+    let (dir, bin) = compiled();
+    let bytes = std::fs::read(&bin).unwrap();
+    // A byte of the checksum, of the code, of the last byte; and bytes appended.
+    for at in [40, bytes.len() / 2, bytes.len() - 1] {
+        let mut doctored = bytes.clone();
+        doctored[at] ^= 0x55;
+        let path = write(dir.path(), "doctored.bin", &doctored);
+        let err = load_err(&path);
+        assert!(
+            matches!(err, ArtifactError::Corrupted { .. }),
+            "{at}: {err}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(b"trailing");
+    let err = load_err(&write(dir.path(), "longer.bin", &longer));
+    assert!(matches!(err, ArtifactError::Corrupted { .. }), "{err}");
+}
+
+#[test]
+fn a_bin_from_another_engine_configuration_is_refused() {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    let other = Engine::new(&config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("other.bin");
+    artifact::compile(&other, tempo_test_fixtures::http(), &bin).unwrap();
+    let err = load_err(&bin);
+    assert!(matches!(err, ArtifactError::OtherEngine { .. }), "{err}");
+    assert!(
+        err.to_string().contains("different engine configuration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bin_of_an_unknown_format_version_is_refused() {
+    let (dir, bin) = compiled();
+    let mut bytes = std::fs::read(&bin).unwrap();
+    bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
+    let err = load_err(&write(dir.path(), "future.bin", &bytes));
+    assert!(
+        matches!(err, ArtifactError::OtherFormat { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plain_wasmtime_precompiled_file_is_refused() {
+    let engine = engine();
+    let wasm = std::fs::read(tempo_test_fixtures::http()).unwrap();
+    let elf = engine.precompile_component(&wasm).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_err(&write(dir.path(), "plain.cwasm", &elf));
+    assert!(
+        matches!(err, ArtifactError::ForeignPrecompiled { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_core_module_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "core.wasm", b"\0asm\x01\0\0\0");
+    let message = load_err(&path).to_string();
+    assert!(
+        message.ends_with(
+            "is a core WebAssembly module, not a component: build it for wasm32-wasip2 (`cargo tempo build`)"
+        ),
+        "{message}"
+    );
+    let compile = artifact::compile(&engine(), &path, &dir.path().join("core.bin"));
+    assert!(matches!(compile, Err(ArtifactError::CoreModule { .. })));
+}
+
+#[test]
+fn other_files_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, says) in [
+        ("empty.wasm", &b""[..], "it is empty"),
+        (
+            "random.bin",
+            b"\x8f\x12\xaa\x01\x02\x03\x04\x05\x06",
+            "it starts with 8f 12 aa",
+        ),
+        ("text.wat", b"  (component)", "WebAssembly text"),
+        ("future.wasm", b"\0asm\x0e\0\x01\0", "unknown version"),
+    ] {
+        let path = write(dir.path(), name, bytes);
+        let err = load_err(&path);
+        assert!(
+            matches!(err, ArtifactError::Unrecognized { .. }),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains(says), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+}
+
+#[test]
+fn a_valid_header_around_garbage_is_not_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.extend_from_slice(&[0xff; 32]);
+    let err = load_err(&write(dir.path(), "broken.wasm", &bytes));
+    assert!(
+        matches!(err, ArtifactError::InvalidComponent { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_files_and_bins_as_input_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_err(&dir.path().join("absent.wasm"));
+    assert!(err.to_string().starts_with("cannot read `"), "{err}");
+    let (_keep, bin) = compiled();
+    let err = artifact::compile(&engine(), &bin, &dir.path().join("again.bin")).unwrap_err();
+    assert!(err.to_string().contains("already a tempo `.bin`"), "{err}");
+}

@@ -1,0 +1,176 @@
+//! Linking a component to the services that provide its imports.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::sync::{Arc, Mutex};
+
+use tempo_runtime_core::wasmtime::component::Linker;
+use tempo_runtime_core::{
+    EngineSettings, InstanceSettings, InterfaceName, LiveComponent, PrepareError, Runtime, Service,
+    State, artifact, run_command,
+};
+
+fn runtime() -> Runtime {
+    let engine = EngineSettings {
+        cache_dir: None,
+        ..EngineSettings::default()
+    }
+    .build()
+    .unwrap();
+    Runtime::new(engine)
+}
+
+#[test]
+fn an_import_nobody_provides_is_named() {
+    let runtime = runtime();
+    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::missing_import()).unwrap();
+    let err = runtime
+        .prepare(&loaded.component, InstanceSettings::named("missing-import"))
+        .err()
+        .expect("a component with an unprovided import was prepared");
+    match &err {
+        PrepareError::MissingImports { imports, .. } => {
+            assert_eq!(imports, &["tempo-fixtures:missing/greeter@0.1.0"]);
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "`missing-import` imports an interface that no tempo service provides: tempo-fixtures:missing/greeter@0.1.0"
+    );
+}
+
+/// The per-instance context a test service keeps in each instance's state.
+#[derive(Clone)]
+struct Greeting(String);
+
+/// Provides the greeter the `missing-import` fixture imports, answering from its per-instance
+/// context and recording each call.
+struct GreeterService {
+    provides: Vec<InterfaceName>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service for GreeterService {
+    fn name(&self) -> &str {
+        "greeter"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        let calls = self.calls.clone();
+        let mut greeter = linker.instance("tempo-fixtures:missing/greeter@0.1.0")?;
+        greeter.func_wrap("greet", move |store, (): ()| {
+            let greeting = store
+                .data()
+                .extensions()
+                .get::<Greeting>()
+                .map(|g| g.0.clone());
+            let greeting = greeting.unwrap_or_else(|| "no context".into());
+            calls.lock().unwrap().push(greeting.clone());
+            Ok((greeting,))
+        })?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "greets".into()
+    }
+
+    fn init_instance(&self, state: &mut State) {
+        state
+            .extensions_mut()
+            .insert(Greeting("hello from the host".into()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_links_what_it_provides_and_sets_up_each_instance() {
+    let mut runtime = runtime();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    runtime.add_service(Arc::new(GreeterService {
+        provides: vec![InterfaceName::known("tempo-fixtures:missing/greeter@0.1.0")],
+        calls: calls.clone(),
+    }));
+    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::missing_import()).unwrap();
+    let version = runtime
+        .prepare(&loaded.component, InstanceSettings::named("missing-import"))
+        .unwrap();
+    let linked: Vec<_> = version
+        .services()
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
+    assert_eq!(linked, ["wasi", "greeter"]);
+    assert_eq!(run_command(&version).await.unwrap(), 0);
+    assert_eq!(*calls.lock().unwrap(), ["hello from the host"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_whose_interfaces_are_not_imported_is_not_linked() {
+    let mut runtime = runtime();
+    runtime.add_service(Arc::new(GreeterService {
+        provides: vec![InterfaceName::known("tempo-fixtures:missing/greeter@0.1.0")],
+        calls: Arc::default(),
+    }));
+    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::cli()).unwrap();
+    let version = runtime
+        .prepare(&loaded.component, InstanceSettings::named("cli"))
+        .unwrap();
+    let linked: Vec<_> = version
+        .services()
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
+    assert_eq!(linked, ["wasi"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_arguments_and_exit_codes_pass_through() {
+    let runtime = runtime();
+    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::cli()).unwrap();
+    for (args, code) in [(&["ok"][..], 0), (&["fail"], 1), (&["exit", "42"], 42)] {
+        let settings = InstanceSettings {
+            args: ["cli"].iter().chain(args).map(|s| s.to_string()).collect(),
+            ..InstanceSettings::named("cli")
+        };
+        let version = runtime.prepare(&loaded.component, settings).unwrap();
+        assert_eq!(run_command(&version).await.unwrap(), code, "{args:?}");
+    }
+    let version = runtime
+        .prepare(
+            &loaded.component,
+            InstanceSettings {
+                args: vec!["cli".into(), "trap".into()],
+                ..InstanceSettings::named("cli")
+            },
+        )
+        .unwrap();
+    let err = run_command(&version).await.unwrap_err();
+    assert!(
+        err.downcast_ref::<tempo_runtime_core::wasmtime::Trap>()
+            .is_some(),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_swap_leaves_holders_of_the_old_version_alone() {
+    let runtime = runtime();
+    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::cli()).unwrap();
+    let prepare = || {
+        runtime
+            .prepare(&loaded.component, InstanceSettings::named("cli"))
+            .unwrap()
+    };
+    let live = LiveComponent::new(prepare());
+    let first = live.current();
+    let replaced = live.swap(prepare());
+    assert_eq!(replaced.number(), first.number());
+    assert!(live.current().number() > first.number());
+    // The old version stays usable by whoever still holds it.
+    let _store = first.new_store();
+}
