@@ -1,0 +1,138 @@
+//! `wasi:http` for tempo: a hyper server (HTTP/1.1, keep-alive) that runs each request in a fresh
+//! instance of the live component, and outgoing requests from guests.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tempo_http::{HttpConfig, HttpService};
+//! use tempo_runtime_core::{EngineSettings, Runtime};
+//!
+//! # fn demo() -> anyhow::Result<()> {
+//! let mut runtime = Runtime::new(EngineSettings::default().build()?);
+//! runtime.add_service(Arc::new(HttpService::new(HttpConfig {
+//!     listen: "127.0.0.1:0".parse()?,
+//!     ..HttpConfig::default()
+//! })));
+//! # Ok(()) }
+//! ```
+
+mod handler;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use tempo_runtime_core::wasmtime::component::{InstancePre, Linker};
+use tempo_runtime_core::{
+    InterfaceName, LiveComponent, Running, Service, State, Trigger, WASI_VERSION,
+};
+use tokio_util::sync::CancellationToken;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// Where and how the server listens.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// The address to bind; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// How long, after a shutdown signal, requests in flight may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The `wasi:http` service: outgoing requests on the import side, the server as its trigger.
+pub struct HttpService {
+    config: HttpConfig,
+    provides: Vec<InterfaceName>,
+    export: InterfaceName,
+}
+
+impl HttpService {
+    /// A service that will listen as `config` says once started.
+    pub fn new(config: HttpConfig) -> Self {
+        let name = |interface: &str| {
+            InterfaceName::known(&format!("wasi:http/{interface}@{WASI_VERSION}"))
+        };
+        Self {
+            config,
+            provides: vec![name("types"), name("outgoing-handler")],
+            export: name("incoming-handler"),
+        }
+    }
+}
+
+impl Service for HttpService {
+    fn name(&self) -> &str {
+        "wasi:http"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "outgoing requests to any host over HTTP or HTTPS".into()
+    }
+
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+        Some(self)
+    }
+}
+
+impl Trigger for HttpService {
+    fn export(&self) -> &InterfaceName {
+        &self.export
+    }
+
+    fn prepare(
+        &self,
+        pre: &InstancePre<State>,
+        prepared: &mut http::Extensions,
+    ) -> anyhow::Result<()> {
+        let proxy = ProxyPre::new(pre.clone())
+            .map_err(anyhow::Error::from)
+            .context("its `wasi:http/incoming-handler` export has the wrong shape")?;
+        prepared.insert(proxy);
+        Ok(())
+    }
+
+    fn start(
+        self: Arc<Self>,
+        live: LiveComponent,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<Running>> {
+        async move {
+            let listen = self.config.listen;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} (`--listen`)"))?;
+            let address = listener
+                .local_addr()
+                .context("cannot read the bound address")?;
+            let serve = server::serve(listener, live, shutdown, self.config.shutdown_grace);
+            Ok(Running {
+                address: format!("http://{address}"),
+                serve: serve.boxed(),
+            })
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,64 @@
+//! An in-process tempo HTTP server over a real component.
+
+#![allow(dead_code, reason = "each test file uses part of this")]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempo_http::{HttpConfig, HttpService};
+use tempo_runtime_core::{
+    EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A tempo HTTP server on a free port.
+pub(crate) struct Server {
+    pub(crate) runtime: Runtime,
+    pub(crate) live: LiveComponent,
+    pub(crate) url: String,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) serving: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    pub(crate) async fn start(component: &Path) -> Self {
+        let engine = EngineSettings {
+            cache_dir: None,
+            ..EngineSettings::default()
+        }
+        .build()
+        .unwrap();
+        let mut runtime = Runtime::new(engine);
+        runtime.add_service(Arc::new(HttpService::new(HttpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            shutdown_grace: Duration::from_secs(30),
+        })));
+        let version = prepare(&runtime, component);
+        let trigger = version.triggers()[0].clone();
+        let live = LiveComponent::new(version);
+        let shutdown = CancellationToken::new();
+        let running = trigger.start(live.clone(), shutdown.clone()).await.unwrap();
+        let serving = tokio::spawn(running.serve);
+        Self {
+            runtime,
+            live,
+            url: running.address,
+            shutdown,
+            serving,
+        }
+    }
+}
+
+pub(crate) fn prepare(runtime: &Runtime, component: &Path) -> Version {
+    let loaded = artifact::load(runtime.engine(), component).unwrap();
+    let name = component
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    runtime
+        .prepare(&loaded.component, InstanceSettings::named(name))
+        .unwrap()
+}

@@ -1,0 +1,63 @@
+//! The WIT in `wit/` and the host's services describe the same interfaces: every import of a
+//! world tempo hosts is provided by a service, and every interface a service claims is in `wit/`.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use tempo_http::{HttpConfig, HttpService};
+use tempo_runtime_core::{InterfaceName, Service, Trigger, WasiService};
+use wit_parser::{Resolve, WorldItem};
+
+fn wit_worlds() -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut resolve = Resolve::new();
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
+    let (package, _) = resolve.push_dir(&wit).unwrap();
+    let (mut imports, mut exports) = (BTreeSet::new(), BTreeSet::new());
+    for world in resolve.packages[package].worlds.values() {
+        let world = &resolve.worlds[*world];
+        for (items, names) in [
+            (&world.imports, &mut imports),
+            (&world.exports, &mut exports),
+        ] {
+            for item in items.values() {
+                if let WorldItem::Interface { id, .. } = item {
+                    names.insert(resolve.id_of(*id).unwrap());
+                }
+            }
+        }
+    }
+    (imports, exports)
+}
+
+#[test]
+fn services_provide_exactly_the_interfaces_in_wit() {
+    let (imports, exports) = wit_worlds();
+    let wasi = WasiService::default();
+    let http = HttpService::new(HttpConfig::default());
+    let provided: Vec<&InterfaceName> = wasi.provides().iter().chain(http.provides()).collect();
+
+    let unprovided: Vec<_> = imports
+        .iter()
+        .filter(|import| !provided.iter().any(|p| p.matches_str(import)))
+        .collect();
+    assert!(
+        unprovided.is_empty(),
+        "wit/ imports nobody provides: {unprovided:?}"
+    );
+
+    let unclaimed: Vec<_> = provided
+        .iter()
+        .filter(|p| !imports.iter().any(|import| p.matches_str(import)))
+        .collect();
+    assert!(
+        unclaimed.is_empty(),
+        "services provide what wit/ lacks: {unclaimed:?}"
+    );
+
+    assert!(
+        exports.iter().any(|e| http.export().matches_str(e)),
+        "{exports:?}"
+    );
+}
