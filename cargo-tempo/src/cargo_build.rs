@@ -1,0 +1,190 @@
+//! Driving `cargo build` for `wasm32-wasip2`: the target check, the cargo pass-through flags in
+//! one place, and the artifacts read from cargo's own JSON messages.
+
+use std::ffi::{OsStr, OsString};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+use cargo_metadata::{Message, TargetKind};
+use clap::Args;
+
+use crate::shell::{Exit, Shell};
+
+/// The target tempo builds for.
+pub(crate) const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// What `build` (and later `dev` and `test`) hand to cargo.
+#[derive(Debug, Args)]
+pub(crate) struct CargoArgs {
+    /// Build with the release profile
+    #[arg(short, long)]
+    pub(crate) release: bool,
+    /// Package(s) to build (see `cargo help pkgid`)
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub(crate) packages: Vec<String>,
+    /// Path to Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    /// Directory for all generated artifacts
+    #[arg(long, value_name = "DIRECTORY")]
+    pub(crate) target_dir: Option<PathBuf>,
+    /// Further arguments for `cargo build`, after `--`
+    #[arg(last = true, value_name = "CARGO_ARGS")]
+    pub(crate) cargo_args: Vec<OsString>,
+}
+
+impl CargoArgs {
+    /// The folder cargo (and rustc, and rustup) should run in, so that a `rust-toolchain.toml`
+    /// beside the manifest is honoured.
+    fn work_dir(&self) -> PathBuf {
+        self.manifest_path
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
+/// Builds the selected packages for `wasm32-wasip2` and returns the `.wasm` files cargo reported.
+/// When cargo fails, its diagnostics have been shown and the error is [`Exit`] with cargo's code.
+pub(crate) fn build(shell: &Shell, args: &CargoArgs) -> anyhow::Result<Vec<PathBuf>> {
+    if let Some(manifest) = &args.manifest_path
+        && !manifest.is_file()
+    {
+        bail!(
+            "no manifest at `{}` (`--manifest-path`)",
+            manifest.display()
+        );
+    }
+    let work_dir = args.work_dir();
+    ensure_wasm_target(shell, &work_dir)?;
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .current_dir(&work_dir)
+        .args(["build", "--target", WASM_TARGET])
+        .args(["--message-format", "json-render-diagnostics"])
+        .args(["--color", shell.color().as_str()]);
+    if args.release {
+        command.arg("--release");
+    }
+    for package in &args.packages {
+        command.args(["--package", package]);
+    }
+    if let Some(manifest) = &args.manifest_path {
+        command.arg("--manifest-path").arg(absolute(manifest));
+    }
+    if let Some(dir) = &args.target_dir {
+        command.arg("--target-dir").arg(absolute(dir));
+    }
+    if shell.quiet() {
+        command.arg("--quiet");
+    }
+    for _ in 0..shell.verbose() {
+        command.arg("--verbose");
+    }
+    command.args(&args.cargo_args);
+    command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    tracing::debug!("running {command:?}");
+
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run `{}`", cargo.to_string_lossy()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("cargo's stdout was not captured")?;
+    let mut artifacts = Vec::new();
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        match message.context("cannot read cargo's output")? {
+            Message::CompilerArtifact(artifact)
+                if artifact.target.is_kind(TargetKind::CDyLib)
+                    || artifact.target.is_kind(TargetKind::Bin) =>
+            {
+                let wasm = artifact
+                    .filenames
+                    .into_iter()
+                    .filter(|f| f.extension() == Some("wasm"));
+                artifacts.extend(wasm.map(PathBuf::from));
+            }
+            Message::TextLine(line) => anstream::eprintln!("{line}"),
+            _ => {}
+        }
+    }
+    let status = child.wait().context("cargo did not finish")?;
+    if !status.success() {
+        return Err(Exit(status.code().unwrap_or(1)).into());
+    }
+    artifacts.dedup();
+    if artifacts.is_empty() {
+        bail!(
+            "cargo built no WebAssembly component: give the package a `[lib] crate-type = [\"cdylib\"]` or a binary target"
+        );
+    }
+    Ok(artifacts)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Makes sure the active toolchain has the `wasm32-wasip2` standard library, installing it with
+/// rustup when rustup is there.
+pub(crate) fn ensure_wasm_target(shell: &Shell, work_dir: &Path) -> anyhow::Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = sysroot(&rustc, work_dir)?;
+    if sysroot
+        .join("lib/rustlib")
+        .join(WASM_TARGET)
+        .join("lib")
+        .is_dir()
+    {
+        return Ok(());
+    }
+    let Ok(rustup) = which::which("rustup") else {
+        bail!(
+            "the {WASM_TARGET} target is not installed for `{}` (sysroot `{}`) and rustup is not on PATH: install the target with `rustup target add {WASM_TARGET}`, or your distribution's {WASM_TARGET} standard library",
+            rustc.to_string_lossy(),
+            sysroot.display()
+        );
+    };
+    shell.status(
+        "Installing",
+        format!("the {WASM_TARGET} target (`rustup target add {WASM_TARGET}`)"),
+    );
+    let status = Command::new(&rustup)
+        .current_dir(work_dir)
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .with_context(|| format!("cannot run `{}`", rustup.display()))?;
+    if !status.success() {
+        bail!("`rustup target add {WASM_TARGET}` failed: install the target by hand and try again");
+    }
+    Ok(())
+}
+
+fn sysroot(rustc: &OsStr, work_dir: &Path) -> anyhow::Result<PathBuf> {
+    let output = Command::new(rustc)
+        .current_dir(work_dir)
+        .args(["--print", "sysroot"])
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run `{}` to find the Rust sysroot",
+                rustc.to_string_lossy()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "`{} --print sysroot` failed: {}",
+            rustc.to_string_lossy(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}

@@ -1,0 +1,51 @@
+//! `cargo tempo compile`: AOT compilation with exactly the engine settings `run` uses.
+
+use std::path::{Path, PathBuf};
+
+use tempo_runtime_core::EngineSettings;
+use tempo_runtime_core::artifact;
+use tempo_runtime_core::wasmtime::Engine;
+
+use crate::shell::{Shell, display_path, human_size};
+
+/// AOT-compile a component to a .bin for this machine and this version of tempo.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The component to compile (a .wasm)
+    input: PathBuf,
+    /// Where to write the .bin [default: INPUT with the extension .bin]
+    #[arg(short, long, value_name = "OUT.bin")]
+    output: Option<PathBuf>,
+}
+
+pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
+    let output = args
+        .output
+        .unwrap_or_else(|| args.input.with_extension("bin"));
+    let engine = EngineSettings::default().build()?;
+    precompile(shell, &engine, &args.input, &output)
+}
+
+/// Compiles `wasm` to `bin` with a spinner while it works and a status line when done. Shared by
+/// `build --release` and `compile`, so both write the same `.bin`.
+pub(crate) fn precompile(
+    shell: &Shell,
+    engine: &Engine,
+    wasm: &Path,
+    bin: &Path,
+) -> anyhow::Result<()> {
+    let spinner = shell.spinner("Precompiling", display_path(wasm));
+    let compiled = artifact::compile(engine, wasm, bin);
+    spinner.finish_and_clear();
+    let compiled = compiled?;
+    shell.status(
+        "Precompiled",
+        format!(
+            "{} ({}) in {:.2}s",
+            display_path(bin),
+            human_size(compiled.bytes),
+            compiled.elapsed.as_secs_f64()
+        ),
+    );
+    Ok(())
+}

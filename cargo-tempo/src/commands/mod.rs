@@ -1,0 +1,17 @@
+//! One file per subcommand, each with its `Args` and an `exec`.
+
+pub(crate) mod build;
+pub(crate) mod compile;
+pub(crate) mod run;
+
+use crate::cli::Command;
+use crate::shell::Shell;
+
+/// Runs a subcommand and returns the process exit code.
+pub(crate) fn exec(shell: &Shell, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Build(args) => build::exec(shell, args).map(|()| 0),
+        Command::Compile(args) => compile::exec(shell, args).map(|()| 0),
+        Command::Run(args) => run::exec(shell, args),
+    }
+}

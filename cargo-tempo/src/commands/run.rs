@@ -1,0 +1,179 @@
+//! `cargo tempo run`: serve a wasi:http component, or run a wasi:cli program.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::future::try_join_all;
+use tempo_http::{DEFAULT_LISTEN, HttpConfig, HttpService};
+use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
+use tempo_runtime_core::wasmtime::Trap;
+use tempo_runtime_core::{
+    EngineSettings, GuestStdio, InstanceSettings, LiveComponent, Runtime, cli_run_export,
+    run_command,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::shell::{Exit, Shell, display_path};
+
+/// Serve a component exporting wasi:http/incoming-handler, or run one exporting wasi:cli/run.
+///
+/// FILE is a .wasm component or a .bin from `cargo tempo build --release` or `cargo tempo
+/// compile`. A wasi:cli program gets GUEST_ARGS and tempo exits with its exit code.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The component to run
+    file: PathBuf,
+    /// Address for the HTTP server; port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, env = "TEMPO_LISTEN")]
+    listen: SocketAddr,
+    /// Arguments for the guest (after `--`); the component's name comes first
+    #[arg(last = true, value_name = "GUEST_ARGS")]
+    guest_args: Vec<String>,
+}
+
+/// The exit code of a guest that trapped, as `wasmtime run` reports it (128 + SIGABRT).
+const TRAP_EXIT_CODE: i32 = 134;
+
+pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
+    let engine = EngineSettings::default().build()?;
+    let loaded = artifact::load(&engine, &args.file)?;
+    shell.verbose_status(
+        "Loaded",
+        format!(
+            "{} ({}) in {:.1}ms",
+            display_path(&args.file),
+            match loaded.kind {
+                ArtifactKind::Precompiled => "precompiled",
+                ArtifactKind::Compiled => "compiled from wasm",
+            },
+            loaded.elapsed.as_secs_f64() * 1e3
+        ),
+    );
+
+    let mut runtime = Runtime::new(engine);
+    runtime.add_service(Arc::new(HttpService::new(HttpConfig {
+        listen: args.listen,
+        ..HttpConfig::default()
+    })));
+
+    let name = component_name(&args.file);
+    let exports = runtime.exports_of(&loaded.component);
+    let served = runtime
+        .triggers()
+        .iter()
+        .any(|trigger| exports.iter().any(|e| trigger.export().matches_str(e)));
+    let mut guest_args = vec![name.clone()];
+    guest_args.extend(args.guest_args);
+
+    let tokio = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if served {
+        let settings = InstanceSettings {
+            args: guest_args,
+            ..InstanceSettings::named(name)
+        };
+        tokio
+            .block_on(serve(shell, &runtime, &loaded, settings))
+            .map(|()| 0)
+    } else if exports.iter().any(|e| cli_run_export().matches_str(e)) {
+        let settings = InstanceSettings {
+            args: guest_args,
+            stdio: GuestStdio::Inherit,
+            ..InstanceSettings::named(name)
+        };
+        tokio.block_on(command(&runtime, &loaded, settings))
+    } else {
+        let exports = if exports.is_empty() {
+            "nothing".to_owned()
+        } else {
+            exports.join(", ")
+        };
+        anyhow::bail!(
+            "`{}` exports neither wasi:http/incoming-handler (to be served) nor wasi:cli/run (to be run); it exports {exports}",
+            display_path(&args.file)
+        );
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
+async fn serve(
+    shell: &Shell,
+    runtime: &Runtime,
+    loaded: &Loaded,
+    settings: InstanceSettings,
+) -> anyhow::Result<()> {
+    let version = runtime.prepare(&loaded.component, settings)?;
+    for service in version.services() {
+        shell.status(
+            "Linked",
+            format!("{}: {}", service.name(), service.describe()),
+        );
+    }
+    let triggers = version.triggers().to_vec();
+    let live = LiveComponent::new(version);
+    let shutdown = CancellationToken::new();
+    let mut loops = Vec::new();
+    for trigger in triggers {
+        let running = trigger.start(live.clone(), shutdown.clone()).await?;
+        shell.status_always("Serving", &running.address);
+        loops.push(running.serve);
+    }
+    tokio::spawn(stop_on_signal(*shell, shutdown));
+    try_join_all(loops).await?;
+    shell.status("Stopped", "all requests finished");
+    Ok(())
+}
+
+/// The first Ctrl-C or SIGTERM asks the server to drain; a second one quits at once.
+async fn stop_on_signal(shell: Shell, shutdown: CancellationToken) {
+    for signal in 0.. {
+        if wait_for_signal().await.is_err() {
+            tracing::warn!("cannot listen for Ctrl-C; stop tempo by killing it");
+            return;
+        }
+        if signal > 0 {
+            std::process::exit(130);
+        }
+        shutdown.cancel();
+        shell.status(
+            "Stopping",
+            "no new connections; requests in flight may finish (Ctrl-C again to quit now)",
+        );
+    }
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+/// Runs a wasi:cli program and returns its exit code.
+async fn command(
+    runtime: &Runtime,
+    loaded: &Loaded,
+    settings: InstanceSettings,
+) -> anyhow::Result<i32> {
+    let name = settings.name.clone();
+    let version = runtime.prepare(&loaded.component, settings)?;
+    match run_command(&version).await {
+        Ok(code) => Ok(code),
+        Err(err) if err.downcast_ref::<Trap>().is_some() => {
+            tracing::debug!("{err:?}");
+            anstream::eprintln!("error: `{name}` trapped: {}", err.root_cause());
+            Err(Exit(TRAP_EXIT_CODE).into())
+        }
+        Err(err) => Err(err.context(format!("`{name}` failed"))),
+    }
+}
+
+/// The name a component is shown under: its file name without `.wasm` or `.bin`.
+fn component_name(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |stem| stem.to_string_lossy().into_owned(),
+    )
+}

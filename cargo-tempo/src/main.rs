@@ -1,0 +1,43 @@
+//! `cargo tempo`: build Rust crates as WASI components, AOT-compile them, and run them on
+//! wasmtime with host services.
+
+mod cargo_build;
+mod cli;
+mod commands;
+mod shell;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::Cli;
+use crate::shell::{Exit, Shell};
+
+fn main() -> ExitCode {
+    // As `cargo tempo …`, cargo runs `cargo-tempo tempo …`.
+    let mut args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|arg| arg == "tempo") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
+    let shell = Shell::new(&cli.global);
+    shell.init_tracing();
+    match commands::exec(&shell, cli.command) {
+        Ok(code) => exit_code(code),
+        Err(err) => match err.downcast_ref::<Exit>() {
+            // Whoever chose the code (cargo, the guest) has already said why.
+            Some(Exit(code)) => exit_code(*code),
+            None => {
+                shell.error(&err);
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    match u8::try_from(code) {
+        Ok(code) => ExitCode::from(code),
+        Err(_) => ExitCode::FAILURE,
+    }
+}

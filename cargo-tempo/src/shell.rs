@@ -1,0 +1,160 @@
+//! Terminal output in cargo's style: right-aligned green status verbs, red errors, `--quiet`, `-v`, `--color`.
+
+use std::fmt::Display;
+use std::path::Path;
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{ColorWhen, GlobalArgs};
+
+const STATUS: Style = AnsiColor::Green.on_default().bold();
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+
+/// Ends the process with this exit code, after whoever chose it (cargo, the guest) has reported.
+#[derive(Debug)]
+pub(crate) struct Exit(pub(crate) i32);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Where tempo talks to the user.
+#[derive(Clone, Copy)]
+pub(crate) struct Shell {
+    quiet: bool,
+    verbose: u8,
+    color: ColorWhen,
+}
+
+impl Shell {
+    pub(crate) fn new(args: &GlobalArgs) -> Self {
+        let choice = match args.color {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+        Self {
+            quiet: args.quiet,
+            verbose: args.verbose,
+            color: args.color,
+        }
+    }
+
+    /// Logs go to stderr; `RUST_LOG` decides, else `-v` (info) and `-vv` (debug), else warnings.
+    pub(crate) fn init_tracing(&self) {
+        let default = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let ansi = match self.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_target(false)
+            .without_time()
+            .init();
+    }
+
+    pub(crate) fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    pub(crate) fn verbose(&self) -> u8 {
+        self.verbose
+    }
+
+    pub(crate) fn color(&self) -> ColorWhen {
+        self.color
+    }
+
+    /// `     Verbing what`, unless `--quiet`.
+    pub(crate) fn status(&self, verb: &str, message: impl Display) {
+        if !self.quiet {
+            self.status_always(verb, message);
+        }
+    }
+
+    /// A status line that `--quiet` keeps, for what the user cannot do without (an address).
+    pub(crate) fn status_always(&self, verb: &str, message: impl Display) {
+        anstream::eprintln!("{STATUS}{verb:>12}{STATUS:#} {message}");
+    }
+
+    /// A status line shown only with `-v`.
+    pub(crate) fn verbose_status(&self, verb: &str, message: impl Display) {
+        if self.verbose > 0 {
+            self.status(verb, message);
+        }
+    }
+
+    /// `error: …` and one `caused by: …` per cause.
+    pub(crate) fn error(&self, err: &anyhow::Error) {
+        anstream::eprintln!("{ERROR}error{ERROR:#}: {err}");
+        for cause in err.chain().skip(1) {
+            anstream::eprintln!("  caused by: {cause}");
+        }
+    }
+
+    /// A spinner with elapsed time for work that gives no progress of its own; hidden when quiet
+    /// or when stderr is not a terminal.
+    pub(crate) fn spinner(&self, verb: &str, message: impl Display) -> ProgressBar {
+        let target = if self.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix:>12.cyan.bold} {msg} {spinner} {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_prefix(verb.to_owned());
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+}
+
+/// A path as the user would like to read it: relative to the current folder when inside it.
+pub(crate) fn display_path(path: &Path) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    relative.as_deref().unwrap_or(path).display().to_string()
+}
+
+/// A byte count for people: `1.2 MB`.
+pub(crate) fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(262_144), "262.1 kB");
+        assert_eq!(human_size(12_400_000), "12.4 MB");
+    }
+}

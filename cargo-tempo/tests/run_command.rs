@@ -1,0 +1,283 @@
+//! `cargo tempo run` and `cargo tempo compile` through the real binary.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::path::Path;
+
+use common::{Served, get, hello_http, stderr, stdout, tempo};
+use tempo_test_fixtures::Gate;
+
+#[test]
+fn serves_the_example_built_as_wasm() {
+    let built = hello_http(false);
+    let served = Served::start(&built.wasm);
+    let (status, body) = get(&format!("{}/some/path?x=1", served.url));
+    assert_eq!(status, 200);
+    assert_eq!(body, "Hello from tempo! You asked for /some/path?x=1\n");
+}
+
+#[test]
+fn release_build_gives_a_bin_that_serves_the_same() {
+    let built = hello_http(true);
+    let bin = built.bin.as_ref().expect("--release printed no .bin");
+    assert_eq!(bin.with_extension("wasm"), built.wasm);
+    let served = Served::start(bin);
+    assert_eq!(
+        get(&format!("{}/from-bin", served.url)),
+        (
+            200,
+            "Hello from tempo! You asked for /from-bin\n".to_owned()
+        )
+    );
+    assert!(
+        served.stderr().contains("Linked wasi:http"),
+        "{}",
+        served.stderr()
+    );
+}
+
+#[test]
+fn compile_writes_a_bin_that_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("app.wasm");
+    std::fs::copy(tempo_test_fixtures::http(), &wasm).unwrap();
+
+    let explicit = dir.path().join("out").join("custom.bin");
+    std::fs::create_dir_all(explicit.parent().unwrap()).unwrap();
+    let output = tempo()
+        .arg("compile")
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&explicit)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Precompiled"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = tempo().arg("compile").arg(&wasm).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let default = dir.path().join("app.bin");
+    for bin in [explicit, default] {
+        let served = Served::start(&bin);
+        assert_eq!(
+            get(&format!("{}/x", served.url)),
+            (200, "http-fixture /x\n".to_owned())
+        );
+    }
+}
+
+/// Runs `cargo tempo run FILE` on a file that must be refused and returns the one line it printed.
+fn refused(file: &Path) -> String {
+    let output = tempo().arg("run").arg(file).output().unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "more than one line:\n{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+#[test]
+fn bad_inputs_get_one_sentence_and_a_failure_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    assert!(
+        refused(&write("random.bin", &random))
+            .contains("is not a WebAssembly component nor a tempo `.bin`")
+    );
+    assert!(refused(&write("core.wasm", b"\0asm\x01\0\0\0")).contains(
+        "is a core WebAssembly module, not a component: build it for wasm32-wasip2 (`cargo tempo build`)"
+    ));
+    assert!(refused(&dir.path().join("absent.wasm")).contains("cannot read"));
+
+    let bin = dir.path().join("good.bin");
+    let output = tempo()
+        .arg("compile")
+        .arg(tempo_test_fixtures::http())
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bytes = std::fs::read(&bin).unwrap();
+    assert!(refused(&write("truncated.bin", &bytes[..bytes.len() / 3])).contains("is truncated"));
+    let mut doctored = bytes.clone();
+    let middle = doctored.len() / 2;
+    doctored[middle] ^= 0xff;
+    assert!(refused(&write("doctored.bin", &doctored)).contains("is corrupted"));
+
+    let engine = tempo_runtime_core::wasmtime::Engine::default();
+    let elf = engine
+        .precompile_component(&std::fs::read(tempo_test_fixtures::http()).unwrap())
+        .unwrap();
+    assert!(
+        refused(&write("plain.cwasm", &elf)).contains("was precompiled by wasmtime, not by tempo")
+    );
+}
+
+#[test]
+fn compile_refuses_what_is_not_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let output = tempo().arg("compile").arg(&core).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("is a core WebAssembly module"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.path().join("core.bin").exists());
+}
+
+#[test]
+fn a_trap_answers_500_and_the_next_request_200() {
+    let mut served = Served::start(tempo_test_fixtures::http());
+    let (status, body) = get(&format!("{}/trap", served.url));
+    assert_eq!(status, 500);
+    assert!(body.len() < 200, "{body}");
+    served.wait_for_stderr("GET /trap failed");
+    assert_eq!(get(&format!("{}/after", served.url)).0, 200);
+}
+
+#[test]
+fn guest_output_is_prefixed_with_the_component_name() {
+    let mut served = Served::start(tempo_test_fixtures::http());
+    assert_eq!(get(&format!("{}/stdout", served.url)).0, 200);
+    served.wait_for_stdout("[http_fixture] hello on stdout from http-fixture");
+    served.wait_for_stderr("[http_fixture] hello on stderr from http-fixture");
+}
+
+#[test]
+fn a_cli_program_gets_its_arguments_and_its_exit_code_passes_through() {
+    let run = |args: &[&str]| {
+        tempo()
+            .arg("run")
+            .arg(tempo_test_fixtures::cli())
+            .arg("--")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["hello", "world"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "args: cli-fixture hello world\n");
+    assert_eq!(stderr(&output), "cli-fixture on stderr\n");
+
+    assert_eq!(run(&["exit", "7"]).status.code(), Some(7));
+    assert_eq!(run(&["fail"]).status.code(), Some(1));
+    let trapped = run(&["trap"]);
+    assert_eq!(trapped.status.code(), Some(134));
+    assert!(
+        stderr(&trapped).contains("error: `cli-fixture` trapped"),
+        "{}",
+        stderr(&trapped)
+    );
+}
+
+#[test]
+fn a_guest_sees_no_host_environment_or_folders() {
+    let output = tempo()
+        .arg("run")
+        .arg(tempo_test_fixtures::cli())
+        .args(["--", "env"])
+        .env("TEMPO_SECRET", "hunter2")
+        .output()
+        .unwrap();
+    assert!(stdout(&output).contains("env: []"), "{}", stdout(&output));
+    let output = tempo()
+        .arg("run")
+        .arg(tempo_test_fixtures::cli())
+        .args(["--", "fs"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&output).contains("fs: denied"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn an_import_nobody_provides_is_named() {
+    let err = refused(tempo_test_fixtures::missing_import());
+    assert!(
+        err.contains("imports an interface that no tempo service provides: tempo-fixtures:missing/greeter@0.1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_component_that_is_neither_served_nor_run_is_refused_with_its_exports() {
+    let err = refused(tempo_test_fixtures::library_only());
+    assert!(
+        err.contains("exports neither wasi:http/incoming-handler (to be served) nor wasi:cli/run (to be run); it exports tempo-fixtures:library/api@0.1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_busy_listen_address_names_the_flag() {
+    let first = Served::start(tempo_test_fixtures::http());
+    let address = first.url.trim_start_matches("http://");
+    let output = tempo()
+        .arg("run")
+        .arg(tempo_test_fixtures::http())
+        .args(["--listen", address])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("cannot listen on {address} (`--listen`)")),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn sigterm_stops_accepting_and_lets_the_request_in_flight_finish() {
+    let mut served = Served::start(tempo_test_fixtures::http());
+    let gate = Gate::start();
+    let url = format!("{}/hold?url={}", served.url, gate.url);
+    let held = std::thread::spawn(move || get(&url));
+    gate.wait_for(1);
+
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(served.pid() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    served.wait_for_stderr("Stopping");
+    let address = served.url.trim_start_matches("http://").to_owned();
+    let refused = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::net::TcpStream::connect(&address).is_err()
+    });
+    assert!(refused, "still accepting after SIGTERM");
+
+    gate.release();
+    assert_eq!(
+        held.join().unwrap(),
+        (
+            200,
+            "http-fixture:held\nhttp-fixture:released:200\n".to_owned()
+        )
+    );
+    assert_eq!(served.wait(), Some(0));
+    assert!(served.stderr().contains("Stopped"), "{}", served.stderr());
+}
