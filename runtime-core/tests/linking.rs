@@ -2,12 +2,13 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
     EngineSettings, InstanceSettings, InterfaceName, LiveComponent, PrepareError, Runtime, Service,
-    State, artifact, run_command,
+    State, Version, artifact, run_command,
 };
 
 fn runtime() -> Runtime {
@@ -87,44 +88,44 @@ impl Service for GreeterService {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_service_links_what_it_provides_and_sets_up_each_instance() {
+/// A runtime with the greeter service registered, recording its calls in `calls`.
+fn with_greeter(calls: Arc<Mutex<Vec<String>>>) -> Runtime {
     let mut runtime = runtime();
-    let calls = Arc::new(Mutex::new(Vec::new()));
     runtime.add_service(Arc::new(GreeterService {
         provides: vec![InterfaceName::known("tempo-fixtures:missing/greeter@0.1.0")],
-        calls: calls.clone(),
+        calls,
     }));
-    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::missing_import()).unwrap();
+    runtime
+}
+
+/// Prepares `component` and returns the version with the names of the services it links.
+fn prepare(runtime: &Runtime, component: &Path) -> (Version, Vec<String>) {
+    let loaded = artifact::load(runtime.engine(), component).unwrap();
     let version = runtime
-        .prepare(&loaded.component, InstanceSettings::named("missing-import"))
+        .prepare(&loaded.component, InstanceSettings::named("guest"))
         .unwrap();
-    let linked: Vec<_> = version
+    let linked = version
         .services()
         .iter()
         .map(|s| s.name().to_owned())
         .collect();
+    (version, linked)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_links_what_it_provides_and_sets_up_each_instance() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let runtime = with_greeter(calls.clone());
+    let (version, linked) = prepare(&runtime, tempo_test_fixtures::missing_import());
     assert_eq!(linked, ["wasi", "greeter"]);
     assert_eq!(run_command(&version).await.unwrap(), 0);
     assert_eq!(*calls.lock().unwrap(), ["hello from the host"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_service_whose_interfaces_are_not_imported_is_not_linked() {
-    let mut runtime = runtime();
-    runtime.add_service(Arc::new(GreeterService {
-        provides: vec![InterfaceName::known("tempo-fixtures:missing/greeter@0.1.0")],
-        calls: Arc::default(),
-    }));
-    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::cli()).unwrap();
-    let version = runtime
-        .prepare(&loaded.component, InstanceSettings::named("cli"))
-        .unwrap();
-    let linked: Vec<_> = version
-        .services()
-        .iter()
-        .map(|s| s.name().to_owned())
-        .collect();
+#[test]
+fn a_service_whose_interfaces_are_not_imported_is_not_linked() {
+    let runtime = with_greeter(Arc::default());
+    let (_, linked) = prepare(&runtime, tempo_test_fixtures::cli());
     assert_eq!(linked, ["wasi"]);
 }
 

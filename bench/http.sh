@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# HTTP throughput: examples/hello-http served by tempo (its AOT .bin) and by `wasmtime serve` (the
+# same .wasm; as installed, and with tempo's pooling settings passed as flags), each loaded by the
+# same wrk. Prints requests/s, p99 latency and tempo's ratio to each. Every server creates a fresh
+# instance for every request.
+#
+#   bench/http.sh                  # defaults: 3 rounds of 10 s, 32 connections, 1 wrk thread
+#   DURATION=30s CONNECTIONS=64 ROUNDS=5 bench/http.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
+WASMTIME_VERSION=48.0.8
+TEMPO_PORT=${TEMPO_PORT:-18081}
+WASMTIME_PORT=${WASMTIME_PORT:-18082}
+
+command -v wrk >/dev/null || { echo "bench/http.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+if ! wasmtime --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
+  echo "==> installing wasmtime-cli $WASMTIME_VERSION (the version tempo embeds)" >&2
+  cargo install --locked wasmtime-cli --version "$WASMTIME_VERSION"
+fi
+
+echo "==> building tempo (release) and examples/hello-http" >&2
+cargo build --release --quiet -p cargo-tempo
+tempo=$PWD/target/release/cargo-tempo
+artifacts=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$PWD/../../target/bench-examples")
+wasm=$(grep '\.wasm$' <<<"$artifacts")
+bin=$(grep '\.bin$' <<<"$artifacts")
+
+server_pid=
+stop_server() { if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; fi; }
+trap stop_server EXIT
+
+wait_until_up() {
+  for _ in $(seq 1 200); do
+    curl -sf "$1" >/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server at $1 did not come up" >&2
+  exit 1
+}
+
+# Runs wrk against $1 and prints "<requests/s> <p99 in ms>".
+load() {
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$1" >/dev/null # warm-up
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1" | awk '
+    /Requests\/sec/ { rps = $2 }
+    $1 == "99%" {
+      v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+/, "", v)
+      if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000
+      p99 = v
+    }
+    /Non-2xx|Socket errors/ { print "wrk: " $0 > "/dev/stderr" }
+    END { printf "%.0f %.2f\n", rps, p99 }'
+}
+
+measure() { # url command...
+  local url=$1
+  shift
+  "$@" >/dev/null 2>&1 &
+  server_pid=$!
+  wait_until_up "$url"
+  load "$url"
+  stop_server
+}
+
+# wasmtime serve with the pooling settings tempo uses by default, to separate what tempo gains by
+# its defaults from what it gains by its request path.
+TUNED="pooling-allocator=y,memory-init-cow=n,pooling-memory-keep-resident=2097152,pooling-pagemap-scan=auto,pooling-async-stack-keep-resident=1048576,pooling-table-keep-resident=65536"
+
+names=("tempo run (.bin)" "wasmtime serve" "wasmtime serve, tuned")
+declare -a rps0 rps1 rps2 p990 p991 p992
+for round in $(seq 1 "$ROUNDS"); do
+  echo "==> round $round/$ROUNDS" >&2
+  read -r r p < <(measure "http://127.0.0.1:$TEMPO_PORT/" "$tempo" run --quiet "$bin" --listen "127.0.0.1:$TEMPO_PORT")
+  rps0+=("$r"); p990+=("$p")
+  read -r r p < <(measure "http://127.0.0.1:$WASMTIME_PORT/" wasmtime serve -Scli --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
+  rps1+=("$r"); p991+=("$p")
+  read -r r p < <(measure "http://127.0.0.1:$WASMTIME_PORT/" wasmtime serve -Scli -O "$TUNED" --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
+  rps2+=("$r"); p992+=("$p")
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo
+echo "hello-http, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, wasmtime $WASMTIME_VERSION"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
+printf '%-24s %11s %9s %16s   %s\n' server "requests/s" "p99 (ms)" "tempo's ratio" "rounds (req/s)"
+for i in 0 1 2; do
+  declare -n rps="rps$i" p99="p99$i"
+  r=$(median "${rps[@]}"); p=$(median "${p99[@]}")
+  [ "$i" = 0 ] && { tr=$r; tp=$p; }
+  ratio=$(awk -v t="$tr" -v r="$r" -v tp="$tp" -v p="$p" 'BEGIN { printf "%.2fx / %.2fx", t / r, tp / p }')
+  printf '%-24s %11s %9s %16s   %s\n' "${names[$i]}" "$r" "$p" "$ratio" "${rps[*]}"
+done
+echo "(tempo's ratio: its requests/s over the row's, its p99 over the row's)"
