@@ -21,6 +21,7 @@ fn main() {
         "Cargo.toml",
         "Cargo.lock",
         "http-fixture",
+        "http-fixture-v2",
         "cli-fixture",
         "missing-import",
         "library-only",

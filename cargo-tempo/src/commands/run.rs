@@ -26,7 +26,7 @@ pub(crate) struct Args {
     /// The component to run
     file: PathBuf,
     /// Address for the HTTP server; port 0 picks a free port
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, env = "TEMPO_LISTEN")]
+    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LISTEN, env = "TEMPO_LISTEN")]
     listen: SocketAddr,
     /// Arguments for the guest (after `--`); the component's name comes first
     #[arg(last = true, value_name = "GUEST_ARGS")]

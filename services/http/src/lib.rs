@@ -18,7 +18,7 @@
 mod handler;
 mod server;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,13 +41,13 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
 }
 
-/// The default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default listen address, `127.0.0.1:8080`.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: DEFAULT_LISTEN,
             shutdown_grace: Duration::from_secs(10),
         }
     }
