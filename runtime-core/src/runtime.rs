@@ -1,7 +1,6 @@
 //! The runtime: an engine, the registered services, and how a component is linked to them.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -124,9 +123,9 @@ impl Runtime {
                 imports: missing,
             });
         }
-        let link_error = |reason: &dyn fmt::Display| PrepareError::Link {
+        let link_error = |reason: String| PrepareError::Link {
             component: name.clone(),
-            reason: reason.to_string(),
+            reason,
         };
 
         let services: Vec<_> = used.into_iter().map(|i| self.services[i].clone()).collect();
@@ -134,23 +133,18 @@ impl Runtime {
         for service in &services {
             service
                 .link(&mut linker)
-                .map_err(|e| link_error(&format!("{e:#}")))?;
+                .map_err(|e| link_error(format!("{e:#}")))?;
         }
         let pre = linker
             .instantiate_pre(component)
-            .map_err(|e| link_error(&anyhow::Error::from(e).root_cause().to_string()))?;
+            .map_err(|e| link_error(anyhow::Error::from(e).root_cause().to_string()))?;
 
-        let triggers: Vec<_> = self
-            .triggers
-            .iter()
-            .filter(|t| exports.iter().any(|e| t.export().matches_str(e)))
-            .cloned()
-            .collect();
+        let triggers = self.triggers_for(&exports);
         let mut prepared = http::Extensions::new();
         for trigger in &triggers {
             trigger
                 .prepare(&pre, &mut prepared)
-                .map_err(|e| link_error(&format!("{e:#}")))?;
+                .map_err(|e| link_error(format!("{e:#}")))?;
         }
 
         Ok(Version {
@@ -163,6 +157,15 @@ impl Runtime {
             prepared,
             settings,
         })
+    }
+
+    /// The registered triggers that a component with these exports would fire.
+    pub fn triggers_for(&self, exports: &[String]) -> Vec<Arc<dyn Trigger>> {
+        self.triggers
+            .iter()
+            .filter(|t| exports.iter().any(|e| t.export().matches_str(e)))
+            .cloned()
+            .collect()
     }
 
     /// The names of `component`'s exports.

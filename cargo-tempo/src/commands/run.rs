@@ -60,10 +60,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
 
     let name = component_name(&args.file);
     let exports = runtime.exports_of(&loaded.component);
-    let served = runtime
-        .triggers()
-        .iter()
-        .any(|trigger| exports.iter().any(|e| trigger.export().matches_str(e)));
+    let served = !runtime.triggers_for(&exports).is_empty();
     let mut guest_args = vec![name.clone()];
     guest_args.extend(args.guest_args);
 
