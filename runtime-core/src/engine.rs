@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use wasmtime::{
     Cache, CacheConfig, Config, Enabled, Engine, InstanceAllocationStrategy,
-    PoolingAllocationConfig,
+    PoolingAllocationConfig, Strategy,
 };
 
 /// How instances get their memories and tables.
@@ -23,13 +23,27 @@ pub enum Pooling {
     Off,
 }
 
+/// Which code generator compiles guests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compiler {
+    /// Optimising: slower to compile, faster code. Every `.bin` is compiled with it.
+    #[default]
+    Cranelift,
+    /// Baseline: compiles several times faster, runs slower. For the dev loop, where the compile
+    /// sits between an edit and its first response and the code runs briefly.
+    Winch,
+}
+
 /// Everything that decides how the engine is configured.
 ///
 /// Settings that change compiled code (CPU features, tunables, wasm features) are fixed here and
 /// not exposed, so that every engine tempo builds on one machine accepts every `.bin` tempo
-/// compiled there. What may vary (pooling, caching, capacity) does not affect compiled code.
+/// compiled there. What may vary (pooling, caching, capacity) does not affect compiled code; the
+/// [`Compiler`] does, and `.bin` files are always compiled with Cranelift.
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
+    /// The code generator.
+    pub compiler: Compiler,
     /// Instance allocation strategy.
     pub pooling: Pooling,
     /// How many component instances may be alive at once (pooling allocator only).
@@ -41,6 +55,7 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
+            compiler: Compiler::Cranelift,
             pooling: Pooling::Auto,
             max_instances: 1000,
             cache_dir: default_cache_dir(),
@@ -100,7 +115,11 @@ impl EngineSettings {
             // Copy-on-write memory images cost more than they save for small, short-lived
             // instances, whose memory is reset by memset anyway (see KEEP_RESIDENT).
             .memory_init_cow(false)
-            .parallel_compilation(true);
+            .parallel_compilation(true)
+            .strategy(match self.compiler {
+                Compiler::Cranelift => Strategy::Cranelift,
+                Compiler::Winch => Strategy::Winch,
+            });
         config
     }
 
@@ -222,6 +241,19 @@ mod tests {
         let pooled = settings(Pooling::Auto).build().unwrap();
         let on_demand = settings(Pooling::Off).build().unwrap();
         assert_eq!(compatibility_hash(&pooled), compatibility_hash(&on_demand));
+    }
+
+    #[test]
+    fn winch_code_is_not_cranelift_code() {
+        let build = |compiler| {
+            let settings = EngineSettings {
+                compiler,
+                cache_dir: None,
+                ..EngineSettings::default()
+            };
+            compatibility_hash(&settings.build().unwrap())
+        };
+        assert_ne!(build(Compiler::Cranelift), build(Compiler::Winch));
     }
 
     #[test]

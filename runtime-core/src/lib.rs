@@ -28,7 +28,9 @@ mod version;
 mod wasi;
 
 pub use command::{cli_run_export, run_command};
-pub use engine::{EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir};
+pub use engine::{
+    Compiler, EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir,
+};
 pub use interface::InterfaceName;
 pub use live::LiveComponent;
 pub use runtime::{PrepareError, Runtime};

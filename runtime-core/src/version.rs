@@ -63,6 +63,31 @@ impl Version {
         &self.triggers
     }
 
+    /// Whether `next` can replace this version under the triggers already running: it must be
+    /// fired by exactly the same triggers. Says what differs otherwise.
+    pub fn check_replacement(&self, next: &Version) -> Result<(), String> {
+        let exports = |version: &Version| -> Vec<String> {
+            version
+                .triggers
+                .iter()
+                .map(|t| t.export().unversioned())
+                .collect()
+        };
+        let (running, offered) = (exports(self), exports(next));
+        if running == offered {
+            return Ok(());
+        }
+        let list = |names: &[String]| match names {
+            [] => "nothing a trigger serves".to_owned(),
+            names => names.join(", "),
+        };
+        Err(format!(
+            "the running version exports {} but the new build exports {}",
+            list(&running),
+            list(&offered)
+        ))
+    }
+
     /// What a trigger stored for this version in [`Trigger::prepare`].
     pub fn prepared<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
         self.prepared.get::<T>()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
+use http::HeaderValue;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -23,7 +24,7 @@ pub(crate) async fn handle(
     let version = live.current();
     let method = request.method().clone();
     let uri = request.uri().clone();
-    match invoke(&version, request).await {
+    let mut response = match invoke(&version, request).await {
         Ok(response) => response,
         Err(err) => {
             tracing::error!(
@@ -34,8 +35,18 @@ pub(crate) async fn handle(
             tracing::debug!(component = version.name(), "{err:?}");
             failure_response()
         }
+    };
+    if let Some(note) = live.stale()
+        && let Ok(value) = HeaderValue::from_str(&note)
+    {
+        response.headers_mut().insert(STALE_HEADER, value);
     }
+    response
 }
+
+/// Set on every response while the newest build could not replace the version serving it; the
+/// value says why.
+pub const STALE_HEADER: &str = "x-tempo-stale";
 
 async fn invoke(
     version: &Arc<Version>,
@@ -84,7 +95,7 @@ fn failure_response() -> Response<HyperOutgoingBody> {
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
 }

@@ -18,6 +18,8 @@
 mod handler;
 mod server;
 
+pub use handler::STALE_HEADER;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
