@@ -3,12 +3,15 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::BufReader;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, bail};
-use cargo_metadata::{Message, TargetKind};
+use cargo_metadata::{Message, PackageId, TargetKind};
 use clap::Args;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use crate::shell::{Exit, Shell};
 
@@ -38,7 +41,7 @@ pub(crate) struct CargoArgs {
 impl CargoArgs {
     /// The folder cargo (and rustc, and rustup) should run in, so that a `rust-toolchain.toml`
     /// beside the manifest is honoured.
-    fn work_dir(&self) -> PathBuf {
+    pub(crate) fn work_dir(&self) -> PathBuf {
         self.manifest_path
             .as_deref()
             .and_then(Path::parent)
@@ -47,84 +50,146 @@ impl CargoArgs {
     }
 }
 
-/// Builds the selected packages for `wasm32-wasip2` and returns the `.wasm` files cargo reported.
+/// A component cargo built: the package it belongs to and its `.wasm`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Artifact {
+    pub(crate) package: PackageId,
+    pub(crate) wasm: PathBuf,
+}
+
+/// Builds the selected packages for `wasm32-wasip2` and returns the components cargo reported.
 /// When cargo fails, its diagnostics have been shown and the error is [`Exit`] with cargo's code.
-pub(crate) fn build(shell: &Shell, args: &CargoArgs) -> anyhow::Result<Vec<PathBuf>> {
-    if let Some(manifest) = &args.manifest_path
-        && !manifest.is_file()
-    {
-        bail!(
-            "no manifest at `{}` (`--manifest-path`)",
-            manifest.display()
-        );
-    }
-    let work_dir = args.work_dir();
-    ensure_wasm_target(shell, &work_dir)?;
+pub(crate) fn build(shell: &Shell, args: &CargoArgs) -> anyhow::Result<Vec<Artifact>> {
+    check_manifest(args)?;
+    ensure_wasm_target(shell, &args.work_dir())?;
+    Build::start(shell, args, Group::Shared)?.finish()
+}
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command
-        .current_dir(&work_dir)
-        .args(["build", "--target", WASM_TARGET])
-        .args(["--message-format", "json-render-diagnostics"])
-        .args(["--color", shell.color().as_str()]);
-    if args.release {
-        command.arg("--release");
-    }
-    for package in &args.packages {
-        command.args(["--package", package]);
-    }
-    if let Some(manifest) = &args.manifest_path {
-        command.arg("--manifest-path").arg(absolute(manifest));
-    }
-    if let Some(dir) = &args.target_dir {
-        command.arg("--target-dir").arg(absolute(dir));
-    }
-    if shell.quiet() {
-        command.arg("--quiet");
-    }
-    for _ in 0..shell.verbose() {
-        command.arg("--verbose");
-    }
-    command.args(&args.cargo_args);
-    command.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    tracing::debug!("running {command:?}");
-
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot run `{}`", cargo.to_string_lossy()))?;
-    let stdout = child
-        .stdout
-        .take()
-        .context("cargo's stdout was not captured")?;
-    let mut artifacts = Vec::new();
-    for message in Message::parse_stream(BufReader::new(stdout)) {
-        match message.context("cannot read cargo's output")? {
-            Message::CompilerArtifact(artifact)
-                if artifact.target.is_kind(TargetKind::CDyLib)
-                    || artifact.target.is_kind(TargetKind::Bin) =>
-            {
-                let wasm = artifact
-                    .filenames
-                    .into_iter()
-                    .filter(|f| f.extension() == Some("wasm"));
-                artifacts.extend(wasm.map(PathBuf::from));
-            }
-            Message::TextLine(line) => anstream::eprintln!("{line}"),
-            _ => {}
+/// Refuses a `--manifest-path` that names no file.
+pub(crate) fn check_manifest(args: &CargoArgs) -> anyhow::Result<()> {
+    match &args.manifest_path {
+        Some(manifest) if !manifest.is_file() => {
+            bail!(
+                "no manifest at `{}` (`--manifest-path`)",
+                manifest.display()
+            )
         }
+        _ => Ok(()),
     }
-    let status = child.wait().context("cargo did not finish")?;
-    if !status.success() {
-        return Err(Exit(status.code().unwrap_or(1)).into());
+}
+
+/// Whether cargo shares tempo's process group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Group {
+    /// Ctrl-C in the terminal reaches cargo too, as for any command.
+    Shared,
+    /// Cargo and its rustc processes get a group of their own, which [`Cancel`] stops as a whole.
+    Own,
+}
+
+/// A cargo build under way.
+pub(crate) struct Build {
+    child: Child,
+}
+
+/// Stops a [`Build`] started in its own process group, rustc processes included.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cancel(Pid);
+
+impl Cancel {
+    pub(crate) fn cancel(self) {
+        // The group may have finished already; there is nothing to do then.
+        let _ = killpg(self.0, Signal::SIGTERM);
     }
-    artifacts.dedup();
-    if artifacts.is_empty() {
-        bail!(
-            "cargo built no WebAssembly component: give the package a `[lib] crate-type = [\"cdylib\"]` or a binary target"
-        );
+}
+
+impl Build {
+    /// Spawns `cargo build --target wasm32-wasip2` with cargo's JSON messages on its stdout.
+    pub(crate) fn start(shell: &Shell, args: &CargoArgs, group: Group) -> anyhow::Result<Self> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(args.work_dir())
+            .args(["build", "--target", WASM_TARGET])
+            .args(["--message-format", "json-render-diagnostics"])
+            .args(["--color", shell.color().as_str()]);
+        if args.release {
+            command.arg("--release");
+        }
+        for package in &args.packages {
+            command.args(["--package", package]);
+        }
+        if let Some(manifest) = &args.manifest_path {
+            command.arg("--manifest-path").arg(absolute(manifest));
+        }
+        if let Some(dir) = &args.target_dir {
+            command.arg("--target-dir").arg(absolute(dir));
+        }
+        if shell.quiet() {
+            command.arg("--quiet");
+        }
+        for _ in 0..shell.verbose() {
+            command.arg("--verbose");
+        }
+        command.args(&args.cargo_args);
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        if group == Group::Own {
+            command.process_group(0);
+        }
+        tracing::debug!("running {command:?}");
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot run `{}`", cargo.to_string_lossy()))?;
+        Ok(Self { child })
     }
-    Ok(artifacts)
+
+    /// What stops this build; meaningful for builds in their [own group](Group::Own).
+    pub(crate) fn cancel_handle(&self) -> Cancel {
+        Cancel(Pid::from_raw(
+            i32::try_from(self.child.id()).unwrap_or(i32::MAX),
+        ))
+    }
+
+    /// Reads cargo's messages until it exits and returns the components it built.
+    pub(crate) fn finish(mut self) -> anyhow::Result<Vec<Artifact>> {
+        let stdout = self
+            .child
+            .stdout
+            .take()
+            .context("cargo's stdout was not captured")?;
+        let mut artifacts = Vec::new();
+        for message in Message::parse_stream(BufReader::new(stdout)) {
+            match message.context("cannot read cargo's output")? {
+                Message::CompilerArtifact(artifact)
+                    if artifact.target.is_kind(TargetKind::CDyLib)
+                        || artifact.target.is_kind(TargetKind::Bin) =>
+                {
+                    let package = artifact.package_id;
+                    let wasm = artifact
+                        .filenames
+                        .into_iter()
+                        .filter(|f| f.extension() == Some("wasm"));
+                    artifacts.extend(wasm.map(|wasm| Artifact {
+                        package: package.clone(),
+                        wasm: wasm.into(),
+                    }));
+                }
+                Message::TextLine(line) => anstream::eprintln!("{line}"),
+                _ => {}
+            }
+        }
+        let status = self.child.wait().context("cargo did not finish")?;
+        if !status.success() {
+            return Err(Exit(status.code().unwrap_or(1)).into());
+        }
+        artifacts.dedup();
+        if artifacts.is_empty() {
+            bail!(
+                "cargo built no WebAssembly component: give the package a `[lib] crate-type = [\"cdylib\"]` or a binary target"
+            );
+        }
+        Ok(artifacts)
+    }
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -1,8 +1,11 @@
 //! The command line: global flags and the subcommands.
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
 
-use crate::commands::{build, compile, run};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use tempo_http::{DEFAULT_LISTEN, HttpConfig};
+
+use crate::commands::{build, compile, dev, run};
 
 /// Build, run and hot-reload WASI components in Rust.
 #[derive(Debug, Parser)]
@@ -31,6 +34,23 @@ pub(crate) struct GlobalArgs {
     /// When to use colors
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true, env = "CARGO_TERM_COLOR")]
     pub(crate) color: ColorWhen,
+}
+
+/// Where the HTTP server listens: `run` and `dev`.
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    /// Address for the HTTP server; port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LISTEN, env = "TEMPO_LISTEN")]
+    listen: SocketAddr,
+}
+
+impl ListenArgs {
+    pub(crate) fn http_config(&self) -> HttpConfig {
+        HttpConfig {
+            listen: self.listen,
+            ..HttpConfig::default()
+        }
+    }
 }
 
 /// When to color output.
@@ -64,4 +84,6 @@ pub(crate) enum Command {
     Compile(compile::Args),
     /// Serve a wasi:http component, or run a wasi:cli program, with tempo's host services
     Run(run::Args),
+    /// Build, serve and watch: every save rebuilds and hot-swaps the component, dropping nothing
+    Dev(dev::Args),
 }

@@ -4,7 +4,10 @@
 mod cargo_build;
 mod cli;
 mod commands;
+mod project;
 mod shell;
+mod signals;
+mod watch;
 
 use std::process::ExitCode;
 

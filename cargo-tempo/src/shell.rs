@@ -1,4 +1,5 @@
-//! Terminal output in cargo's style: right-aligned green status verbs, red errors, `--quiet`, `-v`, `--color`.
+//! Terminal output in cargo's style: right-aligned green status verbs, yellow warnings, red
+//! errors, `--quiet`, `-v`, `--color`.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -10,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::{ColorWhen, GlobalArgs};
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
+const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 
 /// Ends the process with this exit code, after whoever chose it (cargo, the guest) has reported.
@@ -98,6 +100,18 @@ impl Shell {
     pub(crate) fn verbose_status(&self, verb: &str, message: impl Display) {
         if self.verbose > 0 {
             self.status(verb, message);
+        }
+    }
+
+    /// `warning: …`, shown even with `--quiet`.
+    pub(crate) fn warn(&self, message: impl Display) {
+        anstream::eprintln!("{WARNING}warning{WARNING:#}: {message}");
+    }
+
+    /// Clears the terminal (for `dev --clear`); does nothing when stderr is not a terminal.
+    pub(crate) fn clear_screen(&self) {
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            anstream::eprint!("\x1b[2J\x1b[3J\x1b[H");
         }
     }
 

@@ -258,10 +258,7 @@ fn sigterm_stops_accepting_and_lets_the_request_in_flight_finish() {
     let held = std::thread::spawn(move || get(&url));
     gate.wait_for(1);
 
-    // SAFETY: sending a signal to our own child process.
-    #[allow(unsafe_code)]
-    let sent = unsafe { libc::kill(served.pid() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(sent, 0);
+    served.signal(libc::SIGTERM);
     served.wait_for_stderr("Stopping");
     let address = served.url.trim_start_matches("http://").to_owned();
     let refused = (0..500).any(|_| {

@@ -21,7 +21,10 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
-    let components = cargo_build::build(shell, &args.cargo)?;
+    let components: Vec<PathBuf> = cargo_build::build(shell, &args.cargo)?
+        .into_iter()
+        .map(|artifact| artifact.wasm)
+        .collect();
     for wasm in &components {
         artifact::ensure_component(wasm).map_err(|err| match err {
             ArtifactError::CoreModule { path } => anyhow::anyhow!(

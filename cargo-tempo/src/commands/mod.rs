@@ -2,7 +2,9 @@
 
 pub(crate) mod build;
 pub(crate) mod compile;
+pub(crate) mod dev;
 pub(crate) mod run;
+mod serving;
 
 use crate::cli::Command;
 use crate::shell::Shell;
@@ -13,5 +15,6 @@ pub(crate) fn exec(shell: &Shell, command: Command) -> anyhow::Result<i32> {
         Command::Build(args) => build::exec(shell, args).map(|()| 0),
         Command::Compile(args) => compile::exec(shell, args).map(|()| 0),
         Command::Run(args) => run::exec(shell, args),
+        Command::Dev(args) => dev::exec(shell, args),
     }
 }

@@ -1,21 +1,22 @@
 //! `cargo tempo run`: serve a wasi:http component, or run a wasi:cli program.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::future::try_join_all;
-use tempo_http::{DEFAULT_LISTEN, HttpConfig, HttpService};
+use tempo_http::HttpService;
 use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
 use tempo_runtime_core::wasmtime::Trap;
 use tempo_runtime_core::{
-    EngineSettings, GuestStdio, InstanceSettings, LiveComponent, Runtime, cli_run_export,
-    run_command,
+    EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export, run_command,
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::ListenArgs;
+use crate::commands::serving::{self, component_name};
 use crate::shell::{Exit, Shell, display_path};
+use crate::signals::stop_on_signal;
 
 /// Serve a component exporting wasi:http/incoming-handler, or run one exporting wasi:cli/run.
 ///
@@ -25,9 +26,8 @@ use crate::shell::{Exit, Shell, display_path};
 pub(crate) struct Args {
     /// The component to run
     file: PathBuf,
-    /// Address for the HTTP server; port 0 picks a free port
-    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LISTEN, env = "TEMPO_LISTEN")]
-    listen: SocketAddr,
+    #[command(flatten)]
+    listen: ListenArgs,
     /// Arguments for the guest (after `--`); the component's name comes first
     #[arg(last = true, value_name = "GUEST_ARGS")]
     guest_args: Vec<String>,
@@ -53,10 +53,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
     );
 
     let mut runtime = Runtime::new(engine);
-    runtime.add_service(Arc::new(HttpService::new(HttpConfig {
-        listen: args.listen,
-        ..HttpConfig::default()
-    })));
+    runtime.add_service(Arc::new(HttpService::new(args.listen.http_config())));
 
     let name = component_name(&args.file);
     let exports = runtime.exports_of(&loaded.component);
@@ -101,51 +98,12 @@ async fn serve(
     settings: InstanceSettings,
 ) -> anyhow::Result<()> {
     let version = runtime.prepare(&loaded.component, settings)?;
-    for service in version.services() {
-        shell.status(
-            "Linked",
-            format!("{}: {}", service.name(), service.describe()),
-        );
-    }
-    let triggers = version.triggers().to_vec();
-    let live = LiveComponent::new(version);
     let shutdown = CancellationToken::new();
-    let mut loops = Vec::new();
-    for trigger in triggers {
-        let running = trigger.start(live.clone(), shutdown.clone()).await?;
-        shell.status_always("Serving", &running.address);
-        loops.push(running.serve);
-    }
+    let serving = serving::start(shell, version, &shutdown).await?;
     tokio::spawn(stop_on_signal(*shell, shutdown));
-    try_join_all(loops).await?;
+    try_join_all(serving.loops).await?;
     shell.status("Stopped", "all requests finished");
     Ok(())
-}
-
-/// The first Ctrl-C or SIGTERM asks the server to drain; a second one quits at once.
-async fn stop_on_signal(shell: Shell, shutdown: CancellationToken) {
-    for signal in 0.. {
-        if wait_for_signal().await.is_err() {
-            tracing::warn!("cannot listen for Ctrl-C; stop tempo by killing it");
-            return;
-        }
-        if signal > 0 {
-            std::process::exit(130);
-        }
-        shutdown.cancel();
-        shell.status(
-            "Stopping",
-            "no new connections; requests in flight may finish (Ctrl-C again to quit now)",
-        );
-    }
-}
-
-async fn wait_for_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
-    }
 }
 
 /// Runs a wasi:cli program and returns its exit code.
@@ -165,12 +123,4 @@ async fn command(
         }
         Err(err) => Err(err.context(format!("`{name}` failed"))),
     }
-}
-
-/// The name a component is shown under: its file name without `.wasm` or `.bin`.
-fn component_name(path: &Path) -> String {
-    path.file_stem().map_or_else(
-        || path.display().to_string(),
-        |stem| stem.to_string_lossy().into_owned(),
-    )
 }

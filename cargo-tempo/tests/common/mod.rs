@@ -86,35 +86,53 @@ pub(crate) struct Served {
     stderr: Arc<Mutex<String>>,
 }
 
-/// How long a test waits for something the server should do promptly; only a guard against
-/// hanging, never a measure of speed.
-const PATIENCE: Duration = Duration::from_secs(60);
+/// How long a test waits for something tempo should do (a first build compiles dependencies);
+/// only a guard against hanging, never a measure of speed.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(300);
 
 impl Served {
+    /// `cargo tempo run COMPONENT --listen 127.0.0.1:0`, once it serves.
     pub(crate) fn start(component: &Path) -> Self {
-        let mut child = tempo()
+        let mut command = tempo();
+        command
             .arg("run")
             .arg(component)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"]);
+        let mut served = Self::spawn(command);
+        served.wait_for_serving();
+        served
+    }
+
+    /// Starts `command`, collecting its output, without waiting for anything.
+    pub(crate) fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
-        let mut served = Self {
+        Self {
             child,
             url: String::new(),
             stdout,
             stderr,
-        };
-        let line = served.wait_for_stderr("Serving http://");
-        served.url = line.split_whitespace().last().unwrap().to_owned();
-        served
+        }
     }
 
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+    /// Waits for the `Serving http://…` line and takes the address from it.
+    pub(crate) fn wait_for_serving(&mut self) {
+        let line = self.wait_for_stderr("Serving http://");
+        self.url = line.split_whitespace().last().unwrap().to_owned();
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
+    pub(crate) fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        #[allow(unsafe_code)]
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "kill failed");
     }
 
     pub(crate) fn stdout(&self) -> String {

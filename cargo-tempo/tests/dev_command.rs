@@ -1,0 +1,235 @@
+//! `cargo tempo dev` through the real binary, on temporary copies of examples/hello-http.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{PATIENCE, Served, scratch, tempo, workspace};
+
+/// A copy of examples/hello-http in a fresh folder.
+fn copy_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let example = workspace().join("examples/hello-http");
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
+        std::fs::copy(example.join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+/// Rewrites `src/lib.rs`, replacing `from` with `to`.
+fn edit(project: &Path, from: &str, to: &str) {
+    let path = project.join("src/lib.rs");
+    let source = std::fs::read_to_string(&path).unwrap();
+    assert!(source.contains(from), "{from:?} not in the source");
+    std::fs::write(&path, source.replace(from, to)).unwrap();
+}
+
+fn dev(project: &Path, extra: &[&str]) -> Served {
+    let mut command = tempo();
+    command
+        .current_dir(project)
+        .args(["dev", "--listen", "127.0.0.1:0"])
+        .args(extra);
+    Served::spawn(command)
+}
+
+/// GETs `url` until the body contains `needle`; returns the response's `x-tempo-stale` header.
+fn wait_for_body(url: &str, needle: &str) -> Option<String> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < PATIENCE {
+        if let Ok(response) = reqwest::blocking::get(url) {
+            let stale = response
+                .headers()
+                .get("x-tempo-stale")
+                .map(|value| value.to_str().unwrap().to_owned());
+            last = response.text().unwrap_or_default();
+            if last.contains(needle) {
+                return stale;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{url} never answered {needle:?}; last answer: {last:?}");
+}
+
+/// Clients sending requests back to back, one reusing its connection and one opening a new
+/// connection for each request, counting every answer that is not a 200.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: &str) -> Self {
+        let load = Self {
+            stop: Arc::default(),
+            ok: Arc::default(),
+            failures: Arc::default(),
+            threads: Vec::new(),
+        };
+        let clients = [
+            reqwest::blocking::Client::new(),
+            reqwest::blocking::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+        ];
+        let threads = clients
+            .into_iter()
+            .map(|client| {
+                let (url, stop, ok, failures) = (
+                    url.to_owned(),
+                    load.stop.clone(),
+                    load.ok.clone(),
+                    load.failures.clone(),
+                );
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match client.get(&url).send() {
+                            Ok(response) if response.status() == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(response) => failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("status {}", response.status())),
+                            Err(err) => failures.lock().unwrap().push(err.to_string()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { threads, ..load }
+    }
+
+    /// Stops the clients and returns (answers that were 200, failures).
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        (self.ok.load(Ordering::Relaxed), failures)
+    }
+}
+
+#[test]
+fn edits_reload_the_running_server_without_a_failed_request() {
+    let project = copy_example();
+    let root = project.path();
+    let mut dev = dev(root, &[]);
+    dev.wait_for_serving();
+    let url = format!("{}/page", dev.url);
+    assert_eq!(
+        wait_for_body(&url, "Hello from tempo! You asked for /page"),
+        None
+    );
+
+    let load = Load::start(&url);
+
+    edit(root, "Hello from tempo!", "Hello v2!");
+    assert_eq!(wait_for_body(&url, "Hello v2!"), None);
+    dev.wait_for_stderr("Reloaded hello-http in");
+
+    // A broken edit: v2 goes on serving, and says so.
+    edit(root, "struct HelloHttp;", "struct HelloHttp;\nfn broken( {");
+    dev.wait_for_stderr("warning: the build failed; still serving the last good build");
+    let stale = wait_for_body(&url, "Hello v2!");
+    assert_eq!(
+        stale.as_deref(),
+        Some("the build failed; serving the last good build")
+    );
+
+    edit(root, "struct HelloHttp;\nfn broken( {", "struct HelloHttp;");
+    edit(root, "Hello v2!", "Hello v3!");
+    assert_eq!(wait_for_body(&url, "Hello v3!"), None);
+
+    // Writes under target/ start no build; the next real edit is the only change seen.
+    std::fs::write(root.join("target/tempo-test-touch"), "x").unwrap();
+    let depfile = root.join("target/wasm32-wasip2/debug/hello_http.d");
+    let mut contents = std::fs::read(&depfile).unwrap();
+    contents.push(b'\n');
+    std::fs::write(&depfile, contents).unwrap();
+    edit(root, "Hello v3!", "Hello v4!");
+    assert_eq!(wait_for_body(&url, "Hello v4!"), None);
+
+    let (ok, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {failures:?}",
+        failures.len()
+    );
+    assert!(ok > 0);
+    let changes: Vec<String> = dev
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("Changed"))
+        .map(str::to_owned)
+        .collect();
+    assert!(!changes.is_empty());
+    assert!(
+        changes
+            .iter()
+            .all(|line| line.trim_start() == "Changed src/lib.rs"),
+        "{changes:?}"
+    );
+
+    dev.signal(libc::SIGINT);
+    assert_eq!(dev.wait(), Some(0));
+    assert!(dev.stderr().contains("Stopped"), "{}", dev.stderr());
+}
+
+#[test]
+fn a_failed_first_build_keeps_watching_and_serves_at_the_first_success() {
+    let project = copy_example();
+    let root = project.path();
+    edit(root, "struct HelloHttp;", "struct HelloHttp;\nfn broken( {");
+    let target = scratch("dev-first-build");
+    let mut dev = dev(root, &["--target-dir", target.to_str().unwrap()]);
+    dev.wait_for_stderr("warning: the build failed; waiting for a change");
+    assert!(!dev.stderr().contains("Serving"));
+
+    edit(root, "struct HelloHttp;\nfn broken( {", "struct HelloHttp;");
+    dev.wait_for_serving();
+    wait_for_body(
+        &format!("{}/x", dev.url),
+        "Hello from tempo! You asked for /x",
+    );
+}
+
+#[test]
+fn a_build_overtaken_by_an_edit_is_cancelled_and_edits_coalesce() {
+    let project = copy_example();
+    let root = project.path();
+    // A build script that takes 4 s whenever the source changes keeps each build in progress
+    // long enough to be overtaken.
+    std::fs::write(
+        root.join("build.rs"),
+        "fn main() {\n    println!(\"cargo:rerun-if-changed=src/lib.rs\");\n    std::thread::sleep(std::time::Duration::from_secs(4));\n}\n",
+    )
+    .unwrap();
+    let target = scratch("dev-overtaken");
+    let mut dev = dev(root, &["--target-dir", target.to_str().unwrap()]);
+    dev.wait_for_serving();
+    let url = format!("{}/", dev.url);
+
+    edit(root, "Hello from tempo!", "Hello first!");
+    dev.wait_for_stderr("Changed src/lib.rs");
+    edit(root, "Hello first!", "Hello second!");
+    dev.wait_for_stderr("Changed src/lib.rs; restarting the build");
+    wait_for_body(&url, "Hello second!");
+    dev.wait_for_stderr("Reloaded hello-http");
+    let reloads = dev.stderr().matches("Reloaded hello-http").count();
+    assert_eq!(reloads, 1, "{}", dev.stderr());
+}
