@@ -1,5 +1,5 @@
-//! Driving `cargo build` for `wasm32-wasip2`: the target check, the cargo pass-through flags in
-//! one place, and the artifacts read from cargo's own JSON messages.
+//! Driving cargo for `wasm32-wasip2`: the target check, the flags every command hands to cargo
+//! in one place, and `cargo build` with the artifacts read from cargo's own JSON messages.
 
 use std::ffi::{OsStr, OsString};
 use std::io::BufReader;
@@ -18,9 +18,9 @@ use crate::shell::{Exit, Shell};
 /// The target tempo builds for.
 pub(crate) const WASM_TARGET: &str = "wasm32-wasip2";
 
-/// What `build` (and later `dev` and `test`) hand to cargo.
+/// What `build`, `dev` and `test` hand to cargo.
 #[derive(Debug, Args)]
-pub(crate) struct CargoArgs {
+pub(crate) struct PackageArgs {
     /// Build with the release profile
     #[arg(short, long)]
     pub(crate) release: bool,
@@ -33,12 +33,9 @@ pub(crate) struct CargoArgs {
     /// Directory for all generated artifacts
     #[arg(long, value_name = "DIRECTORY")]
     pub(crate) target_dir: Option<PathBuf>,
-    /// Further arguments for `cargo build`, after `--`
-    #[arg(last = true, value_name = "CARGO_ARGS")]
-    pub(crate) cargo_args: Vec<OsString>,
 }
 
-impl CargoArgs {
+impl PackageArgs {
     /// The folder cargo (and rustc, and rustup) should run in, so that a `rust-toolchain.toml`
     /// beside the manifest is honoured.
     pub(crate) fn work_dir(&self) -> PathBuf {
@@ -59,14 +56,18 @@ pub(crate) struct Artifact {
 
 /// Builds the selected packages for `wasm32-wasip2` and returns the components cargo reported.
 /// When cargo fails, its diagnostics have been shown and the error is [`Exit`] with cargo's code.
-pub(crate) fn build(shell: &Shell, args: &CargoArgs) -> anyhow::Result<Vec<Artifact>> {
+pub(crate) fn build(
+    shell: &Shell,
+    args: &PackageArgs,
+    cargo_args: &[OsString],
+) -> anyhow::Result<Vec<Artifact>> {
     check_manifest(args)?;
     ensure_wasm_target(shell, &args.work_dir())?;
-    Build::start(shell, args, Group::Shared)?.finish()
+    Build::start(shell, args, cargo_args, Group::Shared)?.finish()
 }
 
 /// Refuses a `--manifest-path` that names no file.
-pub(crate) fn check_manifest(args: &CargoArgs) -> anyhow::Result<()> {
+pub(crate) fn check_manifest(args: &PackageArgs) -> anyhow::Result<()> {
     match &args.manifest_path {
         Some(manifest) if !manifest.is_file() => {
             bail!(
@@ -105,41 +106,25 @@ impl Cancel {
 
 impl Build {
     /// Spawns `cargo build --target wasm32-wasip2` with cargo's JSON messages on its stdout.
-    pub(crate) fn start(shell: &Shell, args: &CargoArgs, group: Group) -> anyhow::Result<Self> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(&cargo);
+    pub(crate) fn start(
+        shell: &Shell,
+        args: &PackageArgs,
+        cargo_args: &[OsString],
+        group: Group,
+    ) -> anyhow::Result<Self> {
+        let mut command = cargo_command(shell, "build", args);
         command
-            .current_dir(args.work_dir())
-            .args(["build", "--target", WASM_TARGET])
             .args(["--message-format", "json-render-diagnostics"])
-            .args(["--color", shell.color().as_str()]);
-        if args.release {
-            command.arg("--release");
-        }
-        for package in &args.packages {
-            command.args(["--package", package]);
-        }
-        if let Some(manifest) = &args.manifest_path {
-            command.arg("--manifest-path").arg(absolute(manifest));
-        }
-        if let Some(dir) = &args.target_dir {
-            command.arg("--target-dir").arg(absolute(dir));
-        }
-        if shell.quiet() {
-            command.arg("--quiet");
-        }
-        for _ in 0..shell.verbose() {
-            command.arg("--verbose");
-        }
-        command.args(&args.cargo_args);
-        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+            .args(cargo_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         if group == Group::Own {
             command.process_group(0);
         }
         tracing::debug!("running {command:?}");
         let child = command
             .spawn()
-            .with_context(|| format!("cannot run `{}`", cargo.to_string_lossy()))?;
+            .with_context(|| format!("cannot run `{}`", command.get_program().to_string_lossy()))?;
         Ok(Self { child })
     }
 
@@ -190,6 +175,36 @@ impl Build {
         }
         Ok(artifacts)
     }
+}
+
+/// `$CARGO SUBCOMMAND --target wasm32-wasip2` with the package selection, profile, folders and
+/// the output settings of `shell`, run in the package's folder.
+pub(crate) fn cargo_command(shell: &Shell, subcommand: &str, args: &PackageArgs) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(args.work_dir())
+        .args([subcommand, "--target", WASM_TARGET])
+        .args(["--color", shell.color().as_str()]);
+    if args.release {
+        command.arg("--release");
+    }
+    for package in &args.packages {
+        command.args(["--package", package]);
+    }
+    if let Some(manifest) = &args.manifest_path {
+        command.arg("--manifest-path").arg(absolute(manifest));
+    }
+    if let Some(dir) = &args.target_dir {
+        command.arg("--target-dir").arg(absolute(dir));
+    }
+    if shell.quiet() {
+        command.arg("--quiet");
+    }
+    for _ in 0..shell.verbose() {
+        command.arg("--verbose");
+    }
+    command
 }
 
 fn absolute(path: &Path) -> PathBuf {

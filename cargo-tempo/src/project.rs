@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId};
 
-use crate::cargo_build::CargoArgs;
+use crate::cargo_build::PackageArgs;
 use crate::watch::WatchSet;
 
 /// Files that configure a package or a workspace, watched beside the sources.
@@ -22,7 +22,7 @@ pub(crate) struct Project {
 impl Project {
     /// Runs `cargo metadata` for the workspace `args` name and selects its `-p` packages, or
     /// its default members.
-    pub(crate) fn load(args: &CargoArgs) -> anyhow::Result<Self> {
+    pub(crate) fn load(args: &PackageArgs) -> anyhow::Result<Self> {
         let mut command = MetadataCommand::new();
         command.current_dir(args.work_dir());
         if let Some(cargo) = std::env::var_os("CARGO") {
@@ -170,12 +170,11 @@ mod tests {
     fn path_dependencies_build_scripts_and_config_are_watched() {
         let dir = workspace();
         let root = dir.path();
-        let args = CargoArgs {
+        let args = PackageArgs {
             release: false,
             packages: Vec::new(),
             manifest_path: Some(root.join("app/Cargo.toml")),
             target_dir: None,
-            cargo_args: Vec::new(),
         };
         let project = Project::load(&args).unwrap();
         let set = project.watch_set(None);
@@ -204,12 +203,11 @@ mod tests {
     #[test]
     fn an_unknown_package_is_named() {
         let dir = workspace();
-        let args = CargoArgs {
+        let args = PackageArgs {
             release: false,
             packages: vec!["nope".into()],
             manifest_path: Some(dir.path().join("app/Cargo.toml")),
             target_dir: None,
-            cargo_args: Vec::new(),
         };
         let err = Project::load(&args).err().unwrap();
         assert_eq!(

@@ -1,12 +1,13 @@
 //! `cargo tempo build`: the crate as a WASI component, and with `--release` its `.bin`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use tempo_runtime_core::EngineSettings;
 use tempo_runtime_core::artifact::{self, ArtifactError};
 
-use crate::cargo_build::{self, CargoArgs};
+use crate::cargo_build::{self, PackageArgs};
 use crate::commands::compile::precompile;
 use crate::shell::{Shell, display_path};
 
@@ -17,11 +18,14 @@ use crate::shell::{Shell, display_path};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    cargo: CargoArgs,
+    package: PackageArgs,
+    /// Further arguments for `cargo build`, after `--`
+    #[arg(last = true, value_name = "CARGO_ARGS")]
+    cargo_args: Vec<OsString>,
 }
 
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
-    let components: Vec<PathBuf> = cargo_build::build(shell, &args.cargo)?
+    let components: Vec<PathBuf> = cargo_build::build(shell, &args.package, &args.cargo_args)?
         .into_iter()
         .map(|artifact| artifact.wasm)
         .collect();
@@ -36,7 +40,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
     }
 
     let mut produced: Vec<PathBuf> = components.clone();
-    if args.cargo.release {
+    if args.package.release {
         let engine = EngineSettings::default().build()?;
         for wasm in &components {
             let bin = wasm.with_extension("bin");

@@ -1,12 +1,12 @@
 //! `cargo tempo dev`: build, serve, watch; on every save rebuild and hot-swap the component
 //! inside the running server, which keeps its listener, its connections and its data.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use tempo_http::{HttpService, STALE_HEADER};
+use tempo_http::STALE_HEADER;
 use tempo_runtime_core::{
     Compiler, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
 };
@@ -14,9 +14,9 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cargo_build::{self, Artifact, Build, CargoArgs, Group};
+use crate::cargo_build::{self, Artifact, Build, Group, PackageArgs};
 use crate::cli::ListenArgs;
-use crate::commands::serving::{self, component_name};
+use crate::commands::host::{self, component_name};
 use crate::project::Project;
 use crate::shell::{Exit, Shell, display_path};
 use crate::signals::stop_on_signal;
@@ -33,7 +33,7 @@ use crate::watch::{Watch, WatchSet};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    cargo: CargoArgs,
+    package: PackageArgs,
     #[command(flatten)]
     listen: ListenArgs,
     /// Quiet time after a change before building, in milliseconds
@@ -45,14 +45,17 @@ pub(crate) struct Args {
     /// Poll the file system instead of using OS notifications (for network or container mounts)
     #[arg(long)]
     poll: bool,
+    /// Further arguments for `cargo build`, after `--`
+    #[arg(last = true, value_name = "CARGO_ARGS")]
+    cargo_args: Vec<OsString>,
 }
 
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
-    cargo_build::check_manifest(&args.cargo)?;
-    cargo_build::ensure_wasm_target(shell, &args.cargo.work_dir())?;
+    cargo_build::check_manifest(&args.package)?;
+    cargo_build::ensure_wasm_target(shell, &args.package.work_dir())?;
     // Winch compiles several times faster than Cranelift, and the compile sits between an edit
     // and its first response; `--release` gets the code `run` would serve.
-    let compiler = if args.cargo.release {
+    let compiler = if args.package.release {
         Compiler::Cranelift
     } else {
         Compiler::Winch
@@ -62,8 +65,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
         ..EngineSettings::default()
     }
     .build()?;
-    let mut runtime = Runtime::new(engine);
-    runtime.add_service(Arc::new(HttpService::new(args.listen.http_config())));
+    let runtime = host::runtime(engine, args.listen.http_config());
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(Dev::new(shell, args, runtime).run())
 }
@@ -138,8 +140,8 @@ impl<'a> Dev<'a> {
     /// (Re)starts the watcher on what `cargo metadata` says the project is, or on the whole
     /// package folder while the metadata cannot be read (a broken manifest, say).
     fn watch(&mut self) -> anyhow::Result<()> {
-        let target_dir = self.args.cargo.target_dir.as_deref();
-        let set = match Project::load(&self.args.cargo) {
+        let target_dir = self.args.package.target_dir.as_deref();
+        let set = match Project::load(&self.args.package) {
             Ok(project) => {
                 let set = project.watch_set(target_dir);
                 self.project = Some(project);
@@ -151,7 +153,7 @@ impl<'a> Dev<'a> {
                 ));
                 self.project = None;
                 WatchSet::package_folder(
-                    &std::path::absolute(self.args.cargo.work_dir())?,
+                    &std::path::absolute(self.args.package.work_dir())?,
                     target_dir,
                 )
             }
@@ -176,7 +178,12 @@ impl<'a> Dev<'a> {
                 self.shell.clear_screen();
             }
             let started = Instant::now();
-            let build = match Build::start(self.shell, &self.args.cargo, Group::Own) {
+            let build = match Build::start(
+                self.shell,
+                &self.args.package,
+                &self.args.cargo_args,
+                Group::Own,
+            ) {
                 Ok(build) => build,
                 Err(err) => return Outcome::Built(Err(err), started.elapsed()),
             };
@@ -294,7 +301,7 @@ impl<'a> Dev<'a> {
             self.failed("the build cannot be served");
             return Ok(());
         }
-        let serving = serving::start(self.shell, version, &self.shutdown).await?;
+        let serving = host::serve(self.shell, version, &self.shutdown).await?;
         self.loops = serving.loops.into_iter().map(tokio::spawn).collect();
         self.live = Some(serving.live);
         Ok(())

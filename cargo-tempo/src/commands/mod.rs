@@ -3,8 +3,8 @@
 pub(crate) mod build;
 pub(crate) mod compile;
 pub(crate) mod dev;
+mod host;
 pub(crate) mod run;
-mod serving;
 
 use crate::cli::Command;
 use crate::shell::Shell;

@@ -1,21 +1,16 @@
 //! `cargo tempo run`: serve a wasi:http component, or run a wasi:cli program.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::future::try_join_all;
-use tempo_http::HttpService;
 use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
-use tempo_runtime_core::wasmtime::Trap;
-use tempo_runtime_core::{
-    EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export, run_command,
-};
+use tempo_runtime_core::{EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ListenArgs;
-use crate::commands::serving::{self, component_name};
-use crate::shell::{Exit, Shell, display_path};
+use crate::commands::host::{self, component_name};
+use crate::shell::{Shell, display_path};
 use crate::signals::stop_on_signal;
 
 /// Serve a component exporting wasi:http/incoming-handler, or run one exporting wasi:cli/run.
@@ -33,9 +28,6 @@ pub(crate) struct Args {
     guest_args: Vec<String>,
 }
 
-/// The exit code of a guest that trapped, as `wasmtime run` reports it (128 + SIGABRT).
-const TRAP_EXIT_CODE: i32 = 134;
-
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
     let engine = EngineSettings::default().build()?;
     let loaded = artifact::load(&engine, &args.file)?;
@@ -52,8 +44,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
         ),
     );
 
-    let mut runtime = Runtime::new(engine);
-    runtime.add_service(Arc::new(HttpService::new(args.listen.http_config())));
+    let runtime = host::runtime(engine, args.listen.http_config());
 
     let name = component_name(&args.file);
     let exports = runtime.exports_of(&loaded.component);
@@ -76,7 +67,13 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
             stdio: GuestStdio::Inherit,
             ..InstanceSettings::named(name)
         };
-        tokio.block_on(command(&runtime, &loaded, settings))
+        tokio.block_on(host::run_program(
+            shell,
+            &runtime,
+            &loaded.component,
+            settings,
+            None,
+        ))
     } else {
         let exports = if exports.is_empty() {
             "nothing".to_owned()
@@ -99,28 +96,9 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let version = runtime.prepare(&loaded.component, settings)?;
     let shutdown = CancellationToken::new();
-    let serving = serving::start(shell, version, &shutdown).await?;
+    let serving = host::serve(shell, version, &shutdown).await?;
     tokio::spawn(stop_on_signal(*shell, shutdown));
     try_join_all(serving.loops).await?;
     shell.status("Stopped", "all requests finished");
     Ok(())
-}
-
-/// Runs a wasi:cli program and returns its exit code.
-async fn command(
-    runtime: &Runtime,
-    loaded: &Loaded,
-    settings: InstanceSettings,
-) -> anyhow::Result<i32> {
-    let name = settings.name.clone();
-    let version = runtime.prepare(&loaded.component, settings)?;
-    match run_command(&version).await {
-        Ok(code) => Ok(code),
-        Err(err) if err.downcast_ref::<Trap>().is_some() => {
-            tracing::debug!("{err:?}");
-            anstream::eprintln!("error: `{name}` trapped: {}", err.root_cause());
-            Err(Exit(TRAP_EXIT_CODE).into())
-        }
-        Err(err) => Err(err.context(format!("`{name}` failed"))),
-    }
 }
