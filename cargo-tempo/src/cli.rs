@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use tempo_http::{DEFAULT_LISTEN, HttpConfig};
 
-use crate::commands::{build, compile, dev, run};
+use crate::commands::{build, compile, dev, new, run, test};
 
 /// Build, run and hot-reload WASI components in Rust.
 #[derive(Debug, Parser)]
@@ -78,6 +78,8 @@ impl ColorWhen {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Create a guest crate from a template: it builds, serves and tests at once
+    New(new::Args),
     /// Build the crate as a WASI component; with --release also AOT-compile it to a .bin
     Build(build::Args),
     /// AOT-compile a component to a .bin, with exactly the engine settings `run` uses
@@ -86,4 +88,9 @@ pub(crate) enum Command {
     Run(run::Args),
     /// Build, serve and watch: every save rebuilds and hot-swaps the component, dropping nothing
     Dev(dev::Args),
+    /// Run the crate's tests as components on tempo's runtime, with the services they import
+    Test(test::Args),
+    /// Runs one test binary for `cargo tempo test` (cargo's runner; not for direct use)
+    #[command(name = test::RUNNER, hide = true)]
+    TestRunner(test::RunnerArgs),
 }

@@ -7,6 +7,7 @@ mod commands;
 mod project;
 mod shell;
 mod signals;
+mod templates;
 mod watch;
 
 use std::process::ExitCode;

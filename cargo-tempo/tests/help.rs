@@ -8,7 +8,15 @@ use common::{stderr, stdout, tempo};
 
 #[test]
 fn every_subcommand_has_help() {
-    for command in [&[][..], &["build"], &["compile"], &["run"], &["dev"]] {
+    for command in [
+        &[][..],
+        &["new"],
+        &["build"],
+        &["compile"],
+        &["run"],
+        &["dev"],
+        &["test"],
+    ] {
         let output = tempo().args(command).arg("--help").output().unwrap();
         assert!(output.status.success(), "{command:?}: {}", stderr(&output));
         assert!(

@@ -4,7 +4,9 @@ pub(crate) mod build;
 pub(crate) mod compile;
 pub(crate) mod dev;
 mod host;
+pub(crate) mod new;
 pub(crate) mod run;
+pub(crate) mod test;
 
 use crate::cli::Command;
 use crate::shell::Shell;
@@ -16,5 +18,8 @@ pub(crate) fn exec(shell: &Shell, command: Command) -> anyhow::Result<i32> {
         Command::Compile(args) => compile::exec(shell, args).map(|()| 0),
         Command::Run(args) => run::exec(shell, args),
         Command::Dev(args) => dev::exec(shell, args),
+        Command::New(args) => new::exec(shell, args).map(|()| 0),
+        Command::Test(args) => test::exec(shell, args),
+        Command::TestRunner(args) => test::exec_runner(shell, args),
     }
 }

@@ -1,0 +1,121 @@
+//! `cargo tempo test`: the crate's tests, run as components on tempo's runtime.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use tempo_http::HttpConfig;
+use tempo_runtime_core::{Compiler, EngineSettings, GuestStdio, InstanceSettings, artifact};
+
+use crate::cargo_build::{self, PackageArgs, WASM_TARGET, cargo_command};
+use crate::commands::host::{self, component_name};
+use crate::shell::Shell;
+
+/// Run the crate's tests as components, with the host services they import.
+///
+/// Runs `cargo test --target wasm32-wasip2` with tempo as cargo's runner for the target: each test
+/// binary runs as a wasi:cli component on the runtime that serves the crate. Tests see no host
+/// environment variables or files. Cargo's output and exit code are passed through.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    package: PackageArgs,
+    /// Arguments for the test binaries, after `--` (a name filter, `--nocapture`, …)
+    #[arg(last = true, value_name = "TEST_ARGS")]
+    test_args: Vec<OsString>,
+}
+
+pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
+    cargo_build::check_manifest(&args.package)?;
+    cargo_build::ensure_wasm_target(shell, &args.package.work_dir())?;
+    let tempo = std::env::current_exe().context("cannot find tempo's own executable")?;
+    let runner = format!(
+        "target.{WASM_TARGET}.runner=[{}, \"{RUNNER}\"]",
+        toml_string(&tempo.to_string_lossy())
+    );
+    let mut command = cargo_command(shell, "test", &args.package);
+    command.args(["--config", &runner]);
+    if !args.test_args.is_empty() {
+        command.arg("--").args(&args.test_args);
+    }
+    tracing::debug!("running {command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run `{}`", command.get_program().to_string_lossy()))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// The hidden subcommand cargo calls for each test binary.
+pub(crate) const RUNNER: &str = "test-runner";
+
+/// Runs one test binary for `cargo test` (`cargo tempo test` makes tempo cargo's runner).
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunnerArgs {
+    /// The test binary, a wasi:cli component
+    file: PathBuf,
+    /// The harness's arguments, as cargo passes them
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Tests abort at their first panic on wasm32-wasip2 (`panic = "abort"`), before the harness
+/// prints what it captured.
+const TRAP_HINT: &str =
+    "a test panicked (tests abort at the first panic: add `-- --nocapture` to see its message)";
+
+pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32> {
+    // Test binaries are large debug builds that run briefly: Winch compiles them several times
+    // faster than Cranelift.
+    let engine = EngineSettings {
+        compiler: Compiler::Winch,
+        ..EngineSettings::default()
+    }
+    .build()?;
+    let loaded = artifact::load(&engine, &args.file)?;
+    let runtime = host::runtime(engine, HttpConfig::default());
+    let name = component_name(&args.file);
+    let settings = InstanceSettings {
+        args: std::iter::once(name.clone()).chain(args.args).collect(),
+        stdio: GuestStdio::Inherit,
+        ..InstanceSettings::named(name)
+    };
+    let tokio = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    tokio.block_on(host::run_program(
+        shell,
+        &runtime,
+        &loaded.component,
+        settings,
+        Some(TRAP_HINT),
+    ))
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut quoted = String::with_capacity(s.len() + 2);
+    quoted.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::toml_string;
+
+    #[test]
+    fn paths_become_toml_strings() {
+        assert_eq!(
+            toml_string("/usr/bin/cargo-tempo"),
+            r#""/usr/bin/cargo-tempo""#
+        );
+        assert_eq!(toml_string(r#"C:\a "b""#), r#""C:\\a \"b\"""#);
+        assert_eq!(toml_string("a\tb"), r#""a\u0009b""#);
+    }
+}
