@@ -61,13 +61,19 @@ pub(crate) fn build(
     args: &PackageArgs,
     cargo_args: &[OsString],
 ) -> anyhow::Result<Vec<Artifact>> {
-    check_manifest(args)?;
-    ensure_wasm_target(shell, &args.work_dir())?;
+    preflight(shell, args)?;
     Build::start(shell, args, cargo_args, Group::Shared)?.finish()
 }
 
+/// What every command checks before cargo runs: the manifest exists, and the toolchain has the
+/// `wasm32-wasip2` target (installed with rustup if it can be).
+pub(crate) fn preflight(shell: &Shell, args: &PackageArgs) -> anyhow::Result<()> {
+    check_manifest(args)?;
+    ensure_wasm_target(shell, &args.work_dir())
+}
+
 /// Refuses a `--manifest-path` that names no file.
-pub(crate) fn check_manifest(args: &PackageArgs) -> anyhow::Result<()> {
+fn check_manifest(args: &PackageArgs) -> anyhow::Result<()> {
     match &args.manifest_path {
         Some(manifest) if !manifest.is_file() => {
             bail!(
@@ -213,7 +219,7 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// Makes sure the active toolchain has the `wasm32-wasip2` standard library, installing it with
 /// rustup when rustup is there.
-pub(crate) fn ensure_wasm_target(shell: &Shell, work_dir: &Path) -> anyhow::Result<()> {
+fn ensure_wasm_target(shell: &Shell, work_dir: &Path) -> anyhow::Result<()> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let sysroot = sysroot(&rustc, work_dir)?;
     if sysroot

@@ -51,8 +51,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
-    cargo_build::check_manifest(&args.package)?;
-    cargo_build::ensure_wasm_target(shell, &args.package.work_dir())?;
+    cargo_build::preflight(shell, &args.package)?;
     // Winch compiles several times faster than Cranelift, and the compile sits between an edit
     // and its first response; `--release` gets the code `run` would serve.
     let compiler = if args.package.release {

@@ -26,8 +26,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
-    cargo_build::check_manifest(&args.package)?;
-    cargo_build::ensure_wasm_target(shell, &args.package.work_dir())?;
+    cargo_build::preflight(shell, &args.package)?;
     let tempo = std::env::current_exe().context("cannot find tempo's own executable")?;
     let runner = format!(
         "target.{WASM_TARGET}.runner=[{}, \"{RUNNER}\"]",
