@@ -12,6 +12,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_CLI", "cli-fixture.wasm"),
     ("TEMPO_FIXTURE_MISSING_IMPORT", "missing-import.wasm"),
     ("TEMPO_FIXTURE_LIBRARY_ONLY", "library_only.wasm"),
+    ("TEMPO_FIXTURE_KEYVALUE_SUITE", "keyvalue-suite.wasm"),
 ];
 
 fn main() {
@@ -25,6 +26,7 @@ fn main() {
         "cli-fixture",
         "missing-import",
         "library-only",
+        "keyvalue-suite",
     ] {
         println!("cargo:rerun-if-changed={}", guests.join(entry).display());
     }

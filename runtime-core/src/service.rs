@@ -28,6 +28,13 @@ pub trait Service: Send + Sync + 'static {
     /// One line for the startup banner: what the service offers and its backend.
     fn describe(&self) -> String;
 
+    /// Opens what the service needs (a file, a connection) before it serves a component that
+    /// imports it, so that a failure is reported at startup rather than on a guest's first
+    /// call. Called for every version that links the service: it must be idempotent.
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Adds this service's per-instance context to a fresh instance's state.
     fn init_instance(&self, _state: &mut State) {}
 

@@ -93,6 +93,11 @@ impl State {
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
         &mut self.extensions
     }
+
+    /// The resource table and the services' contexts at once: what a service's host view needs.
+    pub fn table_and_extensions(&mut self) -> (&mut ResourceTable, &http::Extensions) {
+        (&mut self.table, &self.extensions)
+    }
 }
 
 impl WasiView for State {

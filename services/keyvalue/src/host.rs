@@ -1,0 +1,286 @@
+//! The `wasi:keyvalue` host functions, on a view borrowed from an instance's state.
+
+use std::sync::Arc;
+
+use tempo_runtime_core::State;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::KvError;
+use crate::backend::Bucket;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable | tracing },
+        with: {
+            "wasi:keyvalue/store.bucket": crate::host::BucketHandle,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => crate::KvError,
+        },
+    });
+}
+
+use generated::wasi::keyvalue::{atomics, batch, store};
+
+/// How many keys one `list-keys` call returns at most.
+const PAGE: usize = 1000;
+
+/// An open bucket, as the guest holds it.
+pub struct BucketHandle {
+    name: String,
+    bucket: Arc<dyn Bucket>,
+}
+
+/// What each instance carries for this service (in its state's extensions).
+#[derive(Clone)]
+pub(crate) struct KvContext {
+    pub(crate) shared: Arc<crate::Shared>,
+}
+
+/// The host functions' view of an instance's state.
+pub(crate) struct KvView<'a> {
+    table: &'a mut ResourceTable,
+    context: Option<&'a KvContext>,
+}
+
+struct KvData;
+
+impl HasData for KvData {
+    type Data<'a> = KvView<'a>;
+}
+
+fn view(state: &mut State) -> KvView<'_> {
+    let (table, extensions) = state.table_and_extensions();
+    KvView {
+        table,
+        context: extensions.get::<KvContext>(),
+    }
+}
+
+/// Adds the store, atomics and batch interfaces to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    store::add_to_linker::<State, KvData>(linker, view)?;
+    atomics::add_to_linker::<State, KvData>(linker, view)?;
+    batch::add_to_linker::<State, KvData>(linker, view)?;
+    Ok(())
+}
+
+impl KvView<'_> {
+    fn context(&self) -> Result<&KvContext, KvError> {
+        // The runtime sets every linked service up in each instance; a missing context is a
+        // host bug, so it traps rather than telling the guest a story.
+        self.context.ok_or_else(|| {
+            KvError::Trap(wasmtime::format_err!(
+                "wasi:keyvalue has no context in this instance"
+            ))
+        })
+    }
+
+    fn bucket(
+        &self,
+        handle: &Resource<BucketHandle>,
+    ) -> Result<(String, Arc<dyn Bucket>), KvError> {
+        let handle = self.table.get(handle)?;
+        Ok((handle.name.clone(), handle.bucket.clone()))
+    }
+
+    fn check_key(key: &str) -> Result<(), KvError> {
+        if key.is_empty() {
+            return Err(KvError::Other("a key must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        Self::check_key(key)?;
+        let limit = self.context()?.shared.limits.max_value_bytes;
+        if value.len() > limit {
+            return Err(KvError::Other(format!(
+                "the value for `{key}` has {} bytes, over the limit of {limit} (keyvalue max-value-bytes)",
+                value.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl store::Host for KvView<'_> {
+    async fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, KvError> {
+        let shared = self.context()?.shared.clone();
+        let name = shared
+            .limits
+            .resolve_bucket(&identifier)
+            .ok_or(KvError::NoSuchStore)?;
+        let store = shared.store().await.map_err(|err| {
+            KvError::Other(format!("the key-value store cannot be opened: {err:#}"))
+        })?;
+        let bucket = store.bucket(&name).await?;
+        Ok(self.table.push(BucketHandle { name, bucket })?)
+    }
+
+    fn convert_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
+        match err {
+            KvError::NoSuchStore => Ok(store::Error::NoSuchStore),
+            KvError::AccessDenied => Ok(store::Error::AccessDenied),
+            KvError::Other(message) => Ok(store::Error::Other(message)),
+            KvError::Trap(err) => Err(err),
+        }
+    }
+}
+
+impl store::HostBucket for KvView<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, KvError> {
+        let (_, bucket) = self.bucket(&bucket)?;
+        bucket.get(&key).await
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), KvError> {
+        self.check_value(&key, &value)?;
+        let (_, bucket) = self.bucket(&bucket)?;
+        bucket.set(&key, value).await
+    }
+
+    async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<(), KvError> {
+        let (_, bucket) = self.bucket(&bucket)?;
+        bucket.delete(&key).await
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<bool, KvError> {
+        let (_, bucket) = self.bucket(&bucket)?;
+        bucket.exists(&key).await
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        cursor: Option<u64>,
+    ) -> Result<store::KeyResponse, KvError> {
+        let (name, bucket) = self.bucket(&bucket)?;
+        let keys = bucket.keys().await?;
+        let (page, cursor) = page(&name, keys, cursor)?;
+        Ok(store::KeyResponse { keys: page, cursor })
+    }
+
+    async fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+/// The page of `keys` starting at `cursor` and the cursor of the next page, if any. A cursor is
+/// an index into the sorted keys; one past the end is refused.
+fn page(
+    bucket: &str,
+    keys: Vec<String>,
+    cursor: Option<u64>,
+) -> Result<(Vec<String>, Option<u64>), KvError> {
+    let start = cursor.unwrap_or(0);
+    let start = usize::try_from(start)
+        .ok()
+        .filter(|start| *start <= keys.len())
+        .ok_or_else(|| {
+            KvError::Other(format!(
+                "cursor {start} is past the end of bucket `{bucket}` ({} keys)",
+                keys.len()
+            ))
+        })?;
+    let end = start.saturating_add(PAGE).min(keys.len());
+    let next = (end < keys.len()).then_some(end as u64);
+    Ok((keys[start..end].to_vec(), next))
+}
+
+impl atomics::Host for KvView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        delta: u64,
+    ) -> Result<u64, KvError> {
+        Self::check_key(&key)?;
+        let (_, bucket) = self.bucket(&bucket)?;
+        bucket.increment(&key, delta).await
+    }
+}
+
+impl batch::Host for KvView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+        let (_, bucket) = self.bucket(&bucket)?;
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = bucket.get(&key).await?;
+            values.push(value.map(|value| (key, value)));
+        }
+        Ok(values)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), KvError> {
+        for (key, value) in &key_values {
+            self.check_value(key, value)?;
+        }
+        let (_, bucket) = self.bucket(&bucket)?;
+        bucket.set_many(key_values).await
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<(), KvError> {
+        let (_, bucket) = self.bucket(&bucket)?;
+        bucket.delete_many(keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page;
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("k{i:05}")).collect()
+    }
+
+    #[test]
+    fn pages_follow_the_cursor_to_the_end() {
+        let (first, next) = page("b", keys(2500), None).unwrap();
+        assert_eq!((first.len(), next), (1000, Some(1000)));
+        let (second, next) = page("b", keys(2500), next).unwrap();
+        assert_eq!((second[0].as_str(), next), ("k01000", Some(2000)));
+        let (last, next) = page("b", keys(2500), next).unwrap();
+        assert_eq!((last.len(), next), (500, None));
+    }
+
+    #[test]
+    fn the_end_is_an_empty_page_and_past_it_an_error() {
+        assert_eq!(page("b", keys(3), Some(3)).unwrap(), (vec![], None));
+        assert_eq!(page("b", vec![], None).unwrap(), (vec![], None));
+        let err = page("b", keys(3), Some(4)).unwrap_err().to_string();
+        assert!(
+            err.contains("cursor 4 is past the end of bucket `b` (3 keys)"),
+            "{err}"
+        );
+        assert!(page("b", keys(3), Some(u64::MAX)).is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! `wasi:keyvalue` (store, atomics and batch, at `0.2.0-draft` as wasmtime-wasi-keyvalue
+//! implements it) for tempo, with two backends:
+//!
+//! - **embedded**: a redb file under the project's state folder; no setup, and the data survives
+//!   reloads and restarts;
+//! - **nats**: a NATS JetStream KV bucket per wasi bucket, readable by any NATS client.
+//!
+//! Guests open the buckets the configuration declares (`default` unless told otherwise; the
+//! empty name, which wasmtime's own implementation uses, means `default`).
+//!
+//! ```no_run
+//! use tempo_keyvalue::{KeyValueBackend, KeyValueConfig, KeyValueService};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = KeyValueConfig {
+//!     backend: KeyValueBackend::Embedded { path: ".tempo/keyvalue.redb".into() },
+//!     ..KeyValueConfig::default()
+//! };
+//! let service = KeyValueService::start(config).await?;
+//! # let _ = service; Ok(()) }
+//! ```
+
+mod backend;
+mod host;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tempo_runtime_core::wasmtime::component::Linker;
+use tempo_runtime_core::{InterfaceName, Service, State};
+
+pub use host::BucketHandle;
+
+/// The bucket guests get by default, and the one the empty identifier names.
+pub const DEFAULT_BUCKET: &str = "default";
+
+/// The largest value accepted by default: 1 MiB, NATS's default message size.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// Where the data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyValueBackend {
+    /// A redb file at `path`.
+    Embedded {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// JetStream KV on the NATS server at `url`.
+    Nats {
+        /// e.g. `nats://127.0.0.1:4222`.
+        url: String,
+    },
+}
+
+/// How the service is set up.
+#[derive(Clone, Debug)]
+pub struct KeyValueConfig {
+    /// Where the data lives.
+    pub backend: KeyValueBackend,
+    /// The buckets guests may open.
+    pub buckets: Vec<String>,
+    /// The largest value a guest may store, in bytes.
+    pub max_value_bytes: usize,
+}
+
+impl Default for KeyValueConfig {
+    fn default() -> Self {
+        Self {
+            backend: KeyValueBackend::Embedded {
+                path: PathBuf::from(".tempo").join("keyvalue.redb"),
+            },
+            buckets: vec![DEFAULT_BUCKET.to_owned()],
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
+}
+
+/// What guests are allowed, shared by every instance.
+#[derive(Debug)]
+pub(crate) struct KvLimits {
+    buckets: Vec<String>,
+    max_value_bytes: usize,
+}
+
+impl KvLimits {
+    /// The declared bucket a guest's identifier names, if any.
+    fn resolve_bucket(&self, identifier: &str) -> Option<String> {
+        let name = if identifier.is_empty() {
+            DEFAULT_BUCKET
+        } else {
+            identifier
+        };
+        self.buckets.iter().find(|bucket| *bucket == name).cloned()
+    }
+}
+
+/// An error of a keyvalue host function: what the guest sees, or a trap for host bugs.
+#[derive(Debug)]
+pub enum KvError {
+    /// The bucket is not one the configuration declares.
+    NoSuchStore,
+    /// Not allowed.
+    AccessDenied,
+    /// Anything else: a limit, a bad counter, the backend failing.
+    Other(String),
+    /// A host bug or a broken resource handle: the instance traps.
+    Trap(wasmtime::Error),
+}
+
+impl std::fmt::Display for KvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvError::NoSuchStore => f.write_str("no such bucket"),
+            KvError::AccessDenied => f.write_str("access denied"),
+            KvError::Other(message) => f.write_str(message),
+            KvError::Trap(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for KvError {
+    fn from(err: wasmtime::component::ResourceTableError) -> Self {
+        KvError::Trap(err.into())
+    }
+}
+
+/// The `wasi:keyvalue` service.
+pub struct KeyValueService {
+    provides: Vec<InterfaceName>,
+    context: host::KvContext,
+}
+
+/// What every instance shares: the configuration and the backend, opened on first need.
+pub(crate) struct Shared {
+    config: KeyValueConfig,
+    limits: KvLimits,
+    store: tokio::sync::OnceCell<Arc<dyn backend::Store>>,
+}
+
+impl Shared {
+    /// The backend, opened (the file created, NATS connected and its buckets made) on first
+    /// use; a failed attempt is tried again next time.
+    async fn store(&self) -> anyhow::Result<&Arc<dyn backend::Store>> {
+        self.store
+            .get_or_try_init(|| async {
+                let store: Arc<dyn backend::Store> = match &self.config.backend {
+                    KeyValueBackend::Embedded { path } => {
+                        Arc::new(backend::embedded::Embedded::open(path)?)
+                    }
+                    KeyValueBackend::Nats { url } => Arc::new(
+                        backend::nats::Nats::connect(
+                            url,
+                            &self.config.buckets,
+                            self.config.max_value_bytes,
+                        )
+                        .await?,
+                    ),
+                };
+                Ok(store)
+            })
+            .await
+    }
+}
+
+impl KeyValueService {
+    /// A service for `config`; nothing is opened until a component that imports it runs (see
+    /// [`Service::open`]).
+    pub fn new(config: KeyValueConfig) -> anyhow::Result<Self> {
+        for bucket in &config.buckets {
+            anyhow::ensure!(
+                !bucket.is_empty()
+                    && bucket
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "`{bucket}` cannot be a bucket name: use letters, digits, `-` and `_`"
+            );
+        }
+        let provides = ["store", "atomics", "batch"]
+            .iter()
+            .map(|name| InterfaceName::known(&format!("wasi:keyvalue/{name}@0.2.0-draft")))
+            .collect();
+        let limits = KvLimits {
+            buckets: config.buckets.clone(),
+            max_value_bytes: config.max_value_bytes,
+        };
+        Ok(Self {
+            provides,
+            context: host::KvContext {
+                shared: Arc::new(Shared {
+                    config,
+                    limits,
+                    store: tokio::sync::OnceCell::new(),
+                }),
+            },
+        })
+    }
+
+    /// A service for `config` with its backend opened now.
+    pub async fn start(config: KeyValueConfig) -> anyhow::Result<Self> {
+        let service = Self::new(config)?;
+        service.context.shared.store().await?;
+        Ok(service)
+    }
+}
+
+impl Service for KeyValueService {
+    fn name(&self) -> &str {
+        "wasi:keyvalue"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        host::add_to_linker(linker)?;
+        Ok(())
+    }
+
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { self.context.shared.store().await.map(drop) })
+    }
+
+    fn describe(&self) -> String {
+        let shared = &self.context.shared;
+        let backend = match &shared.config.backend {
+            KeyValueBackend::Embedded { path } => format!("embedded, in {}", path.display()),
+            KeyValueBackend::Nats { url } => format!("NATS JetStream KV at {url}"),
+        };
+        format!("{backend}; buckets {}", shared.limits.buckets.join(", "))
+    }
+
+    fn init_instance(&self, state: &mut State) {
+        state.extensions_mut().insert(self.context.clone());
+    }
+}
