@@ -1,9 +1,6 @@
 //! The command line: global flags and the subcommands.
 
-use std::net::SocketAddr;
-
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use tempo_http::{DEFAULT_LISTEN, HttpConfig};
 
 use crate::commands::{build, compile, dev, new, run, test};
 
@@ -34,23 +31,6 @@ pub(crate) struct GlobalArgs {
     /// When to use colors
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true, env = "CARGO_TERM_COLOR")]
     pub(crate) color: ColorWhen,
-}
-
-/// Where the HTTP server listens: `run` and `dev`.
-#[derive(Debug, Args)]
-pub(crate) struct ListenArgs {
-    /// Address for the HTTP server; port 0 picks a free port
-    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LISTEN, env = "TEMPO_LISTEN")]
-    listen: SocketAddr,
-}
-
-impl ListenArgs {
-    pub(crate) fn http_config(&self) -> HttpConfig {
-        HttpConfig {
-            listen: self.listen,
-            ..HttpConfig::default()
-        }
-    }
 }
 
 /// When to color output.

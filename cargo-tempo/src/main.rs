@@ -5,6 +5,7 @@ mod cargo_build;
 mod cli;
 mod commands;
 mod project;
+mod settings;
 mod shell;
 mod signals;
 mod templates;

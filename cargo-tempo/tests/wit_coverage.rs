@@ -1,5 +1,6 @@
 //! The WIT in `wit/` and the host's services describe the same interfaces: every import of a
 //! world tempo hosts is provided by a service, and every interface a service claims is in `wit/`.
+//! (Here because `cargo-tempo` is the crate that knows every service.)
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -7,12 +8,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use tempo_http::{HttpConfig, HttpService};
+use tempo_keyvalue::{KeyValueConfig, KeyValueService};
 use tempo_runtime_core::{InterfaceName, Service, Trigger, WasiService};
 use wit_parser::{Resolve, WorldItem};
 
 fn wit_worlds() -> (BTreeSet<String>, BTreeSet<String>) {
     let mut resolve = Resolve::new();
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
     let (package, _) = resolve.push_dir(&wit).unwrap();
     let (mut imports, mut exports) = (BTreeSet::new(), BTreeSet::new());
     for world in resolve.packages[package].worlds.values() {
@@ -36,7 +38,13 @@ fn services_provide_exactly_the_interfaces_in_wit() {
     let (imports, exports) = wit_worlds();
     let wasi = WasiService::default();
     let http = HttpService::new(HttpConfig::default());
-    let provided: Vec<&InterfaceName> = wasi.provides().iter().chain(http.provides()).collect();
+    let keyvalue = KeyValueService::new(KeyValueConfig::default()).unwrap();
+    let provided: Vec<&InterfaceName> = wasi
+        .provides()
+        .iter()
+        .chain(http.provides())
+        .chain(keyvalue.provides())
+        .collect();
 
     let unprovided: Vec<_> = imports
         .iter()

@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cargo_build::{self, Artifact, Build, Group, PackageArgs};
-use crate::cli::ListenArgs;
 use crate::commands::host::{self, component_name};
 use crate::project::Project;
+use crate::settings::{HostArgs, Settings};
 use crate::shell::{Exit, Shell, display_path};
 use crate::signals::stop_on_signal;
 use crate::watch::{Watch, WatchSet};
@@ -35,7 +35,7 @@ pub(crate) struct Args {
     #[command(flatten)]
     package: PackageArgs,
     #[command(flatten)]
-    listen: ListenArgs,
+    host: HostArgs,
     /// Quiet time after a change before building, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     debounce: u64,
@@ -64,7 +64,8 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
         ..EngineSettings::default()
     }
     .build()?;
-    let runtime = host::runtime(engine, args.listen.http_config());
+    let settings = Settings::load(&args.host, &args.package.work_dir())?;
+    let runtime = host::runtime(engine, settings)?;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(Dev::new(shell, args, runtime).run())
 }
@@ -288,7 +289,9 @@ impl<'a> Dev<'a> {
         let path = wasm.to_path_buf();
         let loaded = tokio::task::spawn_blocking(move || artifact::load(&engine, &path)).await??;
         let settings = InstanceSettings::named(component_name(wasm));
-        Ok(self.runtime.prepare(&loaded.component, settings)?)
+        let version = self.runtime.prepare(&loaded.component, settings)?;
+        version.open_services().await?;
+        Ok(version)
     }
 
     /// The first good build starts the server.

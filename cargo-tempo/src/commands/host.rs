@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use futures::future::BoxFuture;
-use tempo_http::{HttpConfig, HttpService};
+use tempo_http::HttpService;
+use tempo_keyvalue::KeyValueService;
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
 use tempo_runtime_core::{InstanceSettings, LiveComponent, Runtime, Version, run_command};
 use tokio_util::sync::CancellationToken;
 
+use crate::settings::Settings;
 use crate::shell::{Exit, Shell};
 
 /// The name a component is shown under: its file name without `.wasm` or `.bin`.
@@ -28,12 +30,13 @@ pub(crate) struct Serving {
     pub(crate) loops: Vec<BoxFuture<'static, anyhow::Result<()>>>,
 }
 
-/// A runtime on `engine` with every service tempo has (wasi:http listening as `http` says once
-/// its trigger starts).
-pub(crate) fn runtime(engine: Engine, http: HttpConfig) -> Runtime {
+/// A runtime on `engine` with every service tempo has, set up as `settings` says. Nothing is
+/// opened yet: a service opens its backend when a version that links it is served or run.
+pub(crate) fn runtime(engine: Engine, settings: Settings) -> anyhow::Result<Runtime> {
     let mut runtime = Runtime::new(engine);
-    runtime.add_service(Arc::new(HttpService::new(http)));
-    runtime
+    runtime.add_service(Arc::new(HttpService::new(settings.http)));
+    runtime.add_service(Arc::new(KeyValueService::new(settings.keyvalue)?));
+    Ok(runtime)
 }
 
 /// Shows the services `version` is linked with, starts each of its triggers on a new live
@@ -43,6 +46,7 @@ pub(crate) async fn serve(
     version: Version,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Serving> {
+    version.open_services().await?;
     for service in version.services() {
         shell.status(
             "Linked",
@@ -74,6 +78,7 @@ pub(crate) async fn run_program(
 ) -> anyhow::Result<i32> {
     let name = settings.name.clone();
     let version = runtime.prepare(component, settings)?;
+    version.open_services().await?;
     match run_command(&version).await {
         Ok(code) => Ok(code),
         Err(err) if err.downcast_ref::<Trap>().is_some() => {

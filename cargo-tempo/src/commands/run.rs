@@ -1,6 +1,6 @@
 //! `cargo tempo run`: serve a wasi:http component, or run a wasi:cli program.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use futures::future::try_join_all;
@@ -8,21 +8,22 @@ use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
 use tempo_runtime_core::{EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ListenArgs;
 use crate::commands::host::{self, component_name};
+use crate::settings::{HostArgs, Settings};
 use crate::shell::{Shell, display_path};
 use crate::signals::stop_on_signal;
 
 /// Serve a component exporting wasi:http/incoming-handler, or run one exporting wasi:cli/run.
 ///
 /// FILE is a .wasm component or a .bin from `cargo tempo build --release` or `cargo tempo
-/// compile`. A wasi:cli program gets GUEST_ARGS and tempo exits with its exit code.
+/// compile`. A wasi:cli program gets GUEST_ARGS and tempo exits with its exit code. Settings come
+/// from the flags, the environment, `.env` and `tempo.toml` in the current folder.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The component to run
     file: PathBuf,
     #[command(flatten)]
-    listen: ListenArgs,
+    host: HostArgs,
     /// Arguments for the guest (after `--`); the component's name comes first
     #[arg(last = true, value_name = "GUEST_ARGS")]
     guest_args: Vec<String>,
@@ -44,7 +45,8 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
         ),
     );
 
-    let runtime = host::runtime(engine, args.listen.http_config());
+    let settings = Settings::load(&args.host, Path::new("."))?;
+    let runtime = host::runtime(engine, settings)?;
 
     let name = component_name(&args.file);
     let exports = runtime.exports_of(&loaded.component);

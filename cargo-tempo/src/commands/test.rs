@@ -1,21 +1,22 @@
 //! `cargo tempo test`: the crate's tests, run as components on tempo's runtime.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use tempo_http::HttpConfig;
 use tempo_runtime_core::{Compiler, EngineSettings, GuestStdio, InstanceSettings, artifact};
 
 use crate::cargo_build::{self, PackageArgs, WASM_TARGET, cargo_command};
 use crate::commands::host::{self, component_name};
+use crate::settings::{Backend, HostArgs, Settings};
 use crate::shell::Shell;
 
 /// Run the crate's tests as components, with the host services they import.
 ///
 /// Runs `cargo test --target wasm32-wasip2` with tempo as cargo's runner for the target: each test
-/// binary runs as a wasi:cli component on the runtime that serves the crate. Tests see no host
-/// environment variables or files. Cargo's output and exit code are passed through.
+/// binary runs as a wasi:cli component on the runtime that serves the crate, with embedded
+/// backends in a fresh state folder. Tests see no host environment variables or files. Cargo's
+/// output and exit code are passed through.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
@@ -71,7 +72,15 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
     }
     .build()?;
     let loaded = artifact::load(&engine, &args.file)?;
-    let runtime = host::runtime(engine, HttpConfig::default());
+    // Each test binary gets embedded backends in a state folder of its own, so tests never see
+    // the data of `dev` (or of each other) and leave nothing behind.
+    let state = tempfile::tempdir().context("cannot create a state folder for the tests")?;
+    let host = HostArgs {
+        state_dir: Some(state.path().to_path_buf()),
+        keyvalue: Some(Backend::Embedded),
+        ..HostArgs::default()
+    };
+    let runtime = host::runtime(engine, Settings::load(&host, Path::new("."))?)?;
     let name = component_name(&args.file);
     let settings = InstanceSettings {
         args: std::iter::once(name.clone()).chain(args.args).collect(),

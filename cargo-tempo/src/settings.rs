@@ -1,0 +1,358 @@
+//! The host's settings, from (highest first) command-line flags, the environment (the process's,
+//! then the project's `.env`), the project's `tempo.toml`, and defaults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::ValueEnum;
+use serde::Deserialize;
+use tempo_http::{DEFAULT_LISTEN, HttpConfig};
+use tempo_keyvalue::{DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig};
+
+/// The flags of `run` and `dev` that set up host services.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct HostArgs {
+    /// Address for the HTTP server; port 0 picks a free port [env: TEMPO_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Folder for the embedded backends' data [env: TEMPO_STATE_DIR] [default: .tempo]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// NATS server for the services on the nats backend, which it makes their default
+    /// [env: NATS_ADDR]
+    #[arg(long, value_name = "URL")]
+    pub(crate) nats: Option<String>,
+    /// Backend for wasi:keyvalue [env: TEMPO_KEYVALUE] [default: nats with a NATS address, else embedded]
+    #[arg(long, value_name = "BACKEND")]
+    pub(crate) keyvalue: Option<Backend>,
+}
+
+/// Where a service keeps its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Backend {
+    /// In the project's state folder: no setup
+    Embedded,
+    /// In NATS JetStream
+    Nats,
+}
+
+/// The file tempo reads its project settings from.
+pub(crate) const TEMPO_TOML: &str = "tempo.toml";
+
+/// `tempo.toml`. Unknown keys are errors, so a typo never goes unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TempoToml {
+    #[serde(default)]
+    http: HttpToml,
+    #[serde(default)]
+    state: StateToml,
+    #[serde(default)]
+    nats: NatsToml,
+    #[serde(default)]
+    keyvalue: KeyValueToml,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpToml {
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateToml {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NatsToml {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct KeyValueToml {
+    backend: Option<Backend>,
+    buckets: Option<Vec<String>>,
+    max_value_bytes: Option<usize>,
+}
+
+/// Everything the host services are configured with.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) http: HttpConfig,
+    pub(crate) keyvalue: KeyValueConfig,
+}
+
+impl Settings {
+    /// The settings for the project in `project`: its `tempo.toml` and `.env`, the process's
+    /// environment and `args`.
+    pub(crate) fn load(args: &HostArgs, project: &Path) -> anyhow::Result<Self> {
+        let toml_path = project.join(TEMPO_TOML);
+        let toml = match std::fs::read_to_string(&toml_path) {
+            Ok(text) => Some(text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => bail!("cannot read `{}`: {err}", toml_path.display()),
+        };
+        let dotenv = read_dotenv(&project.join(".env"))?;
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| dotenv.get(name).cloned())
+        };
+        Self::resolve(args, toml.as_deref(), &env, project)
+    }
+
+    /// [`Settings::load`] with its inputs given: testable without files or a process
+    /// environment.
+    fn resolve(
+        args: &HostArgs,
+        toml: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+        project: &Path,
+    ) -> anyhow::Result<Self> {
+        let file: TempoToml = match toml {
+            Some(text) => toml::from_str(text).map_err(|err| {
+                anyhow::anyhow!("`{TEMPO_TOML}`: {}", err.message()).context(format!(
+                    "`{}` is not valid",
+                    project.join(TEMPO_TOML).display()
+                ))
+            })?,
+            None => TempoToml::default(),
+        };
+        let from_env = |name: &str| env(name).filter(|value| !value.is_empty());
+        let parse_env = |name: &str| -> anyhow::Result<Option<SocketAddr>> {
+            from_env(name)
+                .map(|value| {
+                    value
+                        .parse()
+                        .with_context(|| format!("`{name}={value}` is not an address"))
+                })
+                .transpose()
+        };
+
+        let listen = match args.listen {
+            Some(listen) => listen,
+            None => parse_env("TEMPO_LISTEN")?
+                .or(file.http.listen)
+                .unwrap_or(DEFAULT_LISTEN),
+        };
+        let state_dir = args
+            .state_dir
+            .clone()
+            .or_else(|| from_env("TEMPO_STATE_DIR").map(PathBuf::from))
+            .or(file.state.dir)
+            .unwrap_or_else(|| PathBuf::from(".tempo"));
+        let state_dir = project.join(state_dir);
+        let nats = args
+            .nats
+            .clone()
+            .or_else(|| from_env("NATS_ADDR"))
+            .or(file.nats.url);
+
+        let keyvalue_backend = match args.keyvalue {
+            Some(backend) => Some(backend),
+            None => from_env("TEMPO_KEYVALUE")
+                .map(|value| {
+                    Backend::from_str(&value, true).map_err(|_| {
+                        anyhow::anyhow!(
+                            "`TEMPO_KEYVALUE={value}`: the backends are `embedded` and `nats`"
+                        )
+                    })
+                })
+                .transpose()?
+                .or(file.keyvalue.backend),
+        };
+        let keyvalue_backend = match (keyvalue_backend, &nats) {
+            (Some(Backend::Embedded), _) | (None, None) => KeyValueBackend::Embedded {
+                path: state_dir.join("keyvalue.redb"),
+            },
+            (Some(Backend::Nats), Some(url)) | (None, Some(url)) => {
+                KeyValueBackend::Nats { url: url.clone() }
+            }
+            (Some(Backend::Nats), None) => bail!(
+                "wasi:keyvalue is set to the nats backend but no NATS server is given: set `NATS_ADDR`, `--nats` or `[nats] url` in {TEMPO_TOML}"
+            ),
+        };
+
+        Ok(Self {
+            http: HttpConfig {
+                listen,
+                ..HttpConfig::default()
+            },
+            keyvalue: KeyValueConfig {
+                backend: keyvalue_backend,
+                buckets: file
+                    .keyvalue
+                    .buckets
+                    .unwrap_or_else(|| vec![DEFAULT_BUCKET.to_owned()]),
+                max_value_bytes: file
+                    .keyvalue
+                    .max_value_bytes
+                    .unwrap_or(DEFAULT_MAX_VALUE_BYTES),
+            },
+        })
+    }
+}
+
+/// The variables in the `.env` file at `path`, if there is one.
+fn read_dotenv(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    match dotenvy::from_path_iter(path) {
+        Ok(entries) => entries
+            .map(|entry| entry.with_context(|| format!("`{}` is not valid", path.display())))
+            .collect(),
+        Err(err) if err.not_found() => Ok(HashMap::new()),
+        Err(err) => Err(err).with_context(|| format!("cannot read `{}`", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(
+        args: &HostArgs,
+        toml: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Settings> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::resolve(
+            args,
+            toml,
+            &|name| env.get(name).cloned(),
+            Path::new("/project"),
+        )
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let settings = resolve(&HostArgs::default(), None, &[]).unwrap();
+        assert_eq!(settings.http.listen, DEFAULT_LISTEN);
+        assert_eq!(
+            settings.keyvalue.backend,
+            KeyValueBackend::Embedded {
+                path: "/project/.tempo/keyvalue.redb".into()
+            }
+        );
+        assert_eq!(settings.keyvalue.buckets, ["default"]);
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_tempo_toml() {
+        let toml = "[http]\nlisten = \"127.0.0.1:1111\"\n[state]\ndir = \"from-toml\"\n";
+        let settings = resolve(&HostArgs::default(), Some(toml), &[]).unwrap();
+        assert_eq!(settings.http.listen.port(), 1111);
+
+        let env = [
+            ("TEMPO_LISTEN", "127.0.0.1:2222"),
+            ("TEMPO_STATE_DIR", "/elsewhere"),
+        ];
+        let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
+        assert_eq!(settings.http.listen.port(), 2222);
+        assert_eq!(
+            settings.keyvalue.backend,
+            KeyValueBackend::Embedded {
+                path: "/elsewhere/keyvalue.redb".into()
+            }
+        );
+
+        let args = HostArgs {
+            listen: Some("127.0.0.1:3333".parse().unwrap()),
+            ..HostArgs::default()
+        };
+        assert_eq!(
+            resolve(&args, Some(toml), &env).unwrap().http.listen.port(),
+            3333
+        );
+    }
+
+    #[test]
+    fn a_nats_address_moves_keyvalue_to_nats_unless_told_otherwise() {
+        let env = [("NATS_ADDR", "nats://127.0.0.1:4222")];
+        let settings = resolve(&HostArgs::default(), None, &env).unwrap();
+        assert_eq!(
+            settings.keyvalue.backend,
+            KeyValueBackend::Nats {
+                url: "nats://127.0.0.1:4222".into()
+            }
+        );
+        let toml = "[keyvalue]\nbackend = \"embedded\"\n";
+        let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
+        assert!(matches!(
+            settings.keyvalue.backend,
+            KeyValueBackend::Embedded { .. }
+        ));
+        let args = HostArgs {
+            keyvalue: Some(Backend::Nats),
+            ..HostArgs::default()
+        };
+        let err = resolve(&args, None, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("no NATS server is given: set `NATS_ADDR`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tempo_toml_sets_buckets_and_limits() {
+        let toml = "[keyvalue]\nbuckets = [\"default\", \"sessions\"]\nmax-value-bytes = 2048\n";
+        let settings = resolve(&HostArgs::default(), Some(toml), &[]).unwrap();
+        assert_eq!(settings.keyvalue.buckets, ["default", "sessions"]);
+        assert_eq!(settings.keyvalue.max_value_bytes, 2048);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = resolve(
+            &HostArgs::default(),
+            Some("[keyvalue]\nbucket = [\"x\"]\n"),
+            &[],
+        )
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("`/project/tempo.toml` is not valid"),
+            "{message}"
+        );
+        assert!(message.contains("unknown field `bucket`"), "{message}");
+        let err = resolve(
+            &HostArgs::default(),
+            Some("[keyvalue]\nbackend = \"redis\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("redis"), "{err:#}");
+        let err = resolve(&HostArgs::default(), None, &[("TEMPO_LISTEN", "nowhere")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`TEMPO_LISTEN=nowhere` is not an address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dotenv_files_are_read_without_touching_the_process_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "NATS_ADDR=nats://10.0.0.1:4222\n# a comment\n",
+        )
+        .unwrap();
+        let settings = Settings::load(&HostArgs::default(), dir.path()).unwrap();
+        assert_eq!(
+            settings.keyvalue.backend,
+            KeyValueBackend::Nats {
+                url: "nats://10.0.0.1:4222".into()
+            }
+        );
+        assert!(std::env::var("NATS_ADDR").is_err());
+    }
+}
