@@ -9,18 +9,13 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Served, scratch, tempo, workspace};
+use common::{Served, scratch, tempo, wait_for_body};
 
 /// A copy of examples/hello-http in a fresh folder.
 fn copy_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let example = workspace().join("examples/hello-http");
-    std::fs::create_dir(dir.path().join("src")).unwrap();
-    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
-        std::fs::copy(example.join(file), dir.path().join(file)).unwrap();
-    }
+    common::copy_example("hello-http", dir.path());
     dir
 }
 
@@ -39,26 +34,6 @@ fn dev(project: &Path, extra: &[&str]) -> Served {
         .args(["dev", "--listen", "127.0.0.1:0"])
         .args(extra);
     Served::spawn(command)
-}
-
-/// GETs `url` until the body contains `needle`; returns the response's `x-tempo-stale` header.
-fn wait_for_body(url: &str, needle: &str) -> Option<String> {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < PATIENCE {
-        if let Ok(response) = reqwest::blocking::get(url) {
-            let stale = response
-                .headers()
-                .get("x-tempo-stale")
-                .map(|value| value.to_str().unwrap().to_owned());
-            last = response.text().unwrap_or_default();
-            if last.contains(needle) {
-                return stale;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{url} never answered {needle:?}; last answer: {last:?}");
 }
 
 /// Clients sending requests back to back, one reusing its connection and one opening a new
@@ -132,20 +107,20 @@ fn edits_reload_the_running_server_without_a_failed_request() {
     dev.wait_for_serving();
     let url = format!("{}/page", dev.url);
     assert_eq!(
-        wait_for_body(&url, "Hello from tempo! You asked for /page"),
+        wait_for_body(&url, "Hello from tempo! You asked for /page").1,
         None
     );
 
     let load = Load::start(&url);
 
     edit(root, "Hello from tempo!", "Hello v2!");
-    assert_eq!(wait_for_body(&url, "Hello v2!"), None);
+    assert_eq!(wait_for_body(&url, "Hello v2!").1, None);
     dev.wait_for_stderr("Reloaded hello-http in");
 
     // A broken edit: v2 goes on serving, and says so.
     edit(root, "struct HelloHttp;", "struct HelloHttp;\nfn broken( {");
     dev.wait_for_stderr("warning: the build failed; still serving the last good build");
-    let stale = wait_for_body(&url, "Hello v2!");
+    let (_, stale) = wait_for_body(&url, "Hello v2!");
     assert_eq!(
         stale.as_deref(),
         Some("the build failed; serving the last good build")
@@ -153,7 +128,7 @@ fn edits_reload_the_running_server_without_a_failed_request() {
 
     edit(root, "struct HelloHttp;\nfn broken( {", "struct HelloHttp;");
     edit(root, "Hello v2!", "Hello v3!");
-    assert_eq!(wait_for_body(&url, "Hello v3!"), None);
+    assert_eq!(wait_for_body(&url, "Hello v3!").1, None);
 
     // Writes under target/ start no build; the next real edit is the only change seen.
     std::fs::write(root.join("target/tempo-test-touch"), "x").unwrap();
@@ -162,7 +137,7 @@ fn edits_reload_the_running_server_without_a_failed_request() {
     contents.push(b'\n');
     std::fs::write(&depfile, contents).unwrap();
     edit(root, "Hello v3!", "Hello v4!");
-    assert_eq!(wait_for_body(&url, "Hello v4!"), None);
+    assert_eq!(wait_for_body(&url, "Hello v4!").1, None);
 
     let (ok, failures) = load.finish();
     assert!(

@@ -13,14 +13,24 @@ use common::{Served, scratch, stderr, stdout, tempo, workspace};
 type Check = (&'static str, u16, &'static str);
 
 /// For each template in `templates/`: the requests a crate generated from it must answer.
-const TEMPLATES: &[(&str, &[Check])] = &[(
-    "http",
-    &[
-        ("/", 200, r#""routes":["GET /","GET /hello/{name}"]"#),
-        ("/hello/Ada", 200, r#"{"greeting":"Hello, Ada!"}"#),
-        ("/nowhere", 404, r#""error":"not found""#),
-    ],
-)];
+const TEMPLATES: &[(&str, &[Check])] = &[
+    (
+        "http",
+        &[
+            ("/", 200, r#""routes":["GET /","GET /hello/{name}"]"#),
+            ("/hello/Ada", 200, r#"{"greeting":"Hello, Ada!"}"#),
+            ("/nowhere", 404, r#""error":"not found""#),
+        ],
+    ),
+    (
+        "keyvalue",
+        &[
+            ("/", 200, r#"{"visits":1}"#),
+            ("/", 200, r#"{"visits":2}"#),
+            ("/kv/nothing", 404, r#""error":"no such key""#),
+        ],
+    ),
+];
 
 #[test]
 fn every_template_folder_is_checked_here() {
@@ -126,7 +136,10 @@ fn list_names_each_template_with_its_description() {
     assert!(output.status.success());
     assert_eq!(
         stdout(&output),
-        "http         A wasi:http component with two routes answering JSON.\n"
+        concat!(
+            "http         A wasi:http component with two routes answering JSON.\n",
+            "keyvalue     A wasi:http component that counts visits and stores values by key in wasi:keyvalue.\n",
+        )
     );
 }
 

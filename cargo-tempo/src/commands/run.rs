@@ -45,7 +45,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
         ),
     );
 
-    let settings = Settings::load(&args.host, Path::new("."))?;
+    let settings = Settings::load(&args.host, Path::new(""))?;
     let runtime = host::runtime(engine, settings)?;
 
     let name = component_name(&args.file);

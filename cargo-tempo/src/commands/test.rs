@@ -80,7 +80,7 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
         keyvalue: Some(Backend::Embedded),
         ..HostArgs::default()
     };
-    let runtime = host::runtime(engine, Settings::load(&host, Path::new("."))?)?;
+    let runtime = host::runtime(engine, Settings::load(&host, Path::new(""))?)?;
     let name = component_name(&args.file);
     let settings = InstanceSettings {
         args: std::iter::once(name.clone()).chain(args.args).collect(),

@@ -5,7 +5,7 @@
 use std::io::{BufRead as _, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test, with colors off and no inherited log settings.
@@ -37,7 +37,7 @@ pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// What `cargo tempo build` of examples/hello-http printed on stdout.
+/// What `cargo tempo build` of an example printed on stdout.
 pub(crate) struct Built {
     pub(crate) wasm: PathBuf,
     pub(crate) bin: Option<PathBuf>,
@@ -45,42 +45,51 @@ pub(crate) struct Built {
 
 /// Builds examples/hello-http through the binary, once per test process and profile.
 pub(crate) fn hello_http(release: bool) -> &'static Built {
-    static DEBUG: OnceLock<Built> = OnceLock::new();
-    static RELEASE: OnceLock<Built> = OnceLock::new();
-    let cell = if release { &RELEASE } else { &DEBUG };
-    cell.get_or_init(|| {
-        let mut command = tempo();
-        command
-            .current_dir(workspace().join("examples/hello-http"))
-            .arg("build")
-            .arg("--target-dir")
-            .arg(scratch("examples"));
-        if release {
-            command.arg("--release");
-        }
-        let output = command.output().unwrap();
-        assert!(
-            output.status.success(),
-            "build failed:\n{}",
-            stderr(&output)
-        );
-        let paths: Vec<PathBuf> = stdout(&output).lines().map(PathBuf::from).collect();
-        let wasm = paths
-            .iter()
-            .find(|p| p.extension().is_some_and(|e| e == "wasm"));
-        let bin = paths
-            .iter()
-            .find(|p| p.extension().is_some_and(|e| e == "bin"));
-        Built {
-            wasm: wasm.expect("no .wasm printed").clone(),
-            bin: bin.cloned(),
-        }
-    })
+    example("hello-http", release)
+}
+
+/// Builds `examples/NAME` through the binary, once per test process, example and profile.
+pub(crate) fn example(name: &str, release: bool) -> &'static Built {
+    static BUILT: Mutex<Vec<(String, bool, &'static Built)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, _, done)) = built.iter().find(|(n, r, _)| n == name && *r == release) {
+        return done;
+    }
+    let mut command = tempo();
+    command
+        .current_dir(workspace().join("examples").join(name))
+        .arg("build")
+        .arg("--target-dir")
+        .arg(scratch("examples"));
+    if release {
+        command.arg("--release");
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "build of {name} failed:\n{}",
+        stderr(&output)
+    );
+    let paths: Vec<PathBuf> = stdout(&output).lines().map(PathBuf::from).collect();
+    let wasm = paths
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "wasm"));
+    let bin = paths
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "bin"));
+    let done: &'static Built = Box::leak(Box::new(Built {
+        wasm: wasm.expect("no .wasm printed").clone(),
+        bin: bin.cloned(),
+    }));
+    built.push((name.to_owned(), release, done));
+    done
 }
 
 /// A `cargo tempo run` process serving on a free port; killed when dropped.
 pub(crate) struct Served {
     child: Child,
+    /// The folder it runs in, so its state stays out of the repository.
+    _folder: Option<tempfile::TempDir>,
     pub(crate) url: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
@@ -91,14 +100,23 @@ pub(crate) struct Served {
 pub(crate) const PATIENCE: Duration = Duration::from_secs(300);
 
 impl Served {
-    /// `cargo tempo run COMPONENT --listen 127.0.0.1:0`, once it serves.
+    /// `cargo tempo run COMPONENT --listen 127.0.0.1:0` in a fresh folder, once it serves.
     pub(crate) fn start(component: &Path) -> Self {
+        Self::start_with(component, &[])
+    }
+
+    /// [`Served::start`] with these environment variables.
+    pub(crate) fn start_with(component: &Path, env: &[(&str, &str)]) -> Self {
+        let folder = tempfile::tempdir().unwrap();
         let mut command = tempo();
         command
+            .current_dir(folder.path())
             .arg("run")
             .arg(component)
-            .args(["--listen", "127.0.0.1:0"]);
+            .args(["--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied());
         let mut served = Self::spawn(command);
+        served._folder = Some(folder);
         served.wait_for_serving();
         served
     }
@@ -114,6 +132,7 @@ impl Served {
         let stderr = collect(child.stderr.take().unwrap());
         Self {
             child,
+            _folder: None,
             url: String::new(),
             stdout,
             stderr,
@@ -210,4 +229,34 @@ pub(crate) fn get(url: &str) -> (u16, String) {
     let response = reqwest::blocking::get(url).unwrap();
     let status = response.status().as_u16();
     (status, response.text().unwrap())
+}
+
+/// Copies `examples/NAME` (manifest, lock file, sources) into `into`.
+pub(crate) fn copy_example(name: &str, into: &Path) {
+    let example = workspace().join("examples").join(name);
+    std::fs::create_dir_all(into.join("src")).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
+        std::fs::copy(example.join(file), into.join(file)).unwrap();
+    }
+}
+
+/// GETs `url` until the body contains `needle` and returns that body and the response's
+/// `x-tempo-stale` header.
+pub(crate) fn wait_for_body(url: &str, needle: &str) -> (String, Option<String>) {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < PATIENCE {
+        if let Ok(response) = reqwest::blocking::get(url) {
+            let stale = response
+                .headers()
+                .get("x-tempo-stale")
+                .map(|value| value.to_str().unwrap().to_owned());
+            last = response.text().unwrap_or_default();
+            if last.contains(needle) {
+                return (last, stale);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{url} never answered {needle:?}; last answer: {last:?}");
 }

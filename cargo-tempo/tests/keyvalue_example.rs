@@ -1,0 +1,133 @@
+//! examples/keyvalue as a user meets it: counting visits under `cargo tempo dev` with no setup,
+//! through an edit and a restart, and storing the same data in NATS JetStream when `NATS_ADDR`
+//! is set.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::path::Path;
+
+use common::{Served, example, get, scratch, tempo, wait_for_body, workspace};
+use tempo_test_fixtures::NatsServer;
+
+/// The number in `"visits":N` of a body.
+fn visits(body: &str) -> u64 {
+    let at = body
+        .find("\"visits\":")
+        .unwrap_or_else(|| panic!("no visits in {body}"))
+        + "\"visits\":".len();
+    body[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+/// `cargo tempo dev` in `project`, once it serves.
+fn dev(project: &Path) -> Served {
+    let mut command = tempo();
+    command
+        .current_dir(project)
+        .args(["dev", "--listen", "127.0.0.1:0", "--target-dir"])
+        .arg(scratch("dev-keyvalue"));
+    let mut dev = Served::spawn(command);
+    dev.wait_for_serving();
+    dev
+}
+
+#[test]
+fn the_count_survives_an_edit_and_a_restart_of_dev() {
+    // The example finds the WIT at ../../wit: keep that shape in the copy.
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("examples/keyvalue");
+    common::copy_example("keyvalue", &project);
+    let wit = workspace().join("wit");
+    for entry in walk(&wit) {
+        let target = root
+            .path()
+            .join("wit")
+            .join(entry.strip_prefix(&wit).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, target).unwrap();
+    }
+
+    let mut first = dev(&project);
+    assert_eq!(visits(&get(&first.url).1), 1);
+    assert_eq!(visits(&get(&first.url).1), 2);
+
+    let source = project.join("src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(
+        &source,
+        text.replace("Welcome to the keyvalue example", "Welcome back"),
+    )
+    .unwrap();
+    let (body, _) = wait_for_body(&first.url, "Welcome back");
+    let after_reload = visits(&body);
+    assert!(
+        after_reload > 2,
+        "the count restarted after the reload: {body}"
+    );
+
+    first.signal(libc::SIGINT);
+    assert_eq!(first.wait(), Some(0));
+    let second = dev(&project);
+    assert_eq!(
+        visits(&get(&second.url).1),
+        after_reload + 1,
+        "the count did not survive the restart"
+    );
+    assert!(project.join(".tempo/keyvalue.redb").is_file());
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn with_nats_addr_the_data_is_in_jetstream_for_any_client() {
+    let server = NatsServer::start();
+    let built = example("keyvalue", false);
+    let served = Served::start_with(&built.wasm, &[("NATS_ADDR", &server.url)]);
+    assert!(
+        served
+            .stderr()
+            .contains("wasi:keyvalue: NATS JetStream KV at"),
+        "{}",
+        served.stderr()
+    );
+
+    assert_eq!(visits(&get(&served.url).1), 1);
+    let put = reqwest::blocking::Client::new()
+        .put(format!("{}/docs/ada", served.url))
+        .body(r#"{"name":"Ada"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 201);
+
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    tokio.block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let bucket = async_nats::jetstream::new(client)
+            .get_key_value("default")
+            .await
+            .unwrap();
+        assert_eq!(bucket.get("visits").await.unwrap().unwrap(), "1");
+        assert_eq!(
+            bucket.get("docs.ada").await.unwrap().unwrap(),
+            r#"{"name":"Ada"}"#
+        );
+    });
+}
