@@ -13,6 +13,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_MISSING_IMPORT", "missing-import.wasm"),
     ("TEMPO_FIXTURE_LIBRARY_ONLY", "library_only.wasm"),
     ("TEMPO_FIXTURE_KEYVALUE_SUITE", "keyvalue-suite.wasm"),
+    ("TEMPO_FIXTURE_BLOBSTORE_SUITE", "blobstore-suite.wasm"),
 ];
 
 fn main() {
@@ -27,6 +28,7 @@ fn main() {
         "missing-import",
         "library-only",
         "keyvalue-suite",
+        "blobstore-suite",
     ] {
         println!("cargo:rerun-if-changed={}", guests.join(entry).display());
     }

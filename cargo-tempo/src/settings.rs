@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::ValueEnum;
 use serde::Deserialize;
+use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, DEFAULT_MAX_OBJECT_BYTES};
 use tempo_http::{DEFAULT_LISTEN, HttpConfig};
 use tempo_keyvalue::{DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig};
 
@@ -27,6 +28,9 @@ pub(crate) struct HostArgs {
     /// Backend for wasi:keyvalue [env: TEMPO_KEYVALUE] [default: nats with a NATS address, else embedded]
     #[arg(long, value_name = "BACKEND")]
     pub(crate) keyvalue: Option<Backend>,
+    /// Backend for wasi:blobstore [env: TEMPO_BLOBSTORE] [default: nats with a NATS address, else embedded]
+    #[arg(long, value_name = "BACKEND")]
+    pub(crate) blobstore: Option<Backend>,
 }
 
 /// Where a service keeps its data.
@@ -54,6 +58,8 @@ struct TempoToml {
     nats: NatsToml,
     #[serde(default)]
     keyvalue: KeyValueToml,
+    #[serde(default)]
+    blobstore: BlobstoreToml,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,11 +88,19 @@ struct KeyValueToml {
     max_value_bytes: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BlobstoreToml {
+    backend: Option<Backend>,
+    max_object_bytes: Option<usize>,
+}
+
 /// Everything the host services are configured with.
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) http: HttpConfig,
     pub(crate) keyvalue: KeyValueConfig,
+    pub(crate) blobstore: BlobstoreConfig,
 }
 
 impl Settings {
@@ -155,29 +169,54 @@ impl Settings {
             .or_else(|| from_env("NATS_ADDR"))
             .or(file.nats.url);
 
-        let keyvalue_backend = match args.keyvalue {
-            Some(backend) => Some(backend),
-            None => from_env("TEMPO_KEYVALUE")
-                .map(|value| {
-                    Backend::from_str(&value, true).map_err(|_| {
-                        anyhow::anyhow!(
-                            "`TEMPO_KEYVALUE={value}`: the backends are `embedded` and `nats`"
-                        )
+        // Which backend a service uses: flag, environment, tempo.toml; else NATS when a NATS
+        // server is given, else embedded.
+        let backend = |flag: Option<Backend>,
+                       variable: &str,
+                       file: Option<Backend>,
+                       service: &str| {
+            let chosen = match flag {
+                Some(backend) => Some(backend),
+                None => from_env(variable)
+                    .map(|value| {
+                        Backend::from_str(&value, true).map_err(|_| {
+                            anyhow::anyhow!(
+                                "`{variable}={value}`: the backends are `embedded` and `nats`"
+                            )
+                        })
                     })
-                })
-                .transpose()?
-                .or(file.keyvalue.backend),
+                    .transpose()?
+                    .or(file),
+            };
+            match (chosen, &nats) {
+                (Some(Backend::Embedded), _) | (None, None) => Ok(None),
+                (Some(Backend::Nats), Some(url)) | (None, Some(url)) => Ok(Some(url.clone())),
+                (Some(Backend::Nats), None) => Err(anyhow::anyhow!(
+                    "{service} is set to the nats backend but no NATS server is given: set `NATS_ADDR`, `--nats` or `[nats] url` in {TEMPO_TOML}"
+                )),
+            }
         };
-        let keyvalue_backend = match (keyvalue_backend, &nats) {
-            (Some(Backend::Embedded), _) | (None, None) => KeyValueBackend::Embedded {
+        let keyvalue_backend = match backend(
+            args.keyvalue,
+            "TEMPO_KEYVALUE",
+            file.keyvalue.backend,
+            "wasi:keyvalue",
+        )? {
+            Some(url) => KeyValueBackend::Nats { url },
+            None => KeyValueBackend::Embedded {
                 path: state_dir.join("keyvalue.redb"),
             },
-            (Some(Backend::Nats), Some(url)) | (None, Some(url)) => {
-                KeyValueBackend::Nats { url: url.clone() }
-            }
-            (Some(Backend::Nats), None) => bail!(
-                "wasi:keyvalue is set to the nats backend but no NATS server is given: set `NATS_ADDR`, `--nats` or `[nats] url` in {TEMPO_TOML}"
-            ),
+        };
+        let blobstore_backend = match backend(
+            args.blobstore,
+            "TEMPO_BLOBSTORE",
+            file.blobstore.backend,
+            "wasi:blobstore",
+        )? {
+            Some(url) => BlobstoreBackend::Nats { url },
+            None => BlobstoreBackend::Embedded {
+                dir: state_dir.join("blobstore"),
+            },
         };
 
         Ok(Self {
@@ -195,6 +234,13 @@ impl Settings {
                     .keyvalue
                     .max_value_bytes
                     .unwrap_or(DEFAULT_MAX_VALUE_BYTES),
+            },
+            blobstore: BlobstoreConfig {
+                backend: blobstore_backend,
+                max_object_bytes: file
+                    .blobstore
+                    .max_object_bytes
+                    .unwrap_or(DEFAULT_MAX_OBJECT_BYTES),
             },
         })
     }

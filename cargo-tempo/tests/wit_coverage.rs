@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use tempo_blobstore::{BlobstoreConfig, BlobstoreService};
 use tempo_http::{HttpConfig, HttpService};
 use tempo_keyvalue::{KeyValueConfig, KeyValueService};
 use tempo_runtime_core::{InterfaceName, Service, Trigger, WasiService};
@@ -39,11 +40,13 @@ fn services_provide_exactly_the_interfaces_in_wit() {
     let wasi = WasiService::default();
     let http = HttpService::new(HttpConfig::default());
     let keyvalue = KeyValueService::new(KeyValueConfig::default()).unwrap();
+    let blobstore = BlobstoreService::new(BlobstoreConfig::default());
     let provided: Vec<&InterfaceName> = wasi
         .provides()
         .iter()
         .chain(http.provides())
         .chain(keyvalue.provides())
+        .chain(blobstore.provides())
         .collect();
 
     let unprovided: Vec<_> = imports

@@ -56,6 +56,13 @@ pub fn keyvalue_suite() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_KEYVALUE_SUITE"))
 }
 
+/// A `wasi:cli` program exercising every `wasi:blobstore` function: `suite MAX_OBJECT` runs them
+/// all and exits 0; `write` and `expect` do one operation each and exit 0 when done, 1 when an
+/// object differs and 2 when the host returned an error.
+pub fn blobstore_suite() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_BLOBSTORE_SUITE"))
+}
+
 /// An HTTP server that answers every request with `200 ok`, but only once released.
 #[derive(Clone)]
 pub struct Gate {

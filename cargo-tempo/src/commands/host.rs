@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use futures::future::BoxFuture;
+use tempo_blobstore::BlobstoreService;
 use tempo_http::HttpService;
 use tempo_keyvalue::KeyValueService;
 use tempo_runtime_core::wasmtime::component::Component;
@@ -36,6 +37,7 @@ pub(crate) fn runtime(engine: Engine, settings: Settings) -> anyhow::Result<Runt
     let mut runtime = Runtime::new(engine);
     runtime.add_service(Arc::new(HttpService::new(settings.http)));
     runtime.add_service(Arc::new(KeyValueService::new(settings.keyvalue)?));
+    runtime.add_service(Arc::new(BlobstoreService::new(settings.blobstore)));
     Ok(runtime)
 }
 

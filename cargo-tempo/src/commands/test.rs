@@ -78,6 +78,7 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
     let host = HostArgs {
         state_dir: Some(state.path().to_path_buf()),
         keyvalue: Some(Backend::Embedded),
+        blobstore: Some(Backend::Embedded),
         ..HostArgs::default()
     };
     let runtime = host::runtime(engine, Settings::load(&host, Path::new(""))?)?;

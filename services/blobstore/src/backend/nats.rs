@@ -1,0 +1,145 @@
+//! The NATS backend: a JetStream object store per container, under the container's name, so any
+//! NATS client (`nats object get photos cat.png`) reads what guests wrote.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, object_store};
+use futures::TryStreamExt as _;
+use tokio::io::AsyncReadExt as _;
+
+use super::{Blobs, ObjectStat};
+
+/// How long a JetStream request may take before the guest gets an error (NATS may be down).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// JetStream object stores on one NATS server or cluster.
+pub(crate) struct Nats {
+    js: jetstream::Context,
+}
+
+impl Nats {
+    /// Connects to `url`.
+    pub(crate) async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name("tempo blobstore")
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot reach NATS at {url}"))?;
+        Ok(Self {
+            js: jetstream::ContextBuilder::new()
+                .timeout(REQUEST_TIMEOUT)
+                .build(client),
+        })
+    }
+
+    /// The object store of `container`, telling a missing container from NATS failing.
+    async fn store(&self, container: &str) -> Result<object_store::ObjectStore, String> {
+        match self.js.get_object_store(container).await {
+            Ok(store) => Ok(store),
+            Err(err) => match self.container_created(container).await {
+                Ok(None) => Err(format!("there is no container `{container}`")),
+                _ => Err(nats(err)),
+            },
+        }
+    }
+}
+
+fn nats(err: impl std::fmt::Display) -> String {
+    format!("NATS: {err}")
+}
+
+fn seconds(time: &async_nats::jetstream::stream::Info) -> u64 {
+    u64::try_from(time.created.unix_timestamp()).unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl Blobs for Nats {
+    async fn create_container(&self, container: &str) -> Result<(), String> {
+        if self.container_created(container).await?.is_some() {
+            return Err(format!("the container `{container}` already exists"));
+        }
+        self.js
+            .create_object_store(object_store::Config {
+                bucket: container.to_owned(),
+                ..object_store::Config::default()
+            })
+            .await
+            .map_err(nats)?;
+        Ok(())
+    }
+
+    async fn container_created(&self, container: &str) -> Result<Option<u64>, String> {
+        match self.js.get_stream(format!("OBJ_{container}")).await {
+            Ok(mut stream) => Ok(Some(seconds(stream.info().await.map_err(nats)?))),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(error)
+                        if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(nats(err)),
+        }
+    }
+
+    async fn delete_container(&self, container: &str) -> Result<(), String> {
+        self.js.delete_object_store(container).await.map_err(nats)
+    }
+
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
+        let store = self.store(container).await?;
+        let list = store.list().await.map_err(nats)?;
+        let infos: Vec<object_store::ObjectInfo> = list.try_collect().await.map_err(nats)?;
+        Ok(infos
+            .into_iter()
+            .filter(|info| !info.deleted)
+            .map(|info| info.name)
+            .collect())
+    }
+
+    async fn read(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, String> {
+        if self.stat(container, object).await?.is_none() {
+            return Ok(None);
+        }
+        let store = self.store(container).await?;
+        let mut reader = store.get(object).await.map_err(nats)?;
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).await.map_err(nats)?;
+        Ok(Some(bytes))
+    }
+
+    async fn write(&self, container: &str, object: &str, data: Vec<u8>) -> Result<(), String> {
+        let store = self.store(container).await?;
+        store
+            .put(object, &mut data.as_slice())
+            .await
+            .map_err(nats)?;
+        Ok(())
+    }
+
+    async fn delete_object(&self, container: &str, object: &str) -> Result<(), String> {
+        if self.stat(container, object).await?.is_none() {
+            return Ok(());
+        }
+        let store = self.store(container).await?;
+        store.delete(object).await.map_err(nats)
+    }
+
+    async fn stat(&self, container: &str, object: &str) -> Result<Option<ObjectStat>, String> {
+        let store = self.store(container).await?;
+        match store.info(object).await {
+            Ok(info) if !info.deleted => Ok(Some(ObjectStat {
+                created_at: info
+                    .modified
+                    .map_or(0, |time| u64::try_from(time.unix_timestamp()).unwrap_or(0)),
+                size: info.size as u64,
+            })),
+            Ok(_) => Ok(None),
+            Err(err) if err.kind() == object_store::InfoErrorKind::NotFound => Ok(None),
+            Err(err) => Err(nats(err)),
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! The `wasi:blobstore` host functions, on a view borrowed from an instance's state.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tempo_runtime_core::State;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+
+use crate::Shared;
+use crate::backend::Blobs;
+use crate::values::LimitedBuffer;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wasi:blobstore/imports",
+        imports: { default: async | trappable | tracing },
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:blobstore/types.outgoing-value": crate::host::OutgoingValue,
+            "wasi:blobstore/types.incoming-value": crate::host::IncomingValue,
+            "wasi:blobstore/container.container": crate::host::ContainerHandle,
+            "wasi:blobstore/container.stream-object-names": crate::host::ObjectNames,
+        },
+    });
+}
+
+use generated::wasi::blobstore::{blobstore, container, types};
+
+/// A container, as the guest holds it: its name (the data stays in the backend).
+pub struct ContainerHandle {
+    name: String,
+}
+
+/// The bytes a guest is writing as an object.
+pub struct OutgoingValue {
+    buffer: LimitedBuffer,
+    stream_taken: bool,
+}
+
+/// The bytes of an object (or of a range of it) read for the guest.
+pub struct IncomingValue {
+    bytes: Bytes,
+}
+
+/// The names of a container's objects, read by the guest in pieces.
+pub struct ObjectNames {
+    names: Vec<String>,
+    next: usize,
+}
+
+/// What each instance carries for this service (in its state's extensions).
+#[derive(Clone)]
+pub(crate) struct BlobContext {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The host functions' view of an instance's state.
+pub(crate) struct BlobView<'a> {
+    table: &'a mut ResourceTable,
+    context: Option<&'a BlobContext>,
+}
+
+struct BlobData;
+
+impl HasData for BlobData {
+    type Data<'a> = BlobView<'a>;
+}
+
+fn view(state: &mut State) -> BlobView<'_> {
+    let (table, extensions) = state.table_and_extensions();
+    BlobView {
+        table,
+        context: extensions.get::<BlobContext>(),
+    }
+}
+
+/// Adds the types, container and blobstore interfaces to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    types::add_to_linker::<State, BlobData>(linker, view)?;
+    container::add_to_linker::<State, BlobData>(linker, view)?;
+    blobstore::add_to_linker::<State, BlobData>(linker, view)?;
+    Ok(())
+}
+
+type Outcome<T> = wasmtime::Result<Result<T, String>>;
+
+impl BlobView<'_> {
+    fn shared(&self) -> wasmtime::Result<Arc<Shared>> {
+        // The runtime sets every linked service up in each instance; a missing context is a
+        // host bug, so it traps.
+        self.context
+            .map(|context| context.shared.clone())
+            .ok_or_else(|| wasmtime::format_err!("wasi:blobstore has no context in this instance"))
+    }
+
+    fn container_name(&self, handle: &Resource<ContainerHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(handle)?.name.clone())
+    }
+
+    /// Gives the guest a new resource made from `result`, or passes its error on.
+    fn push<T, R: Send + 'static>(
+        &mut self,
+        result: Result<T, String>,
+        make: impl FnOnce(T) -> R,
+    ) -> Outcome<Resource<R>> {
+        Ok(match result {
+            Ok(value) => Ok(self.table.push(make(value))?),
+            Err(err) => Err(err),
+        })
+    }
+}
+
+/// Runs `work` against the backend once it is open, or returns the guest's error saying why it
+/// cannot be. (It takes the shared state rather than the view so that no borrow of the
+/// instance's table is held across an await.)
+async fn with_blobs<T, Fut>(
+    shared: Arc<Shared>,
+    work: impl FnOnce(Arc<dyn Blobs>) -> Fut,
+) -> Result<T, String>
+where
+    Fut: Future<Output = Result<T, String>>,
+{
+    let blobs = shared
+        .blobs()
+        .await
+        .cloned()
+        .map_err(|err| format!("the blobstore cannot be opened: {err:#}"))?;
+    work(blobs).await
+}
+
+/// Checks that `container` exists, naming it otherwise.
+async fn existing(blobs: &dyn crate::backend::Blobs, container: &str) -> Result<u64, String> {
+    blobs
+        .container_created(container)
+        .await?
+        .ok_or_else(|| format!("there is no container `{container}`"))
+}
+
+/// The bytes `start..=end` of `data` (both inclusive, `end` clamped to the last byte).
+pub(crate) fn range(object: &str, data: Vec<u8>, start: u64, end: u64) -> Result<Vec<u8>, String> {
+    if start > end {
+        return Err(format!(
+            "the range {start}..={end} of `{object}` is empty: start after end"
+        ));
+    }
+    let size = data.len() as u64;
+    if start >= size && !(start == 0 && size == 0) {
+        return Err(format!(
+            "the range {start}..={end} starts past the end of `{object}` ({size} bytes)"
+        ));
+    }
+    let end = end.min(size.saturating_sub(1));
+    // Both fit in usize: they are below the length of a Vec.
+    Ok(data
+        .get(start as usize..=end as usize)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default())
+}
+
+impl types::Host for BlobView<'_> {}
+
+impl types::HostOutgoingValue for BlobView<'_> {
+    async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
+        let limit = self.shared()?.max_object_bytes;
+        Ok(self.table.push(OutgoingValue {
+            buffer: LimitedBuffer::new(limit),
+            stream_taken: false,
+        })?)
+    }
+
+    async fn outgoing_value_write_body(
+        &mut self,
+        value: Resource<OutgoingValue>,
+    ) -> wasmtime::Result<Result<Resource<DynOutputStream>, ()>> {
+        let value = self.table.get_mut(&value)?;
+        if std::mem::replace(&mut value.stream_taken, true) {
+            return Ok(Err(()));
+        }
+        let stream: DynOutputStream = Box::new(value.buffer.clone());
+        Ok(Ok(self.table.push(stream)?))
+    }
+
+    async fn finish(&mut self, value: Resource<OutgoingValue>) -> Outcome<()> {
+        let value = self.table.delete(value)?;
+        Ok(value.buffer.contents().map(drop))
+    }
+
+    async fn drop(&mut self, value: Resource<OutgoingValue>) -> wasmtime::Result<()> {
+        self.table.delete(value)?;
+        Ok(())
+    }
+}
+
+impl types::HostIncomingValue for BlobView<'_> {
+    async fn incoming_value_consume_sync(
+        &mut self,
+        value: Resource<IncomingValue>,
+    ) -> Outcome<Vec<u8>> {
+        Ok(Ok(self.table.delete(value)?.bytes.to_vec()))
+    }
+
+    async fn incoming_value_consume_async(
+        &mut self,
+        value: Resource<IncomingValue>,
+    ) -> Outcome<Resource<DynInputStream>> {
+        let bytes = self.table.delete(value)?.bytes;
+        let stream: DynInputStream = Box::new(MemoryInputPipe::new(bytes));
+        Ok(Ok(self.table.push(stream)?))
+    }
+
+    async fn size(&mut self, value: Resource<IncomingValue>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&value)?.bytes.len() as u64)
+    }
+
+    async fn drop(&mut self, value: Resource<IncomingValue>) -> wasmtime::Result<()> {
+        self.table.delete(value)?;
+        Ok(())
+    }
+}
+
+impl container::Host for BlobView<'_> {}
+
+impl container::HostContainer for BlobView<'_> {
+    async fn name(&mut self, handle: Resource<ContainerHandle>) -> Outcome<String> {
+        Ok(Ok(self.container_name(&handle)?))
+    }
+
+    async fn info(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+    ) -> Outcome<types::ContainerMetadata> {
+        let name = self.container_name(&handle)?;
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            let created_at = existing(blobs.as_ref(), &name).await?;
+            Ok(types::ContainerMetadata { name, created_at })
+        })
+        .await)
+    }
+
+    async fn get_data(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        object: String,
+        start: u64,
+        end: u64,
+    ) -> Outcome<Resource<IncomingValue>> {
+        let name = self.container_name(&handle)?;
+        let read = with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            let data = blobs
+                .read(&name, &object)
+                .await?
+                .ok_or_else(|| format!("there is no object `{object}` in `{name}`"))?;
+            range(&object, data, start, end)
+        })
+        .await;
+        self.push(read, |bytes| IncomingValue {
+            bytes: bytes.into(),
+        })
+    }
+
+    async fn write_data(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        object: String,
+        value: Resource<OutgoingValue>,
+    ) -> Outcome<()> {
+        let name = self.container_name(&handle)?;
+        let contents = self.table.get(&value)?.buffer.contents();
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            let data = contents?;
+            if object.is_empty() {
+                return Err("an object name must not be empty".to_owned());
+            }
+            existing(blobs.as_ref(), &name).await?;
+            blobs.write(&name, &object, data).await
+        })
+        .await)
+    }
+
+    async fn list_objects(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+    ) -> Outcome<Resource<ObjectNames>> {
+        let name = self.container_name(&handle)?;
+        let listed = with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            let mut names = blobs.list_objects(&name).await?;
+            names.sort();
+            Ok(names)
+        })
+        .await;
+        self.push(listed, |names| ObjectNames { names, next: 0 })
+    }
+
+    async fn delete_object(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        object: String,
+    ) -> Outcome<()> {
+        self.delete_objects(handle, vec![object]).await
+    }
+
+    async fn delete_objects(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        objects: Vec<String>,
+    ) -> Outcome<()> {
+        let name = self.container_name(&handle)?;
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            for object in &objects {
+                blobs.delete_object(&name, object).await?;
+            }
+            Ok(())
+        })
+        .await)
+    }
+
+    async fn has_object(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        object: String,
+    ) -> Outcome<bool> {
+        let name = self.container_name(&handle)?;
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            Ok(blobs.stat(&name, &object).await?.is_some())
+        })
+        .await)
+    }
+
+    async fn object_info(
+        &mut self,
+        handle: Resource<ContainerHandle>,
+        object: String,
+    ) -> Outcome<types::ObjectMetadata> {
+        let name = self.container_name(&handle)?;
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            let stat = blobs
+                .stat(&name, &object)
+                .await?
+                .ok_or_else(|| format!("there is no object `{object}` in `{name}`"))?;
+            Ok(types::ObjectMetadata {
+                name: object,
+                container: name,
+                created_at: stat.created_at,
+                size: stat.size,
+            })
+        })
+        .await)
+    }
+
+    async fn clear(&mut self, handle: Resource<ContainerHandle>) -> Outcome<()> {
+        let name = self.container_name(&handle)?;
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            for object in blobs.list_objects(&name).await? {
+                blobs.delete_object(&name, &object).await?;
+            }
+            Ok(())
+        })
+        .await)
+    }
+
+    async fn drop(&mut self, handle: Resource<ContainerHandle>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl container::HostStreamObjectNames for BlobView<'_> {
+    async fn read_stream_object_names(
+        &mut self,
+        stream: Resource<ObjectNames>,
+        len: u64,
+    ) -> Outcome<(Vec<String>, bool)> {
+        let stream = self.table.get_mut(&stream)?;
+        let take = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .min(stream.names.len() - stream.next);
+        let names = stream.names[stream.next..stream.next + take].to_vec();
+        stream.next += take;
+        Ok(Ok((names, stream.next == stream.names.len())))
+    }
+
+    async fn skip_stream_object_names(
+        &mut self,
+        stream: Resource<ObjectNames>,
+        num: u64,
+    ) -> Outcome<(u64, bool)> {
+        let stream = self.table.get_mut(&stream)?;
+        let skip = usize::try_from(num)
+            .unwrap_or(usize::MAX)
+            .min(stream.names.len() - stream.next);
+        stream.next += skip;
+        Ok(Ok((skip as u64, stream.next == stream.names.len())))
+    }
+
+    async fn drop(&mut self, stream: Resource<ObjectNames>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl blobstore::Host for BlobView<'_> {
+    async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
+        let created = with_blobs(self.shared()?, |blobs| async move {
+            check_container_name(&name)?;
+            blobs.create_container(&name).await?;
+            Ok(name)
+        })
+        .await;
+        self.push(created, |name| ContainerHandle { name })
+    }
+
+    async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
+        let found = with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            Ok(name)
+        })
+        .await;
+        self.push(found, |name| ContainerHandle { name })
+    }
+
+    async fn delete_container(&mut self, name: String) -> Outcome<()> {
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            existing(blobs.as_ref(), &name).await?;
+            blobs.delete_container(&name).await
+        })
+        .await)
+    }
+
+    async fn container_exists(&mut self, name: String) -> Outcome<bool> {
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            Ok(blobs.container_created(&name).await?.is_some())
+        })
+        .await)
+    }
+
+    async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            copy(blobs.as_ref(), &src, &dest).await
+        })
+        .await)
+    }
+
+    async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            copy(blobs.as_ref(), &src, &dest).await?;
+            if (&src.container, &src.object) != (&dest.container, &dest.object) {
+                blobs.delete_object(&src.container, &src.object).await?;
+            }
+            Ok(())
+        })
+        .await)
+    }
+}
+
+/// Copies an object, to the same or another container, replacing the destination.
+async fn copy(
+    blobs: &dyn crate::backend::Blobs,
+    src: &types::ObjectId,
+    dest: &types::ObjectId,
+) -> Result<(), String> {
+    existing(blobs, &src.container).await?;
+    existing(blobs, &dest.container).await?;
+    let data = blobs
+        .read(&src.container, &src.object)
+        .await?
+        .ok_or_else(|| format!("there is no object `{}` in `{}`", src.object, src.container))?;
+    blobs.write(&dest.container, &dest.object, data).await
+}
+
+/// Container names are the same on every backend: letters, digits, `-` and `_` (what a NATS
+/// object store allows).
+pub(crate) fn check_container_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "`{name}` cannot be a container name: use letters, digits, `-` and `_`"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_inclusive_and_clamped() {
+        let data = b"0123456789".to_vec();
+        assert_eq!(range("o", data.clone(), 0, u64::MAX).unwrap(), data);
+        assert_eq!(range("o", data.clone(), 2, 4).unwrap(), b"234");
+        assert_eq!(range("o", data.clone(), 9, 9).unwrap(), b"9");
+        assert_eq!(range("o", data.clone(), 8, 100).unwrap(), b"89");
+        assert_eq!(range("o", Vec::new(), 0, u64::MAX).unwrap(), b"");
+    }
+
+    #[test]
+    fn empty_and_out_of_bounds_ranges_are_errors() {
+        let data = b"0123456789".to_vec();
+        assert!(
+            range("o", data.clone(), 5, 4)
+                .unwrap_err()
+                .contains("start after end")
+        );
+        assert!(
+            range("o", data.clone(), 10, 12)
+                .unwrap_err()
+                .contains("past the end of `o` (10 bytes)")
+        );
+        assert!(range("o", data, u64::MAX, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn container_names_are_checked() {
+        assert!(check_container_name("photos_2024-01").is_ok());
+        for bad in ["", "has space", "a/b", "é"] {
+            assert!(check_container_name(bad).is_err(), "{bad}");
+        }
+    }
+}

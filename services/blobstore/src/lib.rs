@@ -1,0 +1,157 @@
+//! `wasi:blobstore@0.2.0-draft` (blobstore, container, types) for tempo, with two backends:
+//!
+//! - **embedded**: a folder per container under the project's state folder, a file per object,
+//!   written atomically; no setup, and the data survives reloads and restarts;
+//! - **nats**: a NATS JetStream object store per container, readable by any NATS client.
+//!
+//! ```no_run
+//! use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, BlobstoreService};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = BlobstoreConfig {
+//!     backend: BlobstoreBackend::Embedded { dir: ".tempo/blobstore".into() },
+//!     ..BlobstoreConfig::default()
+//! };
+//! let service = BlobstoreService::start(config).await?;
+//! # let _ = service; Ok(()) }
+//! ```
+
+mod backend;
+mod host;
+mod values;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tempo_runtime_core::wasmtime::component::Linker;
+use tempo_runtime_core::{InterfaceName, Service, State};
+
+pub use host::{ContainerHandle, IncomingValue, ObjectNames, OutgoingValue};
+
+/// The largest object accepted by default: 16 MiB.
+pub const DEFAULT_MAX_OBJECT_BYTES: usize = 16 << 20;
+
+/// Where the blobs live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobstoreBackend {
+    /// A folder per container below `dir`.
+    Embedded {
+        /// The folder of containers.
+        dir: PathBuf,
+    },
+    /// JetStream object stores on the NATS server at `url`.
+    Nats {
+        /// e.g. `nats://127.0.0.1:4222`.
+        url: String,
+    },
+}
+
+/// How the service is set up.
+#[derive(Clone, Debug)]
+pub struct BlobstoreConfig {
+    /// Where the blobs live.
+    pub backend: BlobstoreBackend,
+    /// The largest object a guest may write, in bytes.
+    pub max_object_bytes: usize,
+}
+
+impl Default for BlobstoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: BlobstoreBackend::Embedded {
+                dir: PathBuf::from(".tempo").join("blobstore"),
+            },
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+        }
+    }
+}
+
+/// What every instance shares: the configuration and the backend, opened on first need.
+pub(crate) struct Shared {
+    backend: BlobstoreBackend,
+    max_object_bytes: usize,
+    blobs: tokio::sync::OnceCell<Arc<dyn backend::Blobs>>,
+}
+
+impl Shared {
+    /// The backend, opened (NATS connected) on first use; a failed attempt is tried again.
+    async fn blobs(&self) -> anyhow::Result<&Arc<dyn backend::Blobs>> {
+        self.blobs
+            .get_or_try_init(|| async {
+                let blobs: Arc<dyn backend::Blobs> = match &self.backend {
+                    BlobstoreBackend::Embedded { dir } => {
+                        Arc::new(backend::embedded::Embedded::new(dir))
+                    }
+                    BlobstoreBackend::Nats { url } => {
+                        Arc::new(backend::nats::Nats::connect(url).await?)
+                    }
+                };
+                Ok(blobs)
+            })
+            .await
+    }
+}
+
+/// The `wasi:blobstore` service.
+pub struct BlobstoreService {
+    provides: Vec<InterfaceName>,
+    context: host::BlobContext,
+}
+
+impl BlobstoreService {
+    /// A service for `config`; nothing is opened until a component that imports it runs.
+    pub fn new(config: BlobstoreConfig) -> Self {
+        let provides = ["blobstore", "container", "types"]
+            .iter()
+            .map(|name| InterfaceName::known(&format!("wasi:blobstore/{name}@0.2.0-draft")))
+            .collect();
+        Self {
+            provides,
+            context: host::BlobContext {
+                shared: Arc::new(Shared {
+                    backend: config.backend,
+                    max_object_bytes: config.max_object_bytes,
+                    blobs: tokio::sync::OnceCell::new(),
+                }),
+            },
+        }
+    }
+
+    /// A service for `config` with its backend opened now.
+    pub async fn start(config: BlobstoreConfig) -> anyhow::Result<Self> {
+        let service = Self::new(config);
+        service.context.shared.blobs().await?;
+        Ok(service)
+    }
+}
+
+impl Service for BlobstoreService {
+    fn name(&self) -> &str {
+        "wasi:blobstore"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        host::add_to_linker(linker)?;
+        Ok(())
+    }
+
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { self.context.shared.blobs().await.map(drop) })
+    }
+
+    fn describe(&self) -> String {
+        match &self.context.shared.backend {
+            BlobstoreBackend::Embedded { dir } => format!("embedded, in {}", dir.display()),
+            BlobstoreBackend::Nats { url } => format!("NATS JetStream object stores at {url}"),
+        }
+    }
+
+    fn init_instance(&self, state: &mut State) {
+        state.extensions_mut().insert(self.context.clone());
+    }
+}
