@@ -23,6 +23,13 @@ const TEMPLATES: &[(&str, &[Check])] = &[
         ],
     ),
     (
+        "blobstore",
+        &[
+            ("/files/absent.txt", 404, r#""error":"no such file""#),
+            ("/elsewhere", 404, r#""error":"not found""#),
+        ],
+    ),
+    (
         "keyvalue",
         &[
             ("/", 200, r#"{"visits":1}"#),
@@ -137,6 +144,7 @@ fn list_names_each_template_with_its_description() {
     assert_eq!(
         stdout(&output),
         concat!(
+            "blobstore    A wasi:http component that stores and serves files in wasi:blobstore.\n",
             "http         A wasi:http component with two routes answering JSON.\n",
             "keyvalue     A wasi:http component that counts visits and stores values by key in wasi:keyvalue.\n",
         )
