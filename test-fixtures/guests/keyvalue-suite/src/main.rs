@@ -2,6 +2,7 @@
 //! it goes; the exit code tells the host test what happened.
 //!
 //! - `suite BUCKET MAX_VALUE`: every function, the limits and the errors; exits 0.
+//! - `bench BUCKET COUNT`: COUNT set+get pairs of 100-byte values, timed; prints the rate.
 //! - `set BUCKET KEY VALUE`, `expect BUCKET KEY VALUE|-`, `incr BUCKET KEY DELTA EXPECTED`:
 //!   single operations for tests across processes; exit 0 when done (or as expected), 1 when a
 //!   value differs, 2 when the host returned an error (printed).
@@ -23,6 +24,7 @@ fn main() {
             println!("suite passed");
             0
         }
+        ["bench", bucket, count] => outcome(bench(bucket, count.parse().expect("COUNT is a number"))),
         ["set", bucket, key, value] => outcome(open(bucket).and_then(|b| b.set(key, value.as_bytes())).map(|()| 0)),
         ["expect", bucket, key, value] => outcome(open(bucket).and_then(|b| b.get(key)).map(|got| {
             let want = (*value != "-").then(|| value.as_bytes().to_vec());
@@ -41,6 +43,21 @@ fn main() {
         other => panic!("unknown arguments {other:?}"),
     };
     wasip2::cli::exit::exit_with_code(code);
+}
+
+/// COUNT set+get pairs one after another, as a request handler would make them.
+fn bench(bucket: &str, count: u32) -> Result<u8, store::Error> {
+    let bucket = open(bucket)?;
+    let value = vec![7u8; 100];
+    let start = std::time::Instant::now();
+    for i in 0..count {
+        let key = format!("bench-{i}");
+        bucket.set(&key, &value)?;
+        assert_eq!(bucket.get(&key)?.as_deref(), Some(value.as_slice()));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!("{count} set+get pairs in {seconds:.3} s: {:.0} pairs/s", f64::from(count) / seconds);
+    Ok(0)
 }
 
 fn open(bucket: &str) -> Result<store::Bucket, store::Error> {
