@@ -24,22 +24,24 @@ async fn main() -> anyhow::Result<()> {
             .await?
         }
     };
-    let value = bytes_of(100);
+    let value = vec![7u8; 100];
     let start = Instant::now();
     for i in 0..count {
         let key = format!("direct-{i}");
         bucket.put(&key, value.clone().into()).await?;
         let got = bucket.get(&key).await?;
-        anyhow::ensure!(got.as_deref() == Some(value.as_slice()), "read back something else");
+        anyhow::ensure!(
+            got.as_deref() == Some(value.as_slice()),
+            "read back something else"
+        );
     }
     let seconds = start.elapsed().as_secs_f64();
     #[allow(clippy::print_stdout, reason = "the rate is the program's result")]
     {
-        println!("{count} set+get pairs in {seconds:.3} s: {:.0} pairs/s", f64::from(count) / seconds);
+        println!(
+            "{count} set+get pairs in {seconds:.3} s: {:.0} pairs/s",
+            f64::from(count) / seconds
+        );
     }
     Ok(())
-}
-
-fn bytes_of(len: usize) -> Vec<u8> {
-    vec![7u8; len]
 }
