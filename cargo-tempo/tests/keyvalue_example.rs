@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Served, example, get, scratch, tempo, wait_for_body, workspace};
+use common::{PATIENCE, Served, example, get, scratch, tempo, wait_for_body, workspace};
 use tempo_test_fixtures::NatsServer;
 
 /// The number in `"visits":N` of a body.
@@ -130,4 +130,35 @@ fn with_nats_addr_the_data_is_in_jetstream_for_any_client() {
             r#"{"name":"Ada"}"#
         );
     });
+}
+
+#[test]
+fn while_nats_is_down_requests_fail_cleanly_and_tempo_serves_on() {
+    let mut server = NatsServer::start();
+    let built = example("keyvalue", false);
+    let served = Served::start_with(&built.wasm, &[("NATS_ADDR", &server.url)]);
+    assert_eq!(visits(&get(&served.url).1), 1);
+
+    server.stop();
+    let (status, body) = get(&served.url);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("NATS"), "{body}");
+    // The server itself is fine: a route that needs no store still answers.
+    assert_eq!(get(&format!("{}/nowhere", served.url)).0, 404);
+
+    server.start_again();
+    let start = std::time::Instant::now();
+    let body = loop {
+        let (status, body) = get(&served.url);
+        if status == 200 {
+            break body;
+        }
+        assert!(start.elapsed() < PATIENCE, "never healed: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        visits(&body),
+        2,
+        "the count from before the outage was lost"
+    );
 }
