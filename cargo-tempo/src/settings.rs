@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::ValueEnum;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, DEFAULT_MAX_OBJECT_BYTES};
 use tempo_http::{DEFAULT_LISTEN, HttpConfig};
 use tempo_keyvalue::{DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig};
+use tempo_messaging::{MessagingBackend, MessagingConfig};
 
 /// The flags of `run` and `dev` that set up host services.
 #[derive(Debug, Default, clap::Args)]
@@ -31,6 +33,13 @@ pub(crate) struct HostArgs {
     /// Backend for wasi:blobstore [env: TEMPO_BLOBSTORE] [default: nats with a NATS address, else embedded]
     #[arg(long, value_name = "BACKEND")]
     pub(crate) blobstore: Option<Backend>,
+    /// Backend for wasi:messaging [env: TEMPO_MESSAGING] [default: nats with a NATS address, else embedded]
+    #[arg(long, value_name = "BACKEND")]
+    pub(crate) messaging: Option<Backend>,
+    /// A subject whose messages invoke the component's wasi:messaging handler; repeat for more,
+    /// `*` and `>` are NATS wildcards [env: TEMPO_SUBSCRIBE, comma-separated]
+    #[arg(long = "subscribe", value_name = "SUBJECT")]
+    pub(crate) subscriptions: Vec<String>,
 }
 
 /// Where a service keeps its data.
@@ -39,7 +48,7 @@ pub(crate) struct HostArgs {
 pub(crate) enum Backend {
     /// In the project's state folder: no setup
     Embedded,
-    /// In NATS JetStream
+    /// In NATS (JetStream for stored data)
     Nats,
 }
 
@@ -60,6 +69,8 @@ struct TempoToml {
     keyvalue: KeyValueToml,
     #[serde(default)]
     blobstore: BlobstoreToml,
+    #[serde(default)]
+    messaging: MessagingToml,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,12 +106,24 @@ struct BlobstoreToml {
     max_object_bytes: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MessagingToml {
+    backend: Option<Backend>,
+    subscriptions: Option<Vec<String>>,
+    queue_group: Option<String>,
+    concurrency: Option<usize>,
+    max_message_bytes: Option<usize>,
+    request_timeout_ms: Option<u64>,
+}
+
 /// Everything the host services are configured with.
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) http: HttpConfig,
     pub(crate) keyvalue: KeyValueConfig,
     pub(crate) blobstore: BlobstoreConfig,
+    pub(crate) messaging: MessagingConfig,
 }
 
 impl Settings {
@@ -218,8 +241,51 @@ impl Settings {
                 dir: state_dir.join("blobstore"),
             },
         };
+        let messaging_backend = match backend(
+            args.messaging,
+            "TEMPO_MESSAGING",
+            file.messaging.backend,
+            "wasi:messaging",
+        )? {
+            Some(url) => MessagingBackend::Nats { url },
+            None => MessagingBackend::Embedded,
+        };
+        let subscriptions = if args.subscriptions.is_empty() {
+            from_env("TEMPO_SUBSCRIBE")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .or(file.messaging.subscriptions)
+                .unwrap_or_default()
+        } else {
+            args.subscriptions.clone()
+        };
+        let messaging_defaults = MessagingConfig::default();
+        let messaging = MessagingConfig {
+            backend: messaging_backend,
+            subscriptions,
+            queue_group: from_env("TEMPO_QUEUE_GROUP").or(file.messaging.queue_group),
+            concurrency: file
+                .messaging
+                .concurrency
+                .unwrap_or(messaging_defaults.concurrency),
+            max_message_bytes: file
+                .messaging
+                .max_message_bytes
+                .unwrap_or(messaging_defaults.max_message_bytes),
+            request_timeout: file
+                .messaging
+                .request_timeout_ms
+                .map_or(messaging_defaults.request_timeout, Duration::from_millis),
+            ..messaging_defaults
+        };
 
         Ok(Self {
+            messaging,
             http: HttpConfig {
                 listen,
                 ..HttpConfig::default()
@@ -345,6 +411,38 @@ mod tests {
             err.contains("no NATS server is given: set `NATS_ADDR`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn subscriptions_come_from_flags_the_environment_or_tempo_toml() {
+        let toml = "[messaging]\nsubscriptions = [\"orders.>\"]\nqueue-group = \"shop\"\nconcurrency = 8\n";
+        let settings = resolve(&HostArgs::default(), Some(toml), &[]).unwrap();
+        assert_eq!(settings.messaging.subscriptions, ["orders.>"]);
+        assert_eq!(settings.messaging.queue_group.as_deref(), Some("shop"));
+        assert_eq!(settings.messaging.concurrency, 8);
+        assert_eq!(settings.messaging.backend, MessagingBackend::Embedded);
+
+        let env = [
+            ("TEMPO_SUBSCRIBE", "a.*, b"),
+            ("NATS_ADDR", "nats://127.0.0.1:4222"),
+        ];
+        let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
+        assert_eq!(settings.messaging.subscriptions, ["a.*", "b"]);
+        assert_eq!(
+            settings.messaging.backend,
+            MessagingBackend::Nats {
+                url: "nats://127.0.0.1:4222".into()
+            }
+        );
+
+        let args = HostArgs {
+            subscriptions: vec!["c".into()],
+            messaging: Some(Backend::Embedded),
+            ..HostArgs::default()
+        };
+        let settings = resolve(&args, Some(toml), &env).unwrap();
+        assert_eq!(settings.messaging.subscriptions, ["c"]);
+        assert_eq!(settings.messaging.backend, MessagingBackend::Embedded);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::path::Path;
 use tempo_blobstore::{BlobstoreConfig, BlobstoreService};
 use tempo_http::{HttpConfig, HttpService};
 use tempo_keyvalue::{KeyValueConfig, KeyValueService};
-use tempo_runtime_core::{InterfaceName, Service, Trigger, WasiService};
+use tempo_messaging::{MessagingConfig, MessagingService};
+use tempo_runtime_core::{InterfaceName, Service, WasiService};
 use wit_parser::{Resolve, WorldItem};
 
 fn wit_worlds() -> (BTreeSet<String>, BTreeSet<String>) {
@@ -41,12 +42,14 @@ fn services_provide_exactly_the_interfaces_in_wit() {
     let http = HttpService::new(HttpConfig::default());
     let keyvalue = KeyValueService::new(KeyValueConfig::default()).unwrap();
     let blobstore = BlobstoreService::new(BlobstoreConfig::default());
+    let messaging = MessagingService::new(MessagingConfig::default());
     let provided: Vec<&InterfaceName> = wasi
         .provides()
         .iter()
         .chain(http.provides())
         .chain(keyvalue.provides())
         .chain(blobstore.provides())
+        .chain(messaging.provides())
         .collect();
 
     let unprovided: Vec<_> = imports
@@ -67,8 +70,15 @@ fn services_provide_exactly_the_interfaces_in_wit() {
         "services provide what wit/ lacks: {unclaimed:?}"
     );
 
-    assert!(
-        exports.iter().any(|e| http.export().matches_str(e)),
-        "{exports:?}"
-    );
+    let messaging = std::sync::Arc::new(messaging);
+    for trigger in [
+        std::sync::Arc::new(http).trigger(),
+        messaging.clone().trigger(),
+    ] {
+        let export = trigger.unwrap().export().clone();
+        assert!(
+            exports.iter().any(|e| export.matches_str(e)),
+            "no world in wit/ exports {export:?}: {exports:?}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tempo_blobstore::BlobstoreService;
 use tempo_http::HttpService;
 use tempo_keyvalue::KeyValueService;
+use tempo_messaging::MessagingService;
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
 use tempo_runtime_core::{InstanceSettings, LiveComponent, Runtime, Version, run_command};
@@ -38,6 +39,7 @@ pub(crate) fn runtime(engine: Engine, settings: Settings) -> anyhow::Result<Runt
     runtime.add_service(Arc::new(HttpService::new(settings.http)));
     runtime.add_service(Arc::new(KeyValueService::new(settings.keyvalue)?));
     runtime.add_service(Arc::new(BlobstoreService::new(settings.blobstore)));
+    runtime.add_service(Arc::new(MessagingService::new(settings.messaging)));
     Ok(runtime)
 }
 

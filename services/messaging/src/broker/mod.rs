@@ -1,0 +1,90 @@
+//! What the service needs from a message broker, and the two it has: the in-process one and
+//! core NATS.
+
+pub(crate) mod embedded;
+pub(crate) mod nats;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+
+use crate::MsgError;
+
+/// A message as a broker carries it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Envelope {
+    /// Where it is sent, or where it was received.
+    pub(crate) subject: String,
+    /// Where replies go, for a request.
+    pub(crate) reply_to: Option<String>,
+    /// `Content-Type`, kept apart from the other headers.
+    pub(crate) content_type: Option<String>,
+    /// The other headers, in order.
+    pub(crate) metadata: Vec<(String, String)>,
+    /// The payload.
+    pub(crate) payload: Bytes,
+    /// Set on the status message a broker sends to a request's inbox when nobody is subscribed
+    /// to the request's subject (NATS's "no responders").
+    pub(crate) no_responders: bool,
+}
+
+/// A broker: publish, subscribe, and fresh inbox subjects for requests.
+#[async_trait::async_trait]
+pub(crate) trait Broker: Send + Sync {
+    /// Sends `message` to its subject. Fails when the broker cannot take it (NATS is down).
+    async fn publish(&self, message: Envelope) -> Result<(), MsgError>;
+
+    /// Receives what is sent to subjects matching `pattern`. With a `queue` group, each message
+    /// goes to one member of the group only.
+    async fn subscribe(
+        &self,
+        pattern: &str,
+        queue: Option<&str>,
+    ) -> anyhow::Result<BoxStream<'static, Envelope>>;
+
+    /// Returns once the broker has seen everything sent before (subscriptions included).
+    async fn flush(&self) -> anyhow::Result<()>;
+
+    /// A subject no one else uses, for replies.
+    fn new_inbox(&self) -> String;
+}
+
+/// Sends `message` as a request and gathers up to `expected` replies, waiting at most `timeout`.
+/// An error when nobody is subscribed to the subject, or when no reply came in time.
+pub(crate) async fn request(
+    broker: &dyn Broker,
+    mut message: Envelope,
+    timeout: Duration,
+    expected: usize,
+) -> Result<Vec<Envelope>, MsgError> {
+    let inbox = broker.new_inbox();
+    let mut replies = broker
+        .subscribe(&inbox, None)
+        .await
+        .map_err(|err| MsgError::Connection(format!("{err:#}")))?;
+    let subject = message.subject.clone();
+    message.reply_to = Some(inbox);
+    broker.publish(message).await?;
+
+    let mut received = Vec::new();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    while received.len() < expected.max(1) {
+        tokio::select! {
+            () = &mut deadline => break,
+            reply = replies.next() => match reply {
+                Some(reply) if reply.no_responders => {
+                    return Err(MsgError::Other(format!("no one is subscribed to `{subject}`")));
+                }
+                Some(reply) => received.push(reply),
+                None => return Err(MsgError::Connection("the connection closed".into())),
+            },
+        }
+    }
+    if received.is_empty() {
+        return Err(MsgError::Timeout);
+    }
+    Ok(received)
+}

@@ -1,0 +1,142 @@
+//! Core NATS: subjects as they are, metadata as headers, `Content-Type` as a header of that name.
+//! async-nats reconnects after an outage and subscribes again; while it is disconnected, sending
+//! fails at once rather than queueing behind the guest's back.
+
+use anyhow::Context as _;
+use async_nats::connection::State;
+use async_nats::header::HeaderMap;
+use async_nats::{Client, Event, StatusCode};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+
+use super::{Broker, Envelope};
+use crate::MsgError;
+
+/// The header that carries a message's content type.
+const CONTENT_TYPE: &str = "Content-Type";
+
+/// A connection to a NATS server or cluster.
+pub(crate) struct Nats {
+    client: Client,
+    url: String,
+}
+
+impl Nats {
+    /// Connects to `url`; an unreachable server is an error now, an outage later is retried.
+    pub(crate) async fn connect(url: &str) -> anyhow::Result<Self> {
+        let logged_url = url.to_owned();
+        let client = async_nats::ConnectOptions::new()
+            .name("tempo messaging")
+            .event_callback(move |event| {
+                let url = logged_url.clone();
+                async move {
+                    match event {
+                        Event::Disconnected => {
+                            tracing::warn!("lost NATS at {url}; reconnecting");
+                        }
+                        Event::Connected => tracing::info!("connected to NATS at {url}"),
+                        Event::SlowConsumer(_) => {
+                            tracing::warn!("a subscription fell behind; NATS dropped messages");
+                        }
+                        other => tracing::debug!("NATS: {other}"),
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot reach NATS at {url}"))?;
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+        })
+    }
+
+    fn unreachable(&self) -> MsgError {
+        MsgError::Connection(format!("NATS at {} is unreachable", self.url))
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for Nats {
+    async fn publish(&self, message: Envelope) -> Result<(), MsgError> {
+        if self.client.connection_state() != State::Connected {
+            return Err(self.unreachable());
+        }
+        let mut headers = HeaderMap::new();
+        if let Some(content_type) = &message.content_type {
+            headers.insert(CONTENT_TYPE, content_type.as_str());
+        }
+        for (key, value) in &message.metadata {
+            headers.append(key.as_str(), value.as_str());
+        }
+        let sent = match message.reply_to {
+            Some(reply_to) => {
+                self.client
+                    .publish_with_reply_and_headers(
+                        message.subject,
+                        reply_to,
+                        headers,
+                        message.payload,
+                    )
+                    .await
+            }
+            None => {
+                self.client
+                    .publish_with_headers(message.subject, headers, message.payload)
+                    .await
+            }
+        };
+        sent.map_err(|err| MsgError::Other(format!("NATS refused the message: {err}")))
+    }
+
+    async fn subscribe(
+        &self,
+        pattern: &str,
+        queue: Option<&str>,
+    ) -> anyhow::Result<BoxStream<'static, Envelope>> {
+        let subscriber = match queue {
+            Some(queue) => {
+                self.client
+                    .queue_subscribe(pattern.to_owned(), queue.to_owned())
+                    .await
+            }
+            None => self.client.subscribe(pattern.to_owned()).await,
+        }
+        .with_context(|| format!("cannot subscribe to `{pattern}` on NATS at {}", self.url))?;
+        Ok(subscriber.map(envelope).boxed())
+    }
+
+    async fn flush(&self) -> anyhow::Result<()> {
+        self.client
+            .flush()
+            .await
+            .with_context(|| format!("NATS at {} did not answer", self.url))
+    }
+
+    fn new_inbox(&self) -> String {
+        self.client.new_inbox()
+    }
+}
+
+fn envelope(message: async_nats::Message) -> Envelope {
+    let mut content_type = None;
+    let mut metadata = Vec::new();
+    for (name, values) in message.headers.iter().flat_map(HeaderMap::iter) {
+        for value in values {
+            if AsRef::<str>::as_ref(name).eq_ignore_ascii_case(CONTENT_TYPE) {
+                content_type = Some(value.as_str().to_owned());
+            } else {
+                metadata.push((name.to_string(), value.as_str().to_owned()));
+            }
+        }
+    }
+    metadata.sort();
+    Envelope {
+        subject: message.subject.to_string(),
+        reply_to: message.reply.map(|reply| reply.to_string()),
+        content_type,
+        metadata,
+        payload: message.payload,
+        no_responders: message.status == Some(StatusCode::NO_RESPONDERS),
+    }
+}

@@ -1,0 +1,348 @@
+//! The `wasi:messaging` host functions, on a view borrowed from an instance's state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempo_runtime_core::State;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::broker::{self, Broker, Envelope};
+use crate::{MsgError, Shared, subject};
+
+pub(crate) mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wasi:messaging/messaging-request-reply",
+        imports: { default: async | trappable | tracing },
+        exports: { default: async },
+        with: {
+            "wasi:messaging/types.client": crate::host::ClientHandle,
+            "wasi:messaging/types.message": crate::host::MessageHandle,
+            "wasi:messaging/request-reply.request-options": crate::host::RequestOptions,
+        },
+        trappable_error_type: {
+            "wasi:messaging/types.error" => crate::MsgError,
+        },
+    });
+}
+
+use generated::wasi::messaging::{producer, request_reply, types};
+
+type BrokerResult = Result<(Arc<Shared>, Arc<dyn Broker>), MsgError>;
+
+/// A guest's connection, as it holds it. Tempo has one broker per process; the name a guest
+/// connects with is kept for logs.
+pub struct ClientHandle {
+    name: String,
+}
+
+/// A message, as a guest holds it: one it received, or one it is putting together.
+pub struct MessageHandle {
+    pub(crate) envelope: Envelope,
+}
+
+/// A guest's options for one request.
+#[derive(Default)]
+pub struct RequestOptions {
+    timeout: Option<Duration>,
+    expected_replies: Option<u32>,
+}
+
+/// What each instance carries for this service (in its state's extensions).
+#[derive(Clone)]
+pub(crate) struct MsgContext {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The host functions' view of an instance's state.
+pub(crate) struct MsgView<'a> {
+    table: &'a mut ResourceTable,
+    context: Option<&'a MsgContext>,
+}
+
+struct MsgData;
+
+impl HasData for MsgData {
+    type Data<'a> = MsgView<'a>;
+}
+
+fn view(state: &mut State) -> MsgView<'_> {
+    let (table, extensions) = state.table_and_extensions();
+    MsgView {
+        table,
+        context: extensions.get::<MsgContext>(),
+    }
+}
+
+/// Adds the types, producer and request-reply interfaces to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    types::add_to_linker::<State, MsgData>(linker, view)?;
+    producer::add_to_linker::<State, MsgData>(linker, view)?;
+    request_reply::add_to_linker::<State, MsgData>(linker, view)?;
+    Ok(())
+}
+
+impl MsgView<'_> {
+    fn shared(&self) -> Result<Arc<Shared>, MsgError> {
+        // The runtime sets every linked service up in each instance; a missing context is a
+        // host bug, so it traps rather than telling the guest a story.
+        self.context.map(|c| c.shared.clone()).ok_or_else(|| {
+            MsgError::Trap(wasmtime::format_err!(
+                "wasi:messaging has no context in this instance"
+            ))
+        })
+    }
+
+    /// The service's shared part and its broker, connected.
+    fn broker(&self) -> Result<impl Future<Output = BrokerResult> + Send + 'static, MsgError> {
+        let shared = self.shared()?;
+        Ok(async move {
+            let broker = shared
+                .broker()
+                .await
+                .map_err(|err| MsgError::Connection(format!("{err:#}")))?
+                .clone();
+            Ok((shared, broker))
+        })
+    }
+
+    fn message(&self, handle: &Resource<MessageHandle>) -> Result<&Envelope, MsgError> {
+        Ok(&self.table.get(handle)?.envelope)
+    }
+
+    fn message_mut(&mut self, handle: &Resource<MessageHandle>) -> wasmtime::Result<&mut Envelope> {
+        Ok(&mut self.table.get_mut(handle)?.envelope)
+    }
+
+    /// `message` addressed to `topic`, checked against the subject rules and the size limit.
+    fn addressed(
+        shared: &Shared,
+        topic: String,
+        mut message: Envelope,
+    ) -> Result<Envelope, MsgError> {
+        subject::check_topic(&topic).map_err(MsgError::Other)?;
+        let limit = shared.config.max_message_bytes;
+        if message.payload.len() > limit {
+            return Err(MsgError::Other(format!(
+                "the message to `{topic}` has {} bytes, over the limit of {limit} (messaging max-message-bytes)",
+                message.payload.len()
+            )));
+        }
+        message.subject = topic;
+        message.reply_to = None;
+        message.no_responders = false;
+        Ok(message)
+    }
+}
+
+impl types::Host for MsgView<'_> {
+    fn convert_error(&mut self, err: MsgError) -> wasmtime::Result<types::Error> {
+        match err {
+            MsgError::Timeout => Ok(types::Error::Timeout),
+            MsgError::Connection(message) => Ok(types::Error::Connection(message)),
+            MsgError::PermissionDenied(message) => Ok(types::Error::PermissionDenied(message)),
+            MsgError::Other(message) => Ok(types::Error::Other(message)),
+            MsgError::Trap(err) => Err(err),
+        }
+    }
+}
+
+impl types::HostClient for MsgView<'_> {
+    async fn connect(&mut self, name: String) -> Result<Resource<ClientHandle>, MsgError> {
+        self.broker()?.await?;
+        Ok(self.table.push(ClientHandle { name })?)
+    }
+
+    async fn disconnect(&mut self, client: Resource<ClientHandle>) -> Result<(), MsgError> {
+        self.table.get(&client)?;
+        Ok(())
+    }
+
+    async fn drop(&mut self, client: Resource<ClientHandle>) -> wasmtime::Result<()> {
+        let client = self.table.delete(client)?;
+        tracing::trace!(client = client.name, "a guest closed its messaging client");
+        Ok(())
+    }
+}
+
+impl types::HostMessage for MsgView<'_> {
+    async fn new(&mut self, data: Vec<u8>) -> wasmtime::Result<Resource<MessageHandle>> {
+        let envelope = Envelope {
+            payload: data.into(),
+            ..Envelope::default()
+        };
+        Ok(self.table.push(MessageHandle { envelope })?)
+    }
+
+    async fn topic(
+        &mut self,
+        message: Resource<MessageHandle>,
+    ) -> wasmtime::Result<Option<String>> {
+        let subject = &self.message_mut(&message)?.subject;
+        Ok((!subject.is_empty()).then(|| subject.clone()))
+    }
+
+    async fn content_type(
+        &mut self,
+        message: Resource<MessageHandle>,
+    ) -> wasmtime::Result<Option<String>> {
+        Ok(self.message_mut(&message)?.content_type.clone())
+    }
+
+    async fn set_content_type(
+        &mut self,
+        message: Resource<MessageHandle>,
+        content_type: String,
+    ) -> wasmtime::Result<()> {
+        self.message_mut(&message)?.content_type = Some(content_type);
+        Ok(())
+    }
+
+    async fn data(&mut self, message: Resource<MessageHandle>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.message_mut(&message)?.payload.to_vec())
+    }
+
+    async fn set_data(
+        &mut self,
+        message: Resource<MessageHandle>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<()> {
+        self.message_mut(&message)?.payload = data.into();
+        Ok(())
+    }
+
+    async fn metadata(
+        &mut self,
+        message: Resource<MessageHandle>,
+    ) -> wasmtime::Result<Option<Vec<(String, String)>>> {
+        let metadata = &self.message_mut(&message)?.metadata;
+        Ok((!metadata.is_empty()).then(|| metadata.clone()))
+    }
+
+    async fn add_metadata(
+        &mut self,
+        message: Resource<MessageHandle>,
+        key: String,
+        value: String,
+    ) -> wasmtime::Result<()> {
+        let metadata = &mut self.message_mut(&message)?.metadata;
+        metadata.retain(|(k, _)| *k != key);
+        metadata.push((key, value));
+        Ok(())
+    }
+
+    async fn set_metadata(
+        &mut self,
+        message: Resource<MessageHandle>,
+        meta: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        self.message_mut(&message)?.metadata = meta;
+        Ok(())
+    }
+
+    async fn remove_metadata(
+        &mut self,
+        message: Resource<MessageHandle>,
+        key: String,
+    ) -> wasmtime::Result<()> {
+        self.message_mut(&message)?
+            .metadata
+            .retain(|(k, _)| *k != key);
+        Ok(())
+    }
+
+    async fn drop(&mut self, message: Resource<MessageHandle>) -> wasmtime::Result<()> {
+        self.table.delete(message)?;
+        Ok(())
+    }
+}
+
+impl producer::Host for MsgView<'_> {
+    async fn send(
+        &mut self,
+        client: Resource<ClientHandle>,
+        topic: String,
+        message: Resource<MessageHandle>,
+    ) -> Result<(), MsgError> {
+        self.table.get(&client)?;
+        let message = self.table.delete(message)?.envelope;
+        let (shared, broker) = self.broker()?.await?;
+        broker
+            .publish(Self::addressed(&shared, topic, message)?)
+            .await
+    }
+}
+
+impl request_reply::HostRequestOptions for MsgView<'_> {
+    async fn new(&mut self) -> wasmtime::Result<Resource<RequestOptions>> {
+        Ok(self.table.push(RequestOptions::default())?)
+    }
+
+    async fn set_timeout_ms(
+        &mut self,
+        options: Resource<RequestOptions>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<()> {
+        self.table.get_mut(&options)?.timeout = Some(Duration::from_millis(timeout_ms.into()));
+        Ok(())
+    }
+
+    async fn set_expected_replies(
+        &mut self,
+        options: Resource<RequestOptions>,
+        expected_replies: u32,
+    ) -> wasmtime::Result<()> {
+        self.table.get_mut(&options)?.expected_replies = Some(expected_replies);
+        Ok(())
+    }
+
+    async fn drop(&mut self, options: Resource<RequestOptions>) -> wasmtime::Result<()> {
+        self.table.delete(options)?;
+        Ok(())
+    }
+}
+
+impl request_reply::Host for MsgView<'_> {
+    async fn request(
+        &mut self,
+        client: Resource<ClientHandle>,
+        topic: String,
+        message: Resource<MessageHandle>,
+        options: Option<Resource<RequestOptions>>,
+    ) -> Result<Vec<Resource<MessageHandle>>, MsgError> {
+        self.table.get(&client)?;
+        let options = match options {
+            Some(options) => self.table.delete(options)?,
+            None => RequestOptions::default(),
+        };
+        let message = self.message(&message)?.clone();
+        let (shared, broker) = self.broker()?.await?;
+        let message = Self::addressed(&shared, topic, message)?;
+        let timeout = options.timeout.unwrap_or(shared.config.request_timeout);
+        let expected = options
+            .expected_replies
+            .map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let replies = broker::request(&*broker, message, timeout, expected).await?;
+        replies
+            .into_iter()
+            .map(|envelope| Ok(self.table.push(MessageHandle { envelope })?))
+            .collect()
+    }
+
+    async fn reply(
+        &mut self,
+        reply_to: Resource<MessageHandle>,
+        message: Resource<MessageHandle>,
+    ) -> Result<(), MsgError> {
+        let Some(subject) = self.message(&reply_to)?.reply_to.clone() else {
+            return Err(MsgError::Other(
+                "this message has no reply-to subject: it was not sent as a request".into(),
+            ));
+        };
+        let message = self.table.delete(message)?.envelope;
+        let (shared, broker) = self.broker()?.await?;
+        broker
+            .publish(Self::addressed(&shared, subject, message)?)
+            .await
+    }
+}

@@ -1,0 +1,213 @@
+//! `wasi:messaging` (the proposal's `0.2.0-draft`: types, producer, request-reply and
+//! incoming-handler) for tempo, with two backends:
+//!
+//! - **embedded**: an in-process broker with NATS subject semantics, the default; components in
+//!   one tempo process talk to each other with no server;
+//! - **nats**: core NATS. Guests' handlers subscribe in a queue group named after the
+//!   application, so N tempo processes on any number of machines share the messages.
+//!
+//! On the import side guests send, make requests and reply. As a trigger, the service subscribes
+//! to the configured subjects and runs each message through the guest's `incoming-handler` in a
+//! fresh instance of the live component, at most [`MessagingConfig::concurrency`] at a time.
+//!
+//! ```no_run
+//! use tempo_messaging::{MessagingConfig, MessagingService};
+//!
+//! let service = MessagingService::new(MessagingConfig {
+//!     subscriptions: vec!["orders.>".into()],
+//!     ..MessagingConfig::default()
+//! });
+//! # let _ = service;
+//! ```
+
+mod broker;
+mod host;
+mod subject;
+mod trigger;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tempo_runtime_core::wasmtime::component::Linker;
+use tempo_runtime_core::{InterfaceName, Service, State, Trigger};
+
+pub use host::{ClientHandle, MessageHandle, RequestOptions};
+
+/// The version of `wasi:messaging` tempo implements.
+pub const MESSAGING_VERSION: &str = "0.2.0-draft";
+
+/// The largest message accepted by default: 1 MiB, NATS's default `max_payload`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// How many messages are handled at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// How long a request waits for replies when the guest sets no timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where messages travel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum MessagingBackend {
+    /// Within this process.
+    #[default]
+    Embedded,
+    /// Core NATS at `url`.
+    Nats {
+        /// e.g. `nats://127.0.0.1:4222`.
+        url: String,
+    },
+}
+
+/// How the service is set up.
+#[derive(Clone, Debug)]
+pub struct MessagingConfig {
+    /// Where messages travel.
+    pub backend: MessagingBackend,
+    /// The subjects whose messages invoke the guest's handler (NATS wildcards `*` and `>`).
+    pub subscriptions: Vec<String>,
+    /// The queue group the handlers join; the component's name when `None`.
+    pub queue_group: Option<String>,
+    /// How many messages are handled at once; more wait their turn.
+    pub concurrency: usize,
+    /// The largest message a guest may send, in bytes.
+    pub max_message_bytes: usize,
+    /// How long a request waits for replies when the guest sets no timeout.
+    pub request_timeout: Duration,
+    /// How long, after a shutdown signal, messages being handled may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for MessagingConfig {
+    fn default() -> Self {
+        Self {
+            backend: MessagingBackend::Embedded,
+            subscriptions: Vec::new(),
+            queue_group: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An error of a messaging host function: what the guest sees, or a trap for host bugs.
+#[derive(Debug)]
+pub enum MsgError {
+    /// No reply in time.
+    Timeout,
+    /// The broker cannot be reached.
+    Connection(String),
+    /// Not allowed.
+    PermissionDenied(String),
+    /// Anything else: a bad subject, a limit.
+    Other(String),
+    /// A host bug or a broken resource handle: the instance traps.
+    Trap(wasmtime::Error),
+}
+
+impl std::fmt::Display for MsgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MsgError::Timeout => f.write_str("no reply in time"),
+            MsgError::Connection(message)
+            | MsgError::PermissionDenied(message)
+            | MsgError::Other(message) => f.write_str(message),
+            MsgError::Trap(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for MsgError {
+    fn from(err: wasmtime::component::ResourceTableError) -> Self {
+        MsgError::Trap(err.into())
+    }
+}
+
+/// What every instance and the trigger share: the configuration and the broker.
+pub(crate) struct Shared {
+    config: MessagingConfig,
+    broker: tokio::sync::OnceCell<Arc<dyn broker::Broker>>,
+}
+
+impl Shared {
+    /// The broker, connected on first use; a failed attempt is tried again next time.
+    async fn broker(&self) -> anyhow::Result<&Arc<dyn broker::Broker>> {
+        self.broker
+            .get_or_try_init(|| async {
+                let broker: Arc<dyn broker::Broker> = match &self.config.backend {
+                    MessagingBackend::Embedded => Arc::new(broker::embedded::Embedded::default()),
+                    MessagingBackend::Nats { url } => {
+                        Arc::new(broker::nats::Nats::connect(url).await?)
+                    }
+                };
+                Ok(broker)
+            })
+            .await
+    }
+}
+
+/// The `wasi:messaging` service.
+pub struct MessagingService {
+    provides: Vec<InterfaceName>,
+    export: InterfaceName,
+    shared: Arc<Shared>,
+}
+
+impl MessagingService {
+    /// A service for `config`; nothing is opened until a component that uses it runs.
+    pub fn new(config: MessagingConfig) -> Self {
+        let name = |interface: &str| {
+            InterfaceName::known(&format!("wasi:messaging/{interface}@{MESSAGING_VERSION}"))
+        };
+        Self {
+            provides: vec![name("types"), name("producer"), name("request-reply")],
+            export: name("incoming-handler"),
+            shared: Arc::new(Shared {
+                config,
+                broker: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    fn backend_description(&self) -> String {
+        match &self.shared.config.backend {
+            MessagingBackend::Embedded => "the embedded broker".into(),
+            MessagingBackend::Nats { url } => format!("NATS at {url}"),
+        }
+    }
+}
+
+impl Service for MessagingService {
+    fn name(&self) -> &str {
+        "wasi:messaging"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        host::add_to_linker(linker)?;
+        Ok(())
+    }
+
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { self.shared.broker().await.map(drop) })
+    }
+
+    fn describe(&self) -> String {
+        format!("send and request through {}", self.backend_description())
+    }
+
+    fn init_instance(&self, state: &mut State) {
+        state.extensions_mut().insert(host::MsgContext {
+            shared: self.shared.clone(),
+        });
+    }
+
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+        Some(self)
+    }
+}

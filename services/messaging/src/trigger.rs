@@ -1,0 +1,155 @@
+//! The trigger: subscribe to the configured subjects and run each message through the guest's
+//! `incoming-handler` in a fresh instance of the version current when it arrives.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use futures::future::BoxFuture;
+use futures::{FutureExt as _, StreamExt as _};
+use tempo_runtime_core::wasmtime::component::InstancePre;
+use tempo_runtime_core::{InterfaceName, LiveComponent, Running, State, Trigger, Version};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Envelope;
+use crate::host::MessageHandle;
+use crate::host::generated::MessagingRequestReplyPre;
+use crate::{MessagingService, subject};
+
+impl Trigger for MessagingService {
+    fn export(&self) -> &InterfaceName {
+        &self.export
+    }
+
+    fn prepare(
+        &self,
+        pre: &InstancePre<State>,
+        prepared: &mut http::Extensions,
+    ) -> anyhow::Result<()> {
+        let handler = MessagingRequestReplyPre::new(pre.clone())
+            .map_err(anyhow::Error::from)
+            .context("its `wasi:messaging/incoming-handler` export has the wrong shape")?;
+        prepared.insert(handler);
+        Ok(())
+    }
+
+    fn start(
+        self: Arc<Self>,
+        live: LiveComponent,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<Running>> {
+        async move {
+            let config = &self.shared.config;
+            let name = live.current().name().to_owned();
+            if config.subscriptions.is_empty() {
+                bail!(
+                    "`{name}` handles messages but subscribes to no subject: set `--subscribe`, `TEMPO_SUBSCRIBE` or `[messaging] subscriptions` in tempo.toml"
+                );
+            }
+            for pattern in &config.subscriptions {
+                subject::check_pattern(pattern)
+                    .map_err(|reason| anyhow!("cannot subscribe to {reason}"))?;
+            }
+            let queue = config.queue_group.clone().unwrap_or(name);
+            let broker = self.shared.broker().await?;
+            let mut streams = Vec::new();
+            for pattern in &config.subscriptions {
+                streams.push(broker.subscribe(pattern, Some(&queue)).await?);
+            }
+            // Once the server has the subscriptions, "Serving" is true.
+            broker.flush().await?;
+            let address = format!(
+                "messages on {} (queue group `{queue}`) through {}",
+                config.subscriptions.join(", "),
+                self.backend_description()
+            );
+            let serve = dispatch(
+                futures::stream::select_all(streams),
+                live,
+                shutdown,
+                self.clone(),
+            );
+            Ok(Running {
+                address,
+                serve: serve.boxed(),
+            })
+        }
+        .boxed()
+    }
+}
+
+/// Hands each message to a task of its own, at most `concurrency` at once, until `shutdown`;
+/// then unsubscribes and gives the handlers running `shutdown_grace` to finish.
+async fn dispatch(
+    mut messages: futures::stream::SelectAll<futures::stream::BoxStream<'static, Envelope>>,
+    live: LiveComponent,
+    shutdown: CancellationToken,
+    service: Arc<MessagingService>,
+) -> anyhow::Result<()> {
+    let config = &service.shared.config;
+    let concurrency = config.concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot?,
+        };
+        let message = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            message = messages.next() => match message {
+                Some(message) => message,
+                None => bail!("the broker ended the subscriptions"),
+            },
+        };
+        let version = live.current();
+        tokio::spawn(async move {
+            handle(&version, message).await;
+            drop(slot);
+        });
+    }
+    drop(messages);
+
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    let grace = config.shutdown_grace;
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("messages still being handled after {grace:?}; leaving them");
+    }
+    Ok(())
+}
+
+/// Runs one message through `version`'s handler. A trap or an error the guest returns is logged;
+/// it never stops the trigger.
+async fn handle(version: &Arc<Version>, message: Envelope) {
+    let subject = message.subject.clone();
+    if let Err(err) = invoke(version, message).await {
+        tracing::error!(
+            component = version.name(),
+            "the message on `{subject}` failed: {}",
+            err.root_cause()
+        );
+        tracing::debug!(component = version.name(), "{err:?}");
+    }
+}
+
+async fn invoke(version: &Arc<Version>, message: Envelope) -> anyhow::Result<()> {
+    let handler = version
+        .prepared::<MessagingRequestReplyPre<State>>()
+        .context("this version was not prepared for wasi:messaging")?
+        .clone();
+    let mut store = version.new_store();
+    let message = store
+        .data_mut()
+        .table()
+        .push(MessageHandle { envelope: message })?;
+    let instance = handler.instantiate_async(&mut store).await?;
+    instance
+        .wasi_messaging_incoming_handler()
+        .call_handle(&mut store, message)
+        .await?
+        .map_err(|err| anyhow!("the handler returned an error: {err:?}"))
+}
