@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_LIBRARY_ONLY", "library_only.wasm"),
     ("TEMPO_FIXTURE_KEYVALUE_SUITE", "keyvalue-suite.wasm"),
     ("TEMPO_FIXTURE_BLOBSTORE_SUITE", "blobstore-suite.wasm"),
+    ("TEMPO_FIXTURE_MESSAGING", "messaging_fixture.wasm"),
 ];
 
 fn main() {
@@ -29,6 +30,7 @@ fn main() {
         "library-only",
         "keyvalue-suite",
         "blobstore-suite",
+        "messaging-fixture",
     ] {
         println!("cargo:rerun-if-changed={}", guests.join(entry).display());
     }

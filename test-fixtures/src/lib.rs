@@ -63,6 +63,13 @@ pub fn blobstore_suite() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_BLOBSTORE_SUITE"))
 }
 
+/// A `wasi:messaging` handler: replies `echo: DATA` with the request's content type and metadata
+/// (plus `topic`), traps on `trap`, fails on `fail`, and on `ask SUBJECT N` makes a request of
+/// its own and replies with what came back (see its source for the details).
+pub fn messaging() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_MESSAGING"))
+}
+
 /// An HTTP server that answers every request with `200 ok`, but only once released.
 #[derive(Clone)]
 pub struct Gate {

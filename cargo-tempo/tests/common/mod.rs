@@ -107,6 +107,14 @@ impl Served {
 
     /// [`Served::start`] with these environment variables.
     pub(crate) fn start_with(component: &Path, env: &[(&str, &str)]) -> Self {
+        let mut served = Self::launch(component, env);
+        served.wait_for_serving();
+        served
+    }
+
+    /// `cargo tempo run COMPONENT --listen 127.0.0.1:0` in a fresh folder, with these
+    /// environment variables, without waiting for anything.
+    pub(crate) fn launch(component: &Path, env: &[(&str, &str)]) -> Self {
         let folder = tempfile::tempdir().unwrap();
         let mut command = tempo();
         command
@@ -117,7 +125,6 @@ impl Served {
             .envs(env.iter().copied());
         let mut served = Self::spawn(command);
         served._folder = Some(folder);
-        served.wait_for_serving();
         served
     }
 

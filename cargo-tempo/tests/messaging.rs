@@ -1,0 +1,327 @@
+//! wasi:messaging through the real binary: the embedded broker, and a real `nats-server` with
+//! plain async-nats clients on the other side.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use common::{PATIENCE, Served, example, get, tempo};
+use futures::StreamExt as _;
+use tempo_test_fixtures::NatsServer;
+
+/// `cargo tempo run` of the messaging fixture on NATS, subscribed to `fixture.>`, once it has
+/// subscribed.
+fn fixture_on(server: &NatsServer) -> Served {
+    let mut served = Served::launch(
+        tempo_test_fixtures::messaging(),
+        &[("NATS_ADDR", &server.url), ("TEMPO_SUBSCRIBE", "fixture.>")],
+    );
+    served.wait_for_stderr("Serving messages on fixture.>");
+    served
+}
+
+/// A request from a plain client; `None` when no reply came within `timeout`.
+async fn ask(client: &async_nats::Client, subject: &str, data: &str) -> Option<String> {
+    let request = async_nats::Request::new()
+        .payload(data.to_owned().into())
+        .timeout(Some(Duration::from_secs(2)));
+    let reply = client
+        .send_request(subject.to_owned(), request)
+        .await
+        .ok()?;
+    Some(String::from_utf8(reply.payload.to_vec()).unwrap())
+}
+
+fn tokio() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+#[test]
+fn a_plain_request_reaches_the_handler_with_its_content_type_and_metadata() {
+    let server = NatsServer::start();
+    let served = fixture_on(&server);
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("Content-Type", "text/plain");
+        headers.insert("trace-id", "7");
+        let reply = client
+            .request_with_headers("fixture.echo", headers, "hi".into())
+            .await
+            .unwrap();
+        assert_eq!(reply.payload, "echo: hi");
+        let headers = reply.headers.unwrap();
+        assert_eq!(headers.get("Content-Type").unwrap().as_str(), "text/plain");
+        assert_eq!(headers.get("trace-id").unwrap().as_str(), "7");
+        assert_eq!(headers.get("topic").unwrap().as_str(), "fixture.echo");
+    });
+    drop(served);
+}
+
+#[test]
+fn a_guest_request_gathers_the_replies_of_plain_responders() {
+    let server = NatsServer::start();
+    let served = fixture_on(&server);
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        for answer in ["one", "two"] {
+            let mut requests = client.subscribe("svc.numbers").await.unwrap();
+            let responder = client.clone();
+            tokio::spawn(async move {
+                while let Some(request) = requests.next().await {
+                    let reply_to = request.reply.unwrap();
+                    responder.publish(reply_to, answer.into()).await.unwrap();
+                }
+            });
+        }
+        client.flush().await.unwrap();
+        let reply = ask(&client, "fixture.ask", "ask svc.numbers 2").await;
+        assert_eq!(reply.as_deref(), Some("2: one,two"));
+        let reply = ask(&client, "fixture.ask", "ask svc.nobody 1").await;
+        assert_eq!(
+            reply.as_deref(),
+            Some(r#"error: Error::Other("no one is subscribed to `svc.nobody`")"#)
+        );
+    });
+    drop(served);
+}
+
+#[test]
+fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
+    let server = NatsServer::start();
+    let mut served = fixture_on(&server);
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        assert_eq!(ask(&client, "fixture.a", "trap").await, None);
+        assert_eq!(ask(&client, "fixture.a", "fail").await, None);
+        assert_eq!(ask(&client, "fixture.a", "hi").await.unwrap(), "echo: hi");
+    });
+    let line = served.wait_for_stderr("asked to fail");
+    assert!(line.contains("the message on `fixture.a` failed"), "{line}");
+    assert!(
+        served.stderr().contains("asked to trap"),
+        "{}",
+        served.stderr()
+    );
+}
+
+#[test]
+fn after_nats_restarts_the_subscription_resumes_without_restarting_tempo() {
+    let mut server = NatsServer::start();
+    let served = fixture_on(&server);
+    let runtime = tokio();
+    runtime.block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        assert_eq!(
+            ask(&client, "fixture.a", "before").await.unwrap(),
+            "echo: before"
+        );
+    });
+
+    server.stop();
+    server.start_again();
+    runtime.block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(reply) = ask(&client, "fixture.a", "after").await {
+                assert_eq!(reply, "echo: after");
+                break;
+            }
+            assert!(start.elapsed() < PATIENCE, "{}", served.stderr());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(served.stderr().contains("lost NATS"), "{}", served.stderr());
+}
+
+/// `examples/pub-sub` served with `env`, once both its triggers are up.
+fn pub_sub(env: &[(&str, &str)]) -> Served {
+    let built = example("pub-sub", false);
+    let mut env = env.to_vec();
+    env.push(("TEMPO_SUBSCRIBE", "events.in,events.out"));
+    let mut served = Served::start_with(&built.wasm, &env);
+    served.wait_for_stderr("Serving messages on events.in, events.out");
+    served
+}
+
+fn publish(served: &Served, body: &str) {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/publish", served.url))
+        .body(body.to_owned())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}
+
+/// `GET /stats` until `done` says the stats are as awaited; returns them.
+fn stats_once(served: &Served, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (status, body) = get(&format!("{}/stats", served.url));
+        assert_eq!(status, 200, "{body}");
+        let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(start.elapsed() < PATIENCE, "{body}\n{}", served.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pub_sub_works_on_the_embedded_broker_with_no_server() {
+    let served = pub_sub(&[]);
+    assert!(
+        served
+            .stderr()
+            .contains("wasi:messaging: send and request through the embedded broker"),
+        "{}",
+        served.stderr()
+    );
+    publish(&served, "hello there");
+    // The handler republishes to `events.out`, where it handles the message again.
+    let stats = stats_once(&served, |stats| stats["last"] == "HELLO THERE");
+    assert_eq!(stats["handled"], 1);
+}
+
+#[test]
+fn request_reply_works_on_the_embedded_broker_and_on_nats() {
+    let built = example("request-reply", false);
+    let subscribe = ("TEMPO_SUBSCRIBE", "greet");
+    let served = Served::start_with(&built.wasm, &[subscribe]);
+    assert_eq!(
+        get(&format!("{}/ask/Ada", served.url)),
+        (200, "Hello, Ada!".to_owned())
+    );
+    drop(served);
+
+    let server = NatsServer::start();
+    let mut served = Served::start_with(&built.wasm, &[subscribe, ("NATS_ADDR", &server.url)]);
+    served.wait_for_stderr("Serving messages on greet");
+    assert_eq!(
+        get(&format!("{}/ask/Grace", served.url)),
+        (200, "Hello, Grace!".to_owned())
+    );
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        assert_eq!(
+            ask(&client, "greet", "Linus").await.unwrap(),
+            "Hello, Linus!"
+        );
+    });
+}
+
+#[test]
+fn on_nats_plain_clients_see_what_guests_publish_and_trigger_them() {
+    let server = NatsServer::start();
+    let served = pub_sub(&[("NATS_ADDR", &server.url)]);
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let mut out = client.subscribe("events.out").await.unwrap();
+        client.flush().await.unwrap();
+
+        // A guest's publish (from an HTTP request) reaches a plain subscriber of events.in...
+        let mut inbox = client.subscribe("events.in").await.unwrap();
+        client.flush().await.unwrap();
+        let http = served.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let response = reqwest::blocking::Client::new()
+                .post(format!("{http}/publish"))
+                .body("from http")
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 202);
+        })
+        .await
+        .unwrap();
+        let published = inbox.next().await.unwrap();
+        assert_eq!(published.payload, "from http");
+        let out_message = out.next().await.unwrap();
+        assert_eq!(out_message.payload, "FROM HTTP");
+
+        // ...and a plain client's publish triggers the guest, which republishes.
+        client
+            .publish("events.in", "from a client".into())
+            .await
+            .unwrap();
+        let out_message = out.next().await.unwrap();
+        assert_eq!(out_message.payload, "FROM A CLIENT");
+        let headers = out_message.headers.unwrap();
+        assert_eq!(
+            headers.get("transformed-from").unwrap().as_str(),
+            "events.in"
+        );
+        assert_eq!(headers.get("Content-Type").unwrap().as_str(), "text/plain");
+    });
+}
+
+#[test]
+fn two_processes_in_one_queue_group_share_the_messages_none_lost_none_twice() {
+    const MESSAGES: usize = 1000;
+    let server = NatsServer::start();
+    // Each process counts what it handled in its own embedded store.
+    let env = [
+        ("NATS_ADDR", server.url.as_str()),
+        ("TEMPO_KEYVALUE", "embedded"),
+    ];
+    let first = pub_sub(&env);
+    let second = pub_sub(&env);
+
+    let received = tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let mut out = client.subscribe("events.out").await.unwrap();
+        client.flush().await.unwrap();
+        for n in 0..MESSAGES {
+            client
+                .publish("events.in", format!("message {n}").into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+        let mut received = Vec::new();
+        while received.len() < MESSAGES {
+            let message = tokio::time::timeout(PATIENCE, out.next())
+                .await
+                .expect("the handlers stopped republishing")
+                .unwrap();
+            received.push(String::from_utf8(message.payload.to_vec()).unwrap());
+        }
+        received
+    });
+    let distinct: BTreeSet<&String> = received.iter().collect();
+    assert_eq!(distinct.len(), MESSAGES, "some message was handled twice");
+
+    let handled: Vec<u64> = [&first, &second]
+        .iter()
+        .map(|served| {
+            let (_, body) = get(&format!("{}/stats", served.url));
+            let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+            stats["handled"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(handled.iter().sum::<u64>(), MESSAGES as u64, "{handled:?}");
+    assert!(
+        handled.iter().all(|&n| n > 0),
+        "one process did it all: {handled:?}"
+    );
+}
+
+#[test]
+fn a_handler_with_no_subscription_is_refused_with_where_to_set_one() {
+    let output = tempo()
+        .arg("run")
+        .arg(tempo_test_fixtures::messaging())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("subscribes to no subject: set `--subscribe`, `TEMPO_SUBSCRIBE`"),
+        "{stderr}"
+    );
+}

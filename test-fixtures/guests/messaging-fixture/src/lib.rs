@@ -1,0 +1,67 @@
+//! A `wasi:messaging` handler for the host's tests. What it does with a message depends on its
+//! data:
+//!
+//! - `trap`: panics, so the instance traps;
+//! - `fail`: returns an error;
+//! - `ask SUBJECT N`: requests SUBJECT with a 2 s timeout and up to N replies, and replies
+//!   `N': DATA,DATA,…` with the replies' data sorted (or `error: …`);
+//! - anything else: replies `echo: DATA` with the message's content type, its metadata, and a
+//!   `topic` entry naming the subject it came on.
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "tempo:host/messaging",
+    generate_all,
+});
+
+use exports::wasi::messaging::incoming_handler::Guest;
+use wasi::messaging::request_reply::{self, RequestOptions};
+use wasi::messaging::types::{Client, Error, Message};
+
+struct Fixture;
+
+impl Guest for Fixture {
+    fn handle(message: Message) -> Result<(), Error> {
+        let data = String::from_utf8_lossy(&message.data()).into_owned();
+        let answer = match data.split(' ').collect::<Vec<_>>().as_slice() {
+            ["trap"] => panic!("asked to trap"),
+            ["fail"] => return Err(Error::Other("asked to fail".into())),
+            ["ask", subject, expected] => ask(subject, expected.parse().unwrap_or(1)),
+            _ => {
+                let echo = Message::new(format!("echo: {data}").as_bytes());
+                if let Some(content_type) = message.content_type() {
+                    echo.set_content_type(&content_type);
+                }
+                echo.set_metadata(&message.metadata().unwrap_or_default());
+                echo.add_metadata("topic", &message.topic().unwrap_or_default());
+                echo
+            }
+        };
+        request_reply::reply(&message, answer)
+    }
+}
+
+fn ask(subject: &str, expected: u32) -> Message {
+    let text = match request(subject, expected) {
+        Ok(mut replies) => {
+            replies.sort();
+            format!("{}: {}", replies.len(), replies.join(","))
+        }
+        Err(err) => format!("error: {err:?}"),
+    };
+    Message::new(text.as_bytes())
+}
+
+fn request(subject: &str, expected: u32) -> Result<Vec<String>, Error> {
+    let client = Client::connect("default")?;
+    let options = RequestOptions::new();
+    options.set_timeout_ms(2000);
+    options.set_expected_replies(expected);
+    let replies = request_reply::request(&client, subject, &Message::new(b"?"), Some(options))?;
+    Ok(replies
+        .iter()
+        .map(|reply| String::from_utf8_lossy(&reply.data()).into_owned())
+        .collect())
+}
+
+export!(Fixture);
