@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{PATIENCE, Served, example, get, scratch, tempo, wait_for_body, workspace};
+use common::{PATIENCE, Served, example, get, scratch, tempo, wait_for_body};
 use tempo_test_fixtures::NatsServer;
 
 /// The number in `"visits":N` of a body.
@@ -39,19 +39,7 @@ fn dev(project: &Path) -> Served {
 
 #[test]
 fn the_count_survives_an_edit_and_a_restart_of_dev() {
-    // The example finds the WIT at ../../wit: keep that shape in the copy.
-    let root = tempfile::tempdir().unwrap();
-    let project = root.path().join("examples/keyvalue");
-    common::copy_example("keyvalue", &project);
-    let wit = workspace().join("wit");
-    for entry in walk(&wit) {
-        let target = root
-            .path()
-            .join("wit")
-            .join(entry.strip_prefix(&wit).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, target).unwrap();
-    }
+    let (_root, project) = common::example_copy("keyvalue");
 
     let mut first = dev(&project);
     assert_eq!(visits(&get(&first.url).1), 1);
@@ -80,20 +68,6 @@ fn the_count_survives_an_edit_and_a_restart_of_dev() {
         "the count did not survive the restart"
     );
     assert!(project.join(".tempo/keyvalue.redb").is_file());
-}
-
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

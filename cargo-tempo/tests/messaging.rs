@@ -325,3 +325,41 @@ fn a_handler_with_no_subscription_is_refused_with_where_to_set_one() {
         "{stderr}"
     );
 }
+
+#[test]
+fn under_dev_a_reload_swaps_the_handler_and_keeps_the_subscription() {
+    let server = NatsServer::start();
+    let (_root, project) = common::example_copy("request-reply");
+    let mut command = tempo();
+    command
+        .current_dir(&project)
+        .args(["dev", "--listen", "127.0.0.1:0", "--target-dir"])
+        .arg(common::scratch("examples"))
+        .env("NATS_ADDR", &server.url);
+    let mut dev = Served::spawn(command);
+    dev.wait_for_serving();
+    dev.wait_for_stderr("Serving messages on greet");
+    assert_eq!(
+        get(&format!("{}/ask/Ada", dev.url)),
+        (200, "Hello, Ada!".to_owned())
+    );
+
+    let source = project.join("src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, text.replace("Hello, {name}!", "Welcome, {name}!")).unwrap();
+    common::wait_for_body(&format!("{}/ask/Ada", dev.url), "Welcome, Ada!");
+    // A plain client is answered by the new version, through the same subscription.
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        assert_eq!(
+            ask(&client, "greet", "Linus").await.unwrap(),
+            "Welcome, Linus!"
+        );
+    });
+    assert_eq!(
+        dev.stderr().matches("Serving messages on greet").count(),
+        1,
+        "{}",
+        dev.stderr()
+    );
+}

@@ -242,9 +242,43 @@ pub(crate) fn get(url: &str) -> (u16, String) {
 pub(crate) fn copy_example(name: &str, into: &Path) {
     let example = workspace().join("examples").join(name);
     std::fs::create_dir_all(into.join("src")).unwrap();
-    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
-        std::fs::copy(example.join(file), into.join(file)).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs", "tempo.toml"] {
+        if example.join(file).exists() {
+            std::fs::copy(example.join(file), into.join(file)).unwrap();
+        }
     }
+}
+
+/// A copy of `examples/NAME` at `ROOT/examples/NAME` beside a copy of `wit/` at `ROOT/wit`, the
+/// shape the example's `../../wit` expects; returns ROOT (removed when dropped) and the copy.
+pub(crate) fn example_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let project = root.path().join("examples").join(name);
+    copy_example(name, &project);
+    let wit = workspace().join("wit");
+    for entry in walk(&wit) {
+        let target = root
+            .path()
+            .join("wit")
+            .join(entry.strip_prefix(&wit).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, target).unwrap();
+    }
+    (root, project)
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// GETs `url` until the body contains `needle` and returns that body and the response's

@@ -58,9 +58,9 @@ impl MessageGuest for PubSub {
                 let shouted = Message::new(&data.to_ascii_uppercase());
                 shouted.set_content_type("text/plain");
                 shouted.add_metadata("transformed-from", INBOX);
-                producer::send(&Client::connect("default")?, OUTBOX, shouted)?;
+                // Counted before it is sent on: whoever sees it on `events.out` sees it counted.
                 atomics::increment(&bucket()?, "handled", 1).map_err(other)?;
-                Ok(())
+                producer::send(&Client::connect("default")?, OUTBOX, shouted)
             }
             Some(OUTBOX) => bucket()?.set("last", &data).map_err(other),
             topic => Err(Error::Other(format!("no handler for {topic:?}"))),
