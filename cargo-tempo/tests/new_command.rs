@@ -30,6 +30,13 @@ const TEMPLATES: &[(&str, &[Check])] = &[
         ],
     ),
     (
+        "messaging",
+        &[
+            ("/", 200, r#""routes":["GET /","GET /hello/{name}"]"#),
+            ("/hello/Ada", 200, r#"{"greeting":"Hello, Ada!"}"#),
+        ],
+    ),
+    (
         "keyvalue",
         &[
             ("/", 200, r#"{"visits":1}"#),
@@ -91,7 +98,9 @@ fn every_template_builds_serves_and_passes_its_tests() {
         assert!(built.status.success(), "{template}: {}", stderr(&built));
         let wasm = PathBuf::from(stdout(&built).trim());
 
-        let served = Served::start(&wasm);
+        // Served from the crate's folder, as a user would, so its tempo.toml counts.
+        let mut served = Served::launch_in(&folder, &wasm, &[]);
+        served.wait_for_serving();
         for (path, status, body) in *requests {
             let response = reqwest::blocking::get(format!("{}{path}", served.url)).unwrap();
             assert_eq!(response.status(), *status, "{template} {path}");
@@ -147,6 +156,7 @@ fn list_names_each_template_with_its_description() {
             "blobstore    A wasi:http component that stores and serves files in wasi:blobstore.\n",
             "http         A wasi:http component with two routes answering JSON.\n",
             "keyvalue     A wasi:http component that counts visits and stores values by key in wasi:keyvalue.\n",
+            "messaging    A wasi:http component that asks a wasi:messaging handler for its greetings.\n",
         )
     );
 }

@@ -116,16 +116,21 @@ impl Served {
     /// environment variables, without waiting for anything.
     pub(crate) fn launch(component: &Path, env: &[(&str, &str)]) -> Self {
         let folder = tempfile::tempdir().unwrap();
+        let mut served = Self::launch_in(folder.path(), component, env);
+        served._folder = Some(folder);
+        served
+    }
+
+    /// [`Served::launch`] in `folder`, where it reads `tempo.toml` and `.env`.
+    pub(crate) fn launch_in(folder: &Path, component: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = tempo();
         command
-            .current_dir(folder.path())
+            .current_dir(folder)
             .arg("run")
             .arg(component)
             .args(["--listen", "127.0.0.1:0"])
             .envs(env.iter().copied());
-        let mut served = Self::spawn(command);
-        served._folder = Some(folder);
-        served
+        Self::spawn(command)
     }
 
     /// Starts `command`, collecting its output, without waiting for anything.

