@@ -6,6 +6,11 @@
 //! - `msg-direct drive URL SUBJECT COUNT WINDOW`: COUNT requests with WINDOW in flight at once;
 //!   prints the rate at which replies came back.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "what it prints is what the bench script reads"
+)]
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
