@@ -64,7 +64,7 @@ pub(crate) enum Command {
     Build(build::Args),
     /// AOT-compile a component to a .bin, with exactly the engine settings `run` uses
     Compile(compile::Args),
-    /// Serve a wasi:http component, or run a wasi:cli program, with tempo's host services
+    /// Serve a wasi:http or wasi:messaging component, or run a wasi:cli program, with tempo's host services
     Run(run::Args),
     /// Build, serve and watch: every save rebuilds and hot-swaps the component, dropping nothing
     Dev(dev::Args),

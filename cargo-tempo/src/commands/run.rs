@@ -83,7 +83,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
             exports.join(", ")
         };
         anyhow::bail!(
-            "`{}` exports neither wasi:http/incoming-handler (to be served) nor wasi:cli/run (to be run); it exports {exports}",
+            "`{}` exports no handler tempo serves (wasi:http/incoming-handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports {exports}",
             display_path(&args.file)
         );
     }
