@@ -158,21 +158,6 @@ fn publish(served: &Served, body: &str) {
     assert_eq!(response.status(), 202);
 }
 
-/// `GET /stats` until `done` says the stats are as awaited; returns them.
-fn stats_once(served: &Served, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        let (status, body) = get(&format!("{}/stats", served.url));
-        assert_eq!(status, 200, "{body}");
-        let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if done(&stats) {
-            return stats;
-        }
-        assert!(start.elapsed() < PATIENCE, "{body}\n{}", served.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn pub_sub_works_on_the_embedded_broker_with_no_server() {
     let served = pub_sub(&[]);
@@ -185,7 +170,9 @@ fn pub_sub_works_on_the_embedded_broker_with_no_server() {
     );
     publish(&served, "hello there");
     // The handler republishes to `events.out`, where it handles the message again.
-    let stats = stats_once(&served, |stats| stats["last"] == "HELLO THERE");
+    let (stats, _) =
+        common::wait_for_body(&format!("{}/stats", served.url), r#""last":"HELLO THERE""#);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(stats["handled"], 1);
 }
 

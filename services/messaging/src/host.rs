@@ -93,7 +93,8 @@ impl MsgView<'_> {
         })
     }
 
-    /// The service's shared part and its broker, connected.
+    /// The service's shared part and its broker, connected. The future owns what it needs, so
+    /// the host functions can await it without holding the view (which is not `Sync`).
     fn broker(&self) -> Result<impl Future<Output = BrokerResult> + Send + 'static, MsgError> {
         let shared = self.shared()?;
         Ok(async move {
@@ -106,11 +107,19 @@ impl MsgView<'_> {
         })
     }
 
-    fn message(&self, handle: &Resource<MessageHandle>) -> Result<&Envelope, MsgError> {
+    /// The message behind `handle`; a stale handle is a table error, which traps in the
+    /// functions that return no error and converts to [`MsgError::Trap`] in those that do.
+    fn message(
+        &self,
+        handle: &Resource<MessageHandle>,
+    ) -> Result<&Envelope, wasmtime::component::ResourceTableError> {
         Ok(&self.table.get(handle)?.envelope)
     }
 
-    fn message_mut(&mut self, handle: &Resource<MessageHandle>) -> wasmtime::Result<&mut Envelope> {
+    fn message_mut(
+        &mut self,
+        handle: &Resource<MessageHandle>,
+    ) -> Result<&mut Envelope, wasmtime::component::ResourceTableError> {
         Ok(&mut self.table.get_mut(handle)?.envelope)
     }
 
@@ -178,7 +187,7 @@ impl types::HostMessage for MsgView<'_> {
         &mut self,
         message: Resource<MessageHandle>,
     ) -> wasmtime::Result<Option<String>> {
-        let subject = &self.message_mut(&message)?.subject;
+        let subject = &self.message(&message)?.subject;
         Ok((!subject.is_empty()).then(|| subject.clone()))
     }
 
@@ -186,7 +195,7 @@ impl types::HostMessage for MsgView<'_> {
         &mut self,
         message: Resource<MessageHandle>,
     ) -> wasmtime::Result<Option<String>> {
-        Ok(self.message_mut(&message)?.content_type.clone())
+        Ok(self.message(&message)?.content_type.clone())
     }
 
     async fn set_content_type(
@@ -199,7 +208,7 @@ impl types::HostMessage for MsgView<'_> {
     }
 
     async fn data(&mut self, message: Resource<MessageHandle>) -> wasmtime::Result<Vec<u8>> {
-        Ok(self.message_mut(&message)?.payload.to_vec())
+        Ok(self.message(&message)?.payload.to_vec())
     }
 
     async fn set_data(
@@ -215,7 +224,7 @@ impl types::HostMessage for MsgView<'_> {
         &mut self,
         message: Resource<MessageHandle>,
     ) -> wasmtime::Result<Option<Vec<(String, String)>>> {
-        let metadata = &self.message_mut(&message)?.metadata;
+        let metadata = &self.message(&message)?.metadata;
         Ok((!metadata.is_empty()).then(|| metadata.clone()))
     }
 
