@@ -4,6 +4,7 @@
 mod cargo_build;
 mod cli;
 mod commands;
+mod log_format;
 mod project;
 mod settings;
 mod shell;
@@ -14,6 +15,7 @@ mod watch;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use tempo_otel::Telemetry;
 
 use crate::cli::Cli;
 use crate::shell::{Exit, Shell};
@@ -26,8 +28,18 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     let shell = Shell::new(&cli.global);
-    shell.init_tracing();
-    match commands::exec(&shell, cli.command) {
+    // Before anything records a metric: the runtime's instruments bind to this provider.
+    let telemetry = match Telemetry::init() {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            shell.error(&err);
+            return ExitCode::FAILURE;
+        }
+    };
+    shell.init_tracing(telemetry.layers());
+    let outcome = commands::exec(&shell, &telemetry, cli.command);
+    telemetry.shutdown();
+    match outcome {
         Ok(code) => exit_code(code),
         Err(err) => match err.downcast_ref::<Exit>() {
             // Whoever chose the code (cargo, the guest) has already said why.

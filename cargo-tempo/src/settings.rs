@@ -1,7 +1,7 @@
 //! The host's settings, from (highest first) command-line flags, the environment (the process's,
 //! then the project's `.env`), the project's `tempo.toml`, and defaults.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +40,33 @@ pub(crate) struct HostArgs {
     /// `*` and `>` are NATS wildcards [env: TEMPO_SUBSCRIBE, comma-separated]
     #[arg(long = "subscribe", value_name = "SUBJECT")]
     pub(crate) subscriptions: Vec<String>,
+    /// Address for the admin server (`/metrics` for Prometheus, `/healthz`), or `off`
+    /// [env: TEMPO_ADMIN] [default: off for run; 127.0.0.1:9464 for dev]
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) admin: Option<Admin>,
+}
+
+/// Where the admin server listens, if anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admin {
+    /// On this address.
+    On(SocketAddr),
+    /// Nowhere.
+    Off,
+}
+
+impl std::str::FromStr for Admin {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "off" => Ok(Admin::Off),
+            address => address
+                .parse()
+                .map(Admin::On)
+                .map_err(|_| format!("`{address}` is neither an address (IP:PORT) nor `off`")),
+        }
+    }
 }
 
 /// Where a service keeps its data.
@@ -71,6 +98,9 @@ struct TempoToml {
     blobstore: BlobstoreToml,
     #[serde(default)]
     messaging: MessagingToml,
+    /// The values guests read through wasi:config.
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +154,10 @@ pub(crate) struct Settings {
     pub(crate) keyvalue: KeyValueConfig,
     pub(crate) blobstore: BlobstoreConfig,
     pub(crate) messaging: MessagingConfig,
+    /// What guests read through wasi:config.
+    pub(crate) config: BTreeMap<String, String>,
+    /// The admin server's address, if one was asked for (`None`: the command's default).
+    pub(crate) admin: Option<Admin>,
 }
 
 impl Settings {
@@ -142,7 +176,13 @@ impl Settings {
                 .ok()
                 .or_else(|| dotenv.get(name).cloned())
         };
-        Self::resolve(args, toml.as_deref(), &env, project)
+        // `.env` first, so that the process's variables win.
+        let variables: Vec<(String, String)> = dotenv
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .chain(std::env::vars())
+            .collect();
+        Self::resolve(args, toml.as_deref(), &env, &variables, project)
     }
 
     /// [`Settings::load`] with its inputs given: testable without files or a process
@@ -151,6 +191,7 @@ impl Settings {
         args: &HostArgs,
         toml: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
+        variables: &[(String, String)],
         project: &Path,
     ) -> anyhow::Result<Self> {
         let file: TempoToml = match toml {
@@ -284,8 +325,37 @@ impl Settings {
             ..messaging_defaults
         };
 
+        let admin = match args.admin {
+            Some(admin) => Some(admin),
+            None => from_env("TEMPO_ADMIN")
+                .map(|value| {
+                    value
+                        .parse()
+                        .map_err(|err| anyhow::anyhow!("`TEMPO_ADMIN`: {err}"))
+                })
+                .transpose()?,
+        };
+        let mut declared = BTreeMap::new();
+        for (key, value) in file.config {
+            let text = match value {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => bail!(
+                    "`{}`: `[config] {key}` must be text, a number or a boolean, not a TOML {}",
+                    project.join(TEMPO_TOML).display(),
+                    other.type_str()
+                ),
+            };
+            declared.insert(key, text);
+        }
+        let config = tempo_config::values(declared, [], variables.iter().cloned());
+
         Ok(Self {
             messaging,
+            config,
+            admin,
             http: HttpConfig {
                 listen,
                 ..HttpConfig::default()
@@ -332,16 +402,73 @@ mod tests {
         toml: Option<&str>,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Settings> {
-        let env: HashMap<String, String> = env
+        let variables: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let env: HashMap<String, String> = variables.iter().cloned().collect();
         Settings::resolve(
             args,
             toml,
             &|name| env.get(name).cloned(),
+            &variables,
             Path::new("/project"),
         )
+    }
+
+    #[test]
+    fn config_comes_from_tempo_toml_and_prefixed_variables_only() {
+        let toml = "[config]\ngreeting = \"hello\"\nretries = 3\nverbose = true\n";
+        let env = [
+            ("TEMPO_CONFIG_GREETING", "hi"),
+            ("TEMPO_CONFIG_API_URL", "http://api"),
+            ("SECRET_TOKEN", "never"),
+        ];
+        let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
+        let config: Vec<_> = settings
+            .config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            config,
+            [
+                "api_url=http://api",
+                "greeting=hi",
+                "retries=3",
+                "verbose=true"
+            ]
+        );
+        let err = resolve(&HostArgs::default(), Some("[config]\nlist = [1]\n"), &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`[config] list` must be text, a number or a boolean, not a TOML array"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_admin_address_is_a_flag_or_tempo_admin() {
+        assert_eq!(
+            resolve(&HostArgs::default(), None, &[]).unwrap().admin,
+            None
+        );
+        let env = [("TEMPO_ADMIN", "127.0.0.1:9999")];
+        let settings = resolve(&HostArgs::default(), None, &env).unwrap();
+        assert_eq!(
+            settings.admin,
+            Some(Admin::On("127.0.0.1:9999".parse().unwrap()))
+        );
+        let args = HostArgs {
+            admin: Some(Admin::Off),
+            ..HostArgs::default()
+        };
+        assert_eq!(resolve(&args, None, &env).unwrap().admin, Some(Admin::Off));
+        let err = resolve(&HostArgs::default(), None, &[("TEMPO_ADMIN", "nope")]).unwrap_err();
+        assert!(
+            err.to_string().contains("`TEMPO_ADMIN`: `nope` is neither"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use tempo_runtime_core::GUEST_LOG_TARGET;
+
 use crate::cli::{ColorWhen, GlobalArgs};
+use crate::log_format::TerminalFormat;
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
@@ -50,25 +53,49 @@ impl Shell {
     }
 
     /// Logs go to stderr; `RUST_LOG` decides, else `-v` (info) and `-vv` (debug), else warnings.
-    pub(crate) fn init_tracing(&self) {
-        let default = match self.verbose {
-            0 => "warn",
-            1 => "info",
-            _ => "debug",
+    /// Guest lines (target `guest`) show from `info` unless `RUST_LOG` names `guest`. `layers`
+    /// (OTLP export) see events and spans through filters of their own.
+    pub(crate) fn init_tracing<L>(&self, layers: L)
+    where
+        L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+
+        let (default, guest) = match self.verbose {
+            0 => ("warn", "info"),
+            1 => ("info", "info"),
+            _ => ("debug", "debug"),
         };
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let directives = match std::env::var("RUST_LOG") {
+            Ok(directives) if directives.contains(GUEST_LOG_TARGET) => directives,
+            Ok(directives) => format!("{directives},{GUEST_LOG_TARGET}={guest}"),
+            Err(_) => format!("{default},{GUEST_LOG_TARGET}={guest}"),
+        };
+        let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|err| {
+            self.warn(format!("`RUST_LOG` is not valid ({err}); showing warnings"));
+            tracing_subscriber::EnvFilter::new(format!("warn,{GUEST_LOG_TARGET}=info"))
+        });
         let ansi = match self.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
             ColorWhen::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
+        let format = TerminalFormat {
+            inner: tracing_subscriber::fmt::format()
+                .with_target(false)
+                .without_time()
+                .with_ansi(ansi),
+        };
+        let terminal = tracing_subscriber::fmt::layer()
+            .event_format(format)
             .with_writer(std::io::stderr)
             .with_ansi(ansi)
-            .with_target(false)
-            .without_time()
+            .with_filter(filter);
+        tracing_subscriber::registry()
+            .with(layers)
+            .with(terminal)
             .init();
     }
 

@@ -5,6 +5,7 @@ use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::interface::InterfaceName;
+use crate::request_id::RequestId;
 use crate::version::Version;
 use crate::wasi::WASI_VERSION;
 
@@ -21,7 +22,7 @@ pub async fn run_command(version: &Version) -> anyhow::Result<i32> {
     let pre = CommandPre::new(version.instance_pre().clone())
         .map_err(anyhow::Error::from)
         .with_context(|| format!("`{}` has no `wasi:cli/run` export", version.name()))?;
-    let mut store = version.new_store();
+    let mut store = version.new_store(RequestId::generate());
     let outcome = async {
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await

@@ -1,7 +1,8 @@
-//! Guest stdout and stderr, shown in the terminal one whole line at a time with the component's
-//! name in front, so that output of concurrent instances never interleaves mid-line.
+//! Guest stdout and stderr as log lines: each complete line becomes one tracing event (target
+//! [`GUEST_LOG_TARGET`]) carrying the component's name and the request id, so that output of
+//! concurrent instances never interleaves mid-line and every line says which request wrote it.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -11,28 +12,46 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-/// Which host stream a guest stream goes to.
+use crate::request_id::RequestId;
+
+/// The tracing target of every line a guest logs, through stdio or `wasi:logging`.
+pub const GUEST_LOG_TARGET: &str = "guest";
+
+/// Where a guest stream's lines go.
 #[derive(Clone, Debug)]
-pub(crate) enum HostStream {
-    /// The host's stdout.
-    Stdout,
-    /// The host's stderr.
-    Stderr,
-    /// A buffer, for tests.
+pub(crate) enum LineSink {
+    /// A tracing event per line.
+    Log {
+        /// The component's name.
+        component: Arc<str>,
+        /// The request the instance handles.
+        request_id: RequestId,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+    },
+    /// A list of lines, for tests.
     #[cfg(test)]
-    Capture(Arc<Mutex<Vec<u8>>>),
+    Capture(Arc<Mutex<Vec<String>>>),
 }
 
-impl HostStream {
-    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+impl LineSink {
+    fn emit(&self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches(['\n', '\r']);
         match self {
-            HostStream::Stdout => io::stdout().lock().write_all(bytes),
-            HostStream::Stderr => io::stderr().lock().write_all(bytes),
+            LineSink::Log {
+                component,
+                request_id,
+                stream,
+            } => tracing::info!(
+                target: GUEST_LOG_TARGET,
+                component = &**component,
+                request_id = request_id.as_str(),
+                stream = *stream,
+                "{line}"
+            ),
             #[cfg(test)]
-            HostStream::Capture(buffer) => {
-                buffer.lock().unwrap().extend_from_slice(bytes);
-                Ok(())
-            }
+            LineSink::Capture(lines) => lines.lock().unwrap().push(line.to_owned()),
         }
     }
 }
@@ -40,26 +59,24 @@ impl HostStream {
 /// A line longer than this is shown in pieces rather than buffered without bound.
 const MAX_LINE: usize = 16 * 1024;
 
-/// One instance's stdout or stderr: complete lines go out prefixed, a partial line waits for its
-/// end (or for the instance to finish).
+/// One instance's stdout or stderr: complete lines go out as events, a partial line waits for
+/// its end (or for the instance to finish).
 #[derive(Clone)]
-pub(crate) struct PrefixedOutput {
+pub(crate) struct LoggedOutput {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    prefix: String,
-    host: HostStream,
+    sink: LineSink,
     pending: Mutex<Vec<u8>>,
 }
 
-impl PrefixedOutput {
-    /// A stream writing to `host`, each line starting with `[name] `.
-    pub(crate) fn new(name: &str, host: HostStream) -> Self {
+impl LoggedOutput {
+    /// A stream whose lines go to `sink`.
+    pub(crate) fn new(sink: LineSink) -> Self {
         Self {
             inner: Arc::new(Inner {
-                prefix: format!("[{name}] "),
-                host,
+                sink,
                 pending: Mutex::new(Vec::new()),
             }),
         }
@@ -68,26 +85,17 @@ impl PrefixedOutput {
     fn write(&self, mut bytes: &[u8]) -> io::Result<()> {
         let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
-            pending.extend_from_slice(&bytes[..=end]);
-            self.inner.emit(&mut pending)?;
+            pending.extend_from_slice(&bytes[..end]);
+            self.inner.sink.emit(&pending);
+            pending.clear();
             bytes = &bytes[end + 1..];
         }
         pending.extend_from_slice(bytes);
         if pending.len() >= MAX_LINE {
-            pending.push(b'\n');
-            self.inner.emit(&mut pending)?;
+            self.inner.sink.emit(&pending);
+            pending.clear();
         }
         Ok(())
-    }
-}
-
-impl Inner {
-    /// Writes the pending line (which ends in a newline) with its prefix in one write.
-    fn emit(&self, pending: &mut Vec<u8>) -> io::Result<()> {
-        let mut line = Vec::with_capacity(self.prefix.len() + pending.len());
-        line.extend_from_slice(self.prefix.as_bytes());
-        line.append(pending);
-        self.host.write_all(&line)
     }
 }
 
@@ -95,25 +103,19 @@ impl Drop for Inner {
     fn drop(&mut self) {
         let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
         if !pending.is_empty() {
-            pending.push(b'\n');
-            let mut rest = std::mem::take(pending);
-            let _ = self.emit(&mut rest);
+            self.sink.emit(pending);
         }
     }
 }
 
-impl IsTerminal for PrefixedOutput {
+impl IsTerminal for LoggedOutput {
     fn is_terminal(&self) -> bool {
-        match self.inner.host {
-            HostStream::Stdout => std::io::IsTerminal::is_terminal(&io::stdout()),
-            HostStream::Stderr => std::io::IsTerminal::is_terminal(&io::stderr()),
-            #[cfg(test)]
-            HostStream::Capture(_) => false,
-        }
+        // Lines become log events: no terminal control sequences belong in them.
+        false
     }
 }
 
-impl StdoutStream for PrefixedOutput {
+impl StdoutStream for LoggedOutput {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(self.clone())
     }
@@ -123,9 +125,9 @@ impl StdoutStream for PrefixedOutput {
     }
 }
 
-impl OutputStream for PrefixedOutput {
+impl OutputStream for LoggedOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        PrefixedOutput::write(self, &bytes).map_err(|e| StreamError::LastOperationFailed(e.into()))
+        LoggedOutput::write(self, &bytes).map_err(|e| StreamError::LastOperationFailed(e.into()))
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -139,11 +141,11 @@ impl OutputStream for PrefixedOutput {
 }
 
 #[async_trait::async_trait]
-impl Pollable for PrefixedOutput {
+impl Pollable for LoggedOutput {
     async fn ready(&mut self) {}
 }
 
-impl AsyncWrite for PrefixedOutput {
+impl AsyncWrite for LoggedOutput {
     fn poll_write(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
@@ -165,42 +167,40 @@ impl AsyncWrite for PrefixedOutput {
 mod tests {
     use super::*;
 
-    fn captured(writes: &[&[u8]]) -> String {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let output = PrefixedOutput::new("app", HostStream::Capture(buffer.clone()));
+    fn captured(writes: &[&[u8]]) -> Vec<String> {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let output = LoggedOutput::new(LineSink::Capture(lines.clone()));
         let second_handle = output.clone();
         for (i, bytes) in writes.iter().enumerate() {
             let handle = if i % 2 == 0 { &output } else { &second_handle };
             handle.write(bytes).unwrap();
         }
         drop((output, second_handle));
-        String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
+        lines.lock().unwrap().clone()
     }
 
     #[test]
-    fn whole_lines_get_one_prefix() {
-        assert_eq!(captured(&[b"one\ntwo\n"]), "[app] one\n[app] two\n");
+    fn each_whole_line_is_one_event() {
+        assert_eq!(captured(&[b"one\ntwo\r\n"]), ["one", "two"]);
     }
 
     #[test]
     fn partial_lines_wait_for_their_end() {
-        assert_eq!(
-            captured(&[b"hel", b"lo\nwor", b"ld\n"]),
-            "[app] hello\n[app] world\n"
-        );
+        assert_eq!(captured(&[b"hel", b"lo\nwor", b"ld\n"]), ["hello", "world"]);
     }
 
     #[test]
     fn an_unfinished_line_is_shown_when_the_instance_ends() {
-        assert_eq!(captured(&[b"no newline"]), "[app] no newline\n");
-        assert_eq!(captured(&[]), "");
+        assert_eq!(captured(&[b"no newline"]), ["no newline"]);
+        assert!(captured(&[]).is_empty());
     }
 
     #[test]
     fn a_huge_line_is_cut_not_buffered_forever() {
         let long = vec![b'x'; MAX_LINE + 10];
-        let out = captured(&[&long, b"tail\n"]);
-        assert_eq!(out.matches("[app] ").count(), 2);
-        assert!(out.ends_with("x\n[app] tail\n"));
+        let lines = captured(&[&long, b"tail\n"]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LINE + 10);
+        assert!(lines[1].ends_with("tail"));
     }
 }

@@ -21,6 +21,8 @@ mod engine;
 mod guest_output;
 mod interface;
 mod live;
+pub mod metrics;
+mod request_id;
 mod runtime;
 mod service;
 mod state;
@@ -31,8 +33,10 @@ pub use command::{cli_run_export, run_command};
 pub use engine::{
     Compiler, EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir,
 };
+pub use guest_output::GUEST_LOG_TARGET;
 pub use interface::InterfaceName;
 pub use live::LiveComponent;
+pub use request_id::RequestId;
 pub use runtime::{PrepareError, Runtime};
 pub use service::{Running, Service, Trigger};
 pub use state::{GuestStdio, InstanceSettings, State};

@@ -4,15 +4,18 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::guest_output::{HostStream, PrefixedOutput};
+use std::sync::Arc;
+
+use crate::guest_output::{LineSink, LoggedOutput};
+use crate::request_id::RequestId;
 
 /// Where a guest's stdio goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GuestStdio {
-    /// Stdout and stderr shown line by line behind the component's name; stdin closed. For
-    /// served components, whose output is a log.
+    /// Stdout and stderr logged line by line with the component's name and the request id;
+    /// stdin closed. For served components, whose output is a log.
     #[default]
-    Prefixed,
+    Logged,
     /// The host's own stdin, stdout and stderr, untouched. For `wasi:cli` programs, whose output
     /// is the product.
     Inherit,
@@ -22,7 +25,7 @@ pub enum GuestStdio {
 /// reaches a guest unless it is listed here.
 #[derive(Clone, Debug, Default)]
 pub struct InstanceSettings {
-    /// The component's name, shown in front of its output.
+    /// The component's name, shown with its output.
     pub name: String,
     /// The arguments the guest sees; by convention the first is the program's name.
     pub args: Vec<String>,
@@ -44,6 +47,8 @@ impl InstanceSettings {
 
 /// The data of one instance's store.
 pub struct State {
+    component: Arc<str>,
+    request_id: RequestId,
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
@@ -57,26 +62,45 @@ struct DefaultHttpHooks;
 impl WasiHttpHooks for DefaultHttpHooks {}
 
 impl State {
-    /// A fresh state for an instance with the given grants.
-    pub fn new(settings: &InstanceSettings) -> Self {
+    /// A fresh state for an instance with the given grants, handling the work `request_id`
+    /// names.
+    pub fn new(settings: &InstanceSettings, request_id: RequestId) -> Self {
+        let component: Arc<str> = settings.name.as_str().into();
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&settings.args).envs(&settings.env);
         match settings.stdio {
-            GuestStdio::Prefixed => {
-                wasi.stdout(PrefixedOutput::new(&settings.name, HostStream::Stdout))
-                    .stderr(PrefixedOutput::new(&settings.name, HostStream::Stderr));
+            GuestStdio::Logged => {
+                let sink = |stream| LineSink::Log {
+                    component: component.clone(),
+                    request_id: request_id.clone(),
+                    stream,
+                };
+                wasi.stdout(LoggedOutput::new(sink("stdout")))
+                    .stderr(LoggedOutput::new(sink("stderr")));
             }
             GuestStdio::Inherit => {
                 wasi.inherit_stdio();
             }
         }
         Self {
+            component,
+            request_id,
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             http_hooks: DefaultHttpHooks,
             extensions: http::Extensions::new(),
         }
+    }
+
+    /// The name of the component this instance runs.
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    /// The id of the request or message this instance handles.
+    pub fn request_id(&self) -> &RequestId {
+        &self.request_id
     }
 
     /// The instance's resource table.

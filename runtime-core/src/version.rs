@@ -6,6 +6,8 @@ use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
 
 use crate::interface::InterfaceName;
+use crate::metrics;
+use crate::request_id::RequestId;
 use crate::service::{Service, Trigger};
 use crate::state::{InstanceSettings, State};
 
@@ -105,10 +107,14 @@ impl Version {
         self.prepared.get::<T>()
     }
 
-    /// A fresh store for one instance: new WASI context, each linked service's context, and a
-    /// deadline that makes the guest yield to the executor on every epoch tick.
-    pub fn new_store(&self) -> Store<State> {
-        let mut state = State::new(&self.settings);
+    /// A fresh store for one instance handling `request_id`: new WASI context, each linked
+    /// service's context, and a deadline that makes the guest yield to the executor on every
+    /// epoch tick. Counted in `tempo.instances.created`.
+    pub fn new_store(&self, request_id: RequestId) -> Store<State> {
+        metrics::metrics()
+            .instances
+            .add(1, &[metrics::component(self.name())]);
+        let mut state = State::new(&self.settings, request_id);
         for service in &self.services {
             service.init_instance(&mut state);
         }

@@ -173,5 +173,5 @@ fn a_swap_leaves_holders_of_the_old_version_alone() {
     assert_eq!(replaced.number(), first.number());
     assert!(live.current().number() > first.number());
     // The old version stays usable by whoever still holds it.
-    let _store = first.new_store();
+    let _store = first.new_store(tempo_runtime_core::RequestId::generate());
 }

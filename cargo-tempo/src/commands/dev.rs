@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
+use opentelemetry::KeyValue;
 use tempo_http::STALE_HEADER;
+use tempo_otel::Telemetry;
+use tempo_runtime_core::metrics::{self, metrics};
 use tempo_runtime_core::{
     Compiler, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
 };
@@ -15,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cargo_build::{self, Artifact, Build, Group, PackageArgs};
-use crate::commands::host::{self, component_name};
+use crate::commands::host::{self, Observability, component_name};
 use crate::project::Project;
 use crate::settings::{HostArgs, Settings};
 use crate::shell::{Exit, Shell, display_path};
@@ -50,7 +53,7 @@ pub(crate) struct Args {
     cargo_args: Vec<OsString>,
 }
 
-pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
+pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::Result<i32> {
     cargo_build::preflight(shell, &args.package)?;
     // Winch compiles several times faster than Cranelift, and the compile sits between an edit
     // and its first response; `--release` gets the code `run` would serve.
@@ -65,9 +68,11 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
     }
     .build()?;
     let settings = Settings::load(&args.host, &args.package.work_dir())?;
+    // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
+    let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));
     let runtime = host::runtime(engine, settings)?;
     let tokio = tokio::runtime::Runtime::new()?;
-    tokio.block_on(Dev::new(shell, args, runtime).run())
+    tokio.block_on(Dev::new(shell, args, runtime, observability).run())
 }
 
 /// The dev loop's state.
@@ -75,6 +80,7 @@ struct Dev<'a> {
     shell: &'a Shell,
     args: Args,
     runtime: Runtime,
+    observability: Observability,
     project: Option<Project>,
     watch: Option<Watch>,
     changes: UnboundedReceiver<Vec<PathBuf>>,
@@ -91,12 +97,13 @@ enum Outcome {
 }
 
 impl<'a> Dev<'a> {
-    fn new(shell: &'a Shell, args: Args, runtime: Runtime) -> Self {
+    fn new(shell: &'a Shell, args: Args, runtime: Runtime, observability: Observability) -> Self {
         let (sender, changes) = mpsc::unbounded_channel();
         Self {
             shell,
             args,
             runtime,
+            observability,
             project: None,
             watch: None,
             changes,
@@ -270,6 +277,13 @@ impl<'a> Dev<'a> {
         live.swap(version);
         let swap = swap_start.elapsed();
         live.set_stale(None);
+        metrics().reloads.add(
+            1,
+            &[
+                metrics::component(live.current().name()),
+                KeyValue::new("outcome", "ok"),
+            ],
+        );
         self.shell.status(
             "Reloaded",
             format!(
@@ -303,7 +317,7 @@ impl<'a> Dev<'a> {
             self.failed("the build cannot be served");
             return Ok(());
         }
-        let serving = host::serve(self.shell, version, &self.shutdown).await?;
+        let serving = host::serve(self.shell, version, &self.observability, &self.shutdown).await?;
         self.loops = serving.loops.into_iter().map(tokio::spawn).collect();
         self.live = Some(serving.live);
         Ok(())
@@ -314,6 +328,13 @@ impl<'a> Dev<'a> {
         match &self.live {
             Some(live) => {
                 live.set_stale(Some(format!("{what}; serving the last good build")));
+                metrics().reloads.add(
+                    1,
+                    &[
+                        metrics::component(live.current().name()),
+                        KeyValue::new("outcome", "failed"),
+                    ],
+                );
                 self.shell.warn(format!(
                     "{what}; still serving the last good build (responses carry `{STALE_HEADER}`)"
                 ));

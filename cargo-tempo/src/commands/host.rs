@@ -1,21 +1,25 @@
 //! The host as the commands use it: the runtime with tempo's services, serving a version's
 //! triggers, and running a `wasi:cli` program to completion.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tempo_blobstore::BlobstoreService;
+use tempo_config::ConfigService;
 use tempo_http::HttpService;
 use tempo_keyvalue::KeyValueService;
 use tempo_messaging::MessagingService;
+use tempo_otel::{AdminServer, LoggingService, OTLP_ENDPOINT_VAR, Telemetry};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
 use tempo_runtime_core::{InstanceSettings, LiveComponent, Runtime, Version, run_command};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::Settings;
+use crate::settings::{Admin, Settings};
 use crate::shell::{Exit, Shell};
 
 /// The name a component is shown under: its file name without `.wasm` or `.bin`.
@@ -40,14 +44,82 @@ pub(crate) fn runtime(engine: Engine, settings: Settings) -> anyhow::Result<Runt
     runtime.add_service(Arc::new(KeyValueService::new(settings.keyvalue)?));
     runtime.add_service(Arc::new(BlobstoreService::new(settings.blobstore)));
     runtime.add_service(Arc::new(MessagingService::new(settings.messaging)));
+    runtime.add_service(Arc::new(ConfigService::new(settings.config)));
+    runtime.add_service(Arc::new(LoggingService::default()));
     Ok(runtime)
 }
 
+/// Where `dev` serves `/metrics` unless told otherwise: the port OpenTelemetry's Prometheus
+/// exporters conventionally use.
+pub(crate) const DEV_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+
+/// What a serving command shows of its telemetry: the admin server and OTLP export.
+pub(crate) struct Observability {
+    registry: prometheus::Registry,
+    otlp: Option<String>,
+    admin: Option<Admin>,
+    default_admin: Option<SocketAddr>,
+}
+
+impl Observability {
+    /// The admin server at `admin` if given, else at `default_admin` (or off when that is
+    /// `None`).
+    pub(crate) fn new(
+        telemetry: &Telemetry,
+        admin: Option<Admin>,
+        default_admin: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            registry: telemetry.registry(),
+            otlp: telemetry.otlp_endpoint().map(str::to_owned),
+            admin,
+            default_admin,
+        }
+    }
+
+    /// Binds the admin server, if one is asked for, and says where metrics and traces go. An
+    /// address given with `--admin` or `TEMPO_ADMIN` must be free; a taken default gives way to a
+    /// free port.
+    async fn start(
+        &self,
+        shell: &Shell,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<BoxFuture<'static, anyhow::Result<()>>>> {
+        if let Some(endpoint) = &self.otlp {
+            shell.status(
+                "Exporting",
+                format!("traces, metrics and logs to {endpoint} (`{OTLP_ENDPOINT_VAR}`)"),
+            );
+        }
+        let registry = self.registry.clone();
+        let server = match (self.admin, self.default_admin) {
+            (Some(Admin::Off), _) | (None, None) => return Ok(None),
+            (Some(Admin::On(address)), _) => {
+                AdminServer::bind(address, registry, "--admin").await?
+            }
+            (None, Some(address)) => {
+                match AdminServer::bind(address, registry.clone(), "--admin").await {
+                    Ok(server) => server,
+                    Err(err) => {
+                        shell.warn(format!("{:#}; serving metrics on a free port instead", err));
+                        let any = SocketAddr::new(address.ip(), 0);
+                        AdminServer::bind(any, registry, "--admin").await?
+                    }
+                }
+            }
+        };
+        let address = server.local_addr()?;
+        shell.status_always("Metrics", format!("http://{address}/metrics"));
+        Ok(Some(server.serve(shutdown.clone()).boxed()))
+    }
+}
+
 /// Shows the services `version` is linked with, starts each of its triggers on a new live
-/// component and shows where each listens.
+/// component and shows where each listens, then the admin server.
 pub(crate) async fn serve(
     shell: &Shell,
     version: Version,
+    observability: &Observability,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Serving> {
     version.open_services().await?;
@@ -65,6 +137,7 @@ pub(crate) async fn serve(
         shell.status_always("Serving", &running.address);
         loops.push(running.serve);
     }
+    loops.extend(observability.start(shell, shutdown).await?);
     Ok(Serving { live, loops })
 }
 

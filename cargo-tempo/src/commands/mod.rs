@@ -8,16 +8,18 @@ pub(crate) mod new;
 pub(crate) mod run;
 pub(crate) mod test;
 
+use tempo_otel::Telemetry;
+
 use crate::cli::Command;
 use crate::shell::Shell;
 
 /// Runs a subcommand and returns the process exit code.
-pub(crate) fn exec(shell: &Shell, command: Command) -> anyhow::Result<i32> {
+pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Build(args) => build::exec(shell, args).map(|()| 0),
         Command::Compile(args) => compile::exec(shell, args).map(|()| 0),
-        Command::Run(args) => run::exec(shell, args),
-        Command::Dev(args) => dev::exec(shell, args),
+        Command::Run(args) => run::exec(shell, telemetry, args),
+        Command::Dev(args) => dev::exec(shell, telemetry, args),
         Command::New(args) => new::exec(shell, args).map(|()| 0),
         Command::Test(args) => test::exec(shell, args),
         Command::TestRunner(args) => test::exec_runner(shell, args),

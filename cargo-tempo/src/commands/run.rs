@@ -8,7 +8,9 @@ use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
 use tempo_runtime_core::{EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export};
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::host::{self, component_name};
+use tempo_otel::Telemetry;
+
+use crate::commands::host::{self, Observability, component_name};
 use crate::settings::{HostArgs, Settings};
 use crate::shell::{Shell, display_path};
 use crate::signals::stop_on_signal;
@@ -29,7 +31,7 @@ pub(crate) struct Args {
     guest_args: Vec<String>,
 }
 
-pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
+pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::Result<i32> {
     let engine = EngineSettings::default().build()?;
     let loaded = artifact::load(&engine, &args.file)?;
     shell.verbose_status(
@@ -46,6 +48,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
     );
 
     let settings = Settings::load(&args.host, Path::new(""))?;
+    let observability = Observability::new(telemetry, settings.admin, None);
     let runtime = host::runtime(engine, settings)?;
 
     let name = component_name(&args.file);
@@ -61,7 +64,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<i32> {
             ..InstanceSettings::named(name)
         };
         tokio
-            .block_on(serve(shell, &runtime, &loaded, settings))
+            .block_on(serve(shell, &runtime, &loaded, settings, &observability))
             .map(|()| 0)
     } else if exports.iter().any(|e| cli_run_export().matches_str(e)) {
         let settings = InstanceSettings {
@@ -95,10 +98,11 @@ async fn serve(
     runtime: &Runtime,
     loaded: &Loaded,
     settings: InstanceSettings,
+    observability: &Observability,
 ) -> anyhow::Result<()> {
     let version = runtime.prepare(&loaded.component, settings)?;
     let shutdown = CancellationToken::new();
-    let serving = host::serve(shell, version, &shutdown).await?;
+    let serving = host::serve(shell, version, observability, &shutdown).await?;
     tokio::spawn(stop_on_signal(*shell, shutdown));
     try_join_all(serving.loops).await?;
     shell.status("Stopped", "all requests finished");

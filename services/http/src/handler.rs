@@ -2,6 +2,7 @@
 //! response streamed back.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
@@ -9,40 +10,83 @@ use http::HeaderValue;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use tempo_runtime_core::{LiveComponent, State, Version};
+use opentelemetry::KeyValue;
+use tempo_runtime_core::metrics::{self, metrics};
+use tempo_runtime_core::wasmtime::Trap;
+use tempo_runtime_core::{LiveComponent, RequestId, State, Version};
+use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-/// Handles `request` on the version that is current when it arrives. A guest failure is logged
-/// and answered with a 500; it never takes the server down.
+/// Handles `request` on the version that is current when it arrives, in a `request` span
+/// carrying its id. A guest failure is logged and answered with a 500; it never takes the server
+/// down. The response carries the id in `x-request-id`; the request is counted by status.
 pub(crate) async fn handle(
     live: &LiveComponent,
     request: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
+    let started = Instant::now();
     let version = live.current();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(RequestId::generate);
     let method = request.method().clone();
     let uri = request.uri().clone();
-    let mut response = match invoke(&version, request).await {
+    let span = tracing::info_span!(
+        "request",
+        component = version.name(),
+        request_id = request_id.as_str(),
+        http.request.method = %method,
+        url.path = uri.path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let outcome = invoke(&version, request, request_id.clone())
+        .instrument(span.clone())
+        .await;
+    let mut response = match outcome {
         Ok(response) => response,
         Err(err) => {
-            tracing::error!(
-                component = version.name(),
-                "{method} {uri} failed: {}",
-                err.root_cause()
-            );
-            tracing::debug!(component = version.name(), "{err:?}");
+            span.in_scope(|| {
+                tracing::error!(
+                    component = version.name(),
+                    request_id = request_id.as_str(),
+                    "{method} {uri} failed: {}",
+                    err.root_cause()
+                );
+                tracing::debug!(component = version.name(), "{err:?}");
+            });
             failure_response()
         }
     };
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
     if let Some(note) = live.stale()
         && let Ok(value) = HeaderValue::from_str(&note)
     {
         response.headers_mut().insert(STALE_HEADER, value);
     }
+    let attributes = [
+        metrics::component(version.name()),
+        KeyValue::new("status", i64::from(status)),
+    ];
+    metrics().http_requests.add(1, &attributes);
+    metrics()
+        .http_duration
+        .record(started.elapsed().as_secs_f64(), &attributes);
     response
 }
+
+/// Names the request in the guest's log lines and the host's span: taken from the client when it
+/// sends a usable one, generated otherwise, and always sent back.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Set on every response while the newest build could not replace the version serving it; the
 /// value says why.
@@ -51,12 +95,13 @@ pub const STALE_HEADER: &str = "x-tempo-stale";
 async fn invoke(
     version: &Arc<Version>,
     request: Request<Incoming>,
+    request_id: RequestId,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     let proxy = version
         .prepared::<ProxyPre<State>>()
         .context("this version was not prepared for wasi:http")?
         .clone();
-    let mut store = version.new_store();
+    let mut store = version.new_store(request_id);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let request = store
         .data_mut()
@@ -64,15 +109,26 @@ async fn invoke(
         .new_incoming_request(Scheme::Http, request)?;
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
 
-    // The guest runs on its own task: it keeps writing the body after it has handed over the
-    // response, and it must finish even if the client goes away.
-    let guest = tokio::spawn(async move {
-        let instance = proxy.instantiate_async(&mut store).await?;
-        instance
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, outparam)
-            .await
-    });
+    // The guest runs on its own task, in the request's span: it keeps writing the body after it
+    // has handed over the response, and it must finish even if the client goes away. A trap is
+    // counted here, since it may come after the response has gone.
+    let component = metrics::component(version.name());
+    let guest = tokio::spawn(
+        async move {
+            let instance = proxy.instantiate_async(&mut store).await?;
+            let outcome = instance
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, outparam)
+                .await;
+            if let Err(err) = &outcome
+                && err.downcast_ref::<Trap>().is_some()
+            {
+                metrics().traps.add(1, &[component]);
+            }
+            outcome
+        }
+        .in_current_span(),
+    );
 
     match receiver.await {
         Ok(Ok(response)) => Ok(response),

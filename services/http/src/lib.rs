@@ -18,7 +18,7 @@
 mod handler;
 mod server;
 
-pub use handler::STALE_HEADER;
+pub use handler::{REQUEST_ID_HEADER, STALE_HEADER};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -6,10 +6,16 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow, bail};
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
+use opentelemetry::KeyValue;
+use tempo_runtime_core::metrics::{self, metrics};
+use tempo_runtime_core::wasmtime::Trap;
 use tempo_runtime_core::wasmtime::component::InstancePre;
-use tempo_runtime_core::{InterfaceName, LiveComponent, Running, State, Trigger, Version};
+use tempo_runtime_core::{
+    InterfaceName, LiveComponent, RequestId, Running, State, Trigger, Version,
+};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::broker::Envelope;
 use crate::host::MessageHandle;
@@ -122,26 +128,47 @@ async fn dispatch(
     Ok(())
 }
 
-/// Runs one message through `version`'s handler. A trap or an error the guest returns is logged;
-/// it never stops the trigger.
+/// Runs one message through `version`'s handler in a `message` span with a fresh id. A trap or
+/// an error the guest returns is logged; it never stops the trigger. Counted by outcome.
 async fn handle(version: &Arc<Version>, message: Envelope) {
     let subject = message.subject.clone();
-    if let Err(err) = invoke(version, message).await {
-        tracing::error!(
-            component = version.name(),
-            "the message on `{subject}` failed: {}",
-            err.root_cause()
-        );
-        tracing::debug!(component = version.name(), "{err:?}");
+    let id = RequestId::generate();
+    let span = tracing::info_span!(
+        "message",
+        component = version.name(),
+        request_id = id.as_str(),
+        messaging.destination.name = subject.as_str(),
+    );
+    let outcome = invoke(version, message, id.clone())
+        .instrument(span.clone())
+        .await;
+    let component = metrics::component(version.name());
+    if let Err(err) = &outcome {
+        if err.downcast_ref::<Trap>().is_some() {
+            metrics().traps.add(1, std::slice::from_ref(&component));
+        }
+        span.in_scope(|| {
+            tracing::error!(
+                component = version.name(),
+                request_id = id.as_str(),
+                "the message on `{subject}` failed: {}",
+                err.root_cause()
+            );
+            tracing::debug!(component = version.name(), "{err:?}");
+        });
     }
+    let outcome = if outcome.is_ok() { "ok" } else { "error" };
+    metrics()
+        .messages
+        .add(1, &[component, KeyValue::new("outcome", outcome)]);
 }
 
-async fn invoke(version: &Arc<Version>, message: Envelope) -> anyhow::Result<()> {
+async fn invoke(version: &Arc<Version>, message: Envelope, id: RequestId) -> anyhow::Result<()> {
     let handler = version
         .prepared::<MessagingRequestReplyPre<State>>()
         .context("this version was not prepared for wasi:messaging")?
         .clone();
-    let mut store = version.new_store();
+    let mut store = version.new_store(id);
     let message = store
         .data_mut()
         .table()

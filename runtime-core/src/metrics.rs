@@ -1,0 +1,69 @@
+//! The runtime's metrics, recorded through the OpenTelemetry API. They cost next to nothing
+//! until an application installs a meter provider (tempo-otel does, before anything runs);
+//! instruments are made at first use, so the provider must be installed before that.
+
+use std::sync::LazyLock;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
+
+/// The instruments every service records to. Names follow OpenTelemetry's dotted style; the
+/// Prometheus exporter shows `tempo.http.requests` as `tempo_http_requests_total`.
+pub struct Metrics {
+    /// HTTP requests answered, by `component` and `status`.
+    pub http_requests: Counter<u64>,
+    /// Seconds from a request's arrival to its response head, by `component` and `status`.
+    pub http_duration: Histogram<f64>,
+    /// Messages handled, by `component` and `outcome` (`ok` or `error`).
+    pub messages: Counter<u64>,
+    /// Guest instances created, by `component`.
+    pub instances: Counter<u64>,
+    /// Guest traps, by `component`.
+    pub traps: Counter<u64>,
+    /// Hot reloads, by `component` and `outcome` (`ok` or `failed`).
+    pub reloads: Counter<u64>,
+}
+
+/// The runtime's instruments, made from the global meter provider at first use.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+        let meter = opentelemetry::global::meter("tempo");
+        Metrics {
+            http_requests: meter
+                .u64_counter("tempo.http.requests")
+                .with_description("HTTP requests answered, by status")
+                .build(),
+            http_duration: meter
+                .f64_histogram("tempo.http.request.duration")
+                .with_unit("s")
+                .with_description("Time from a request's arrival to its response head")
+                .with_boundaries(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+                .build(),
+            messages: meter
+                .u64_counter("tempo.messages.handled")
+                .with_description("Messages handled, by outcome")
+                .build(),
+            instances: meter
+                .u64_counter("tempo.instances.created")
+                .with_description("Guest instances created")
+                .build(),
+            traps: meter
+                .u64_counter("tempo.traps")
+                .with_description("Guest traps")
+                .build(),
+            reloads: meter
+                .u64_counter("tempo.reloads")
+                .with_description("Hot reloads, by outcome")
+                .build(),
+        }
+    });
+    &METRICS
+}
+
+/// The `component` attribute.
+pub fn component(name: &str) -> KeyValue {
+    KeyValue::new("component", name.to_owned())
+}

@@ -1,0 +1,17 @@
+//! Telemetry for tempo:
+//!
+//! - [`LoggingService`]: `wasi:logging`, whose lines become tracing events (target `guest`) with
+//!   the component's name and the request id, like the guest's stdout and stderr;
+//! - [`Telemetry`]: the OpenTelemetry SDK behind the runtime's metrics and spans: a Prometheus
+//!   registry always, and OTLP export of traces, metrics and logs when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
+//! - [`AdminServer`]: `/metrics` in Prometheus text format and `/healthz`, on an address of its
+//!   own.
+
+mod admin;
+mod logging;
+mod telemetry;
+
+pub use admin::AdminServer;
+pub use logging::{LOGGING_VERSION, LoggingService};
+pub use telemetry::{OTLP_ENDPOINT_VAR, Telemetry};

@@ -1,0 +1,91 @@
+//! `wasi:logging`: a guest's log calls as tracing events, beside its stdout and stderr lines.
+
+use tempo_runtime_core::wasmtime::component::{HasData, Linker};
+use tempo_runtime_core::{GUEST_LOG_TARGET, InterfaceName, Service, State};
+use tracing::Level;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wasi:logging/imports",
+        // A span per call, as for every tempo service (exported with OTLP, off otherwise).
+        imports: { default: tracing },
+    });
+}
+
+use generated::wasi::logging::logging;
+
+/// The `wasi:logging` version tempo implements.
+pub const LOGGING_VERSION: &str = "0.1.0-draft";
+
+/// The `wasi:logging/logging` service.
+pub struct LoggingService {
+    provides: Vec<InterfaceName>,
+}
+
+impl Default for LoggingService {
+    fn default() -> Self {
+        Self {
+            provides: vec![InterfaceName::known(&format!(
+                "wasi:logging/logging@{LOGGING_VERSION}"
+            ))],
+        }
+    }
+}
+
+/// The host function's view of an instance's state.
+struct Logger<'a> {
+    state: &'a State,
+}
+
+struct LoggerData;
+
+impl HasData for LoggerData {
+    type Data<'a> = Logger<'a>;
+}
+
+impl logging::Host for Logger<'_> {
+    fn log(&mut self, level: logging::Level, context: String, message: String) {
+        let component = self.state.component();
+        let request_id = self.state.request_id().as_str();
+        // A level must be a constant where an event is written: one arm per level.
+        macro_rules! emit {
+            ($level:expr) => {
+                tracing::event!(
+                    target: GUEST_LOG_TARGET,
+                    $level,
+                    component,
+                    request_id,
+                    context = context.as_str(),
+                    "{message}"
+                )
+            };
+        }
+        match level {
+            logging::Level::Trace => emit!(Level::TRACE),
+            logging::Level::Debug => emit!(Level::DEBUG),
+            logging::Level::Info => emit!(Level::INFO),
+            logging::Level::Warn => emit!(Level::WARN),
+            logging::Level::Error | logging::Level::Critical => emit!(Level::ERROR),
+        }
+    }
+}
+
+impl Service for LoggingService {
+    fn name(&self) -> &str {
+        "wasi:logging"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        logging::add_to_linker::<State, LoggerData>(linker, |state| Logger { state })?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "log lines with the component's name and request id".into()
+    }
+}
