@@ -15,6 +15,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_KEYVALUE_SUITE", "keyvalue-suite.wasm"),
     ("TEMPO_FIXTURE_BLOBSTORE_SUITE", "blobstore-suite.wasm"),
     ("TEMPO_FIXTURE_MESSAGING", "messaging_fixture.wasm"),
+    ("TEMPO_FIXTURE_CONFIG", "config_fixture.wasm"),
 ];
 
 fn main() {
@@ -31,6 +32,7 @@ fn main() {
         "keyvalue-suite",
         "blobstore-suite",
         "messaging-fixture",
+        "config-fixture",
     ] {
         println!("cargo:rerun-if-changed={}", guests.join(entry).display());
     }

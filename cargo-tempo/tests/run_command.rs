@@ -157,11 +157,20 @@ fn a_trap_answers_500_and_the_next_request_200() {
 }
 
 #[test]
-fn guest_output_is_prefixed_with_the_component_name() {
+fn guest_output_is_logged_with_the_component_name_and_request_id() {
     let mut served = Served::start(tempo_test_fixtures::http());
-    assert_eq!(get(&format!("{}/stdout", served.url)).0, 200);
-    served.wait_for_stdout("[http_fixture] hello on stdout from http-fixture");
-    served.wait_for_stderr("[http_fixture] hello on stderr from http-fixture");
+    let response = reqwest::blocking::get(format!("{}/stdout", served.url)).unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    served.wait_for_stderr(&format!(
+        "[http_fixture {id}] hello on stdout from http-fixture"
+    ));
+    served.wait_for_stderr(&format!(
+        "[http_fixture {id}] hello on stderr from http-fixture"
+    ));
 }
 
 #[test]

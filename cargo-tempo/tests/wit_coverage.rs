@@ -43,6 +43,8 @@ fn services_provide_exactly_the_interfaces_in_wit() {
     let keyvalue = KeyValueService::new(KeyValueConfig::default()).unwrap();
     let blobstore = BlobstoreService::new(BlobstoreConfig::default());
     let messaging = MessagingService::new(MessagingConfig::default());
+    let config = tempo_config::ConfigService::new(Default::default());
+    let logging = tempo_otel::LoggingService::default();
     let provided: Vec<&InterfaceName> = wasi
         .provides()
         .iter()
@@ -50,6 +52,8 @@ fn services_provide_exactly_the_interfaces_in_wit() {
         .chain(keyvalue.provides())
         .chain(blobstore.provides())
         .chain(messaging.provides())
+        .chain(config.provides())
+        .chain(logging.provides())
         .collect();
 
     let unprovided: Vec<_> = imports

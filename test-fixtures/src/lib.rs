@@ -70,6 +70,12 @@ pub fn messaging() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_MESSAGING"))
 }
 
+/// A wasi:http guest that answers what it can read through `wasi:config` (`/config/{key}`,
+/// `/config`) and its environment (`/env`), and logs through `wasi:logging` (`/log`).
+pub fn config() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_CONFIG"))
+}
+
 /// An HTTP server that answers every request with `200 ok`, but only once released.
 #[derive(Clone)]
 pub struct Gate {

@@ -1,0 +1,117 @@
+//! wasi:config and guest logs through the real binary: a guest reads exactly the values its
+//! deployment declares, never a host variable, and every line it logs carries the request id.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use common::{Served, get};
+
+/// GETs `url`, sending `x-request-id: id` if given; returns the status, body and the response's
+/// `x-request-id`.
+fn request(url: &str, id: Option<&str>) -> (u16, String, String) {
+    let client = reqwest::blocking::Client::new();
+    let mut request = client.get(url);
+    if let Some(id) = id {
+        request = request.header("x-request-id", id);
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, response.text().unwrap(), echoed)
+}
+
+#[test]
+fn guest_log_lines_carry_the_request_id() {
+    let mut served = Served::start(tempo_test_fixtures::config());
+    let url = format!("{}/log", served.url);
+
+    let (status, _, echoed) = request(&url, Some("checkout-42"));
+    assert_eq!((status, echoed.as_str()), (200, "checkout-42"));
+    served.wait_for_stderr("[config_fixture checkout-42] fixture: logged at info");
+    served.wait_for_stderr("[config_fixture checkout-42] warn logged at warn");
+    served.wait_for_stderr("[config_fixture checkout-42] printed on stdout");
+
+    // Without one from the client, the id is made up, sent back and logged the same.
+    let (_, _, generated) = request(&url, None);
+    assert_eq!(generated.len(), 16, "{generated}");
+    served.wait_for_stderr(&format!("[config_fixture {generated}] printed on stdout"));
+
+    // An id that could forge log lines is replaced.
+    let (_, _, replaced) = request(&url, Some("two words"));
+    assert_ne!(replaced, "two words");
+}
+
+#[test]
+fn a_guest_reads_declared_config_and_nothing_of_the_host() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("tempo.toml"),
+        "[config]\ngreeting = \"from tempo.toml\"\ncolour = \"overridden by .env\"\nretries = 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.path().join(".env"),
+        "TEMPO_CONFIG_COLOUR=blue\nDOTENV_SECRET=not-for-guests\n",
+    )
+    .unwrap();
+    let env = [
+        ("TEMPO_CONFIG_API_TOKEN", "from the environment"),
+        ("HOST_SECRET", "hunter2"),
+    ];
+    let mut served = Served::launch_in(folder.path(), tempo_test_fixtures::config(), &env);
+    served.wait_for_serving();
+    served.wait_for_stderr("Linked wasi:config: 4 value(s): api_token, colour, greeting, retries");
+    let url = |path: &str| format!("{}{path}", served.url);
+
+    assert_eq!(
+        get(&url("/config/greeting")),
+        (200, "from tempo.toml".into())
+    );
+    assert_eq!(get(&url("/config/colour")), (200, "blue".into()));
+    assert_eq!(get(&url("/config/retries")), (200, "3".into()));
+    assert_eq!(
+        get(&url("/config/api_token")),
+        (200, "from the environment".into())
+    );
+    for undeclared in [
+        "missing",
+        "HOST_SECRET",
+        "host_secret",
+        "DOTENV_SECRET",
+        "TEMPO_CONFIG_API_TOKEN",
+        "PATH",
+        "HOME",
+    ] {
+        assert_eq!(
+            get(&url(&format!("/config/{undeclared}"))),
+            (404, "undeclared".into()),
+            "{undeclared}"
+        );
+    }
+    assert_eq!(
+        get(&url("/config")).1,
+        "api_token=from the environment\ncolour=blue\ngreeting=from tempo.toml\nretries=3\n"
+    );
+    assert_eq!(get(&url("/env")), (200, String::new()));
+}
+
+#[test]
+fn a_config_value_that_is_not_a_scalar_names_the_file() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("tempo.toml"),
+        "[config]\nlist = [1, 2]\n",
+    )
+    .unwrap();
+    let mut served = Served::launch_in(folder.path(), tempo_test_fixtures::config(), &[]);
+    assert_ne!(served.wait(), Some(0));
+    let stderr = served.stderr();
+    assert!(
+        stderr.contains("tempo.toml`: `[config] list` must be text, a number or a boolean"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,57 @@
+//! `cargo tempo dev` on a copy of examples/greeter, as its README promises: the greeting comes
+//! from wasi:config, guest log lines carry request ids, and `/metrics` counts requests and
+//! reloads.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use common::{Served, example_copy, get, tempo, wait_for_body};
+
+#[test]
+fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
+    let (_root, project) = example_copy("greeter");
+    let mut command = tempo();
+    command.current_dir(&project).args([
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let mut dev = Served::spawn(command);
+    dev.wait_for_serving();
+    let metrics_line = dev.wait_for_stderr("Metrics http://");
+    let metrics = metrics_line.split_whitespace().last().unwrap().to_owned();
+
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}/ada", dev.url))
+        .header("x-request-id", "hello-ada")
+        .send()
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "hello-ada");
+    assert_eq!(response.text().unwrap(), "Hello, ada!\n");
+    dev.wait_for_stderr("[greeter hello-ada] greeter: greeting ada");
+
+    let (status, text) = get(&metrics);
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(r#"tempo_http_requests_total{component="greeter",status="200"} 1"#),
+        "{text}"
+    );
+
+    let source = project.join("src/lib.rs");
+    let code = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(
+        &source,
+        code.replace("{greeting}, {name}!", "{greeting} again, {name}!"),
+    )
+    .unwrap();
+    dev.wait_for_stderr("Reloaded greeter");
+    wait_for_body(&format!("{}/bo", dev.url), "Hello again, bo!");
+    let (_, text) = get(&metrics);
+    assert!(
+        text.contains(r#"tempo_reloads_total{component="greeter",outcome="ok"} 1"#),
+        "{text}"
+    );
+}

@@ -1,0 +1,374 @@
+//! Metrics and traces as operators see them: a real Prometheus scrapes `/metrics` and answers a
+//! query with the requests the test made, and OTLP export reaches a receiver that decodes the
+//! real protobuf payloads.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{PATIENCE, Served, get};
+use http_body_util::{BodyExt as _, Full};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use prost::Message as _;
+
+/// The admin address from tempo's `Metrics http://…/metrics` line.
+fn admin_address(served: &mut Served) -> String {
+    let line = served.wait_for_stderr("Metrics http://");
+    let url = line.split_whitespace().last().unwrap();
+    url.trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned()
+}
+
+#[test]
+fn metrics_answer_on_the_admin_address() {
+    let mut served = Served::start_with(
+        tempo_test_fixtures::config(),
+        &[("TEMPO_ADMIN", "127.0.0.1:0")],
+    );
+    let admin = admin_address(&mut served);
+    assert_eq!(get(&format!("{}/log", served.url)).0, 200);
+    let (status, text) = get(&format!("http://{admin}/metrics"));
+    assert_eq!(status, 200);
+    for expected in [
+        "tempo_http_requests_total{component=\"config_fixture\",status=\"200\"} 1",
+        "tempo_http_request_duration_seconds_count{component=\"config_fixture\",status=\"200\"} 1",
+        "tempo_instances_created_total{component=\"config_fixture\"} 1",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    assert_eq!(
+        get(&format!("http://{admin}/healthz")),
+        (200, "ok\n".into())
+    );
+    assert_eq!(get(&format!("http://{admin}/other")).0, 404);
+}
+
+#[test]
+fn run_serves_no_metrics_unless_asked_and_a_taken_admin_address_names_the_flag() {
+    let served = Served::start(tempo_test_fixtures::config());
+    assert!(!served.stderr().contains("Metrics"), "{}", served.stderr());
+    drop(served);
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let mut served = Served::launch(tempo_test_fixtures::config(), &[("TEMPO_ADMIN", &address)]);
+    assert_eq!(served.wait(), Some(1));
+    let stderr = served.stderr();
+    assert!(
+        stderr.contains(&format!("cannot listen on {address} (`--admin`)")),
+        "{stderr}"
+    );
+}
+
+/// A free port on loopback (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Prometheus server, killed when dropped.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Debian's `prometheus`, scraping `target` every second.
+    fn start(target: &str) -> Self {
+        let binary = which_prometheus();
+        let data = tempfile::tempdir().unwrap();
+        let config = data.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tempo\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _data: data,
+        }
+    }
+
+    /// The value of an instant query that returns one sample, once there is one.
+    fn query(&self, query: &str) -> Option<f64> {
+        let response = reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", query)])
+            .send()
+            .ok()?;
+        let body: serde_json::Value = serde_json::from_str(&response.text().ok()?).ok()?;
+        let value = body["data"]["result"].get(0)?["value"][1].as_str()?;
+        value.parse().ok()
+    }
+
+    /// Waits until `query` returns `expected`; panics with the last answer otherwise.
+    fn wait_for(&self, query: &str, expected: f64) {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < PATIENCE {
+            last = self.query(query);
+            if last == Some(expected) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("`{query}` answered {last:?}, not {expected}");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which_prometheus() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("prometheus"))
+        .find(|candidate| candidate.is_file())
+        .expect("this test needs Prometheus: `apt-get install prometheus` (`.ci/run` does)")
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_request_count() {
+    let mut served = Served::start_with(
+        tempo_test_fixtures::config(),
+        &[("TEMPO_ADMIN", "127.0.0.1:0")],
+    );
+    let admin = admin_address(&mut served);
+    let prometheus = Prometheus::start(&admin);
+    for _ in 0..3 {
+        assert_eq!(get(&format!("{}/log", served.url)).0, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get(&format!("{}/config/nothing", served.url)).0, 404);
+    }
+    prometheus.wait_for("sum(tempo_http_requests_total)", 5.0);
+    prometheus.wait_for(r#"tempo_http_requests_total{status="404"}"#, 2.0);
+    prometheus.wait_for(
+        r#"sum(tempo_http_request_duration_seconds_count{component="config_fixture"})"#,
+        5.0,
+    );
+}
+
+/// An OTLP/HTTP receiver keeping every request's path and body.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<(String, Bytes)>>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let store = received.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let store = store.clone();
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let store = store.clone();
+                            async move {
+                                let path = request.uri().path().to_owned();
+                                let body = request.into_body().collect().await?.to_bytes();
+                                store.lock().unwrap().push((path, body));
+                                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
+                            }
+                        },
+                    );
+                    tokio::spawn(
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                    );
+                }
+            });
+        });
+        Self { url, received }
+    }
+
+    /// The bodies posted to `path`.
+    fn bodies(&self, path: &str) -> Vec<Bytes> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+}
+
+fn text(value: Option<&AnyValue>) -> Option<&str> {
+    match value?.value.as_ref()? {
+        any_value::Value::StringValue(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    let pair = attributes.iter().find(|pair| pair.key == key)?;
+    text(pair.value.as_ref())
+}
+
+#[test]
+fn otlp_export_reaches_a_collector_as_protobuf() {
+    let receiver = Receiver::start();
+    let mut served = Served::start_with(
+        tempo_test_fixtures::config(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
+            ("OTEL_SERVICE_NAME", "checkout"),
+        ],
+    );
+    served.wait_for_stderr(&format!(
+        "Exporting traces, metrics and logs to {}",
+        receiver.url
+    ));
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}/log", served.url))
+        .header("x-request-id", "otlp-7")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // A clean stop exports what is pending.
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+
+    let spans: Vec<_> = receiver
+        .bodies("/v1/traces")
+        .iter()
+        .flat_map(|body| {
+            ExportTraceServiceRequest::decode(body.clone())
+                .unwrap()
+                .resource_spans
+        })
+        .collect();
+    let service_names: Vec<_> = spans
+        .iter()
+        .filter_map(|r| attribute(&r.resource.as_ref()?.attributes, "service.name"))
+        .collect();
+    assert!(service_names.contains(&"checkout"), "{service_names:?}");
+    let request = spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .find(|span| {
+            span.name == "request" && attribute(&span.attributes, "request_id") == Some("otlp-7")
+        })
+        .unwrap_or_else(|| panic!("no request span for otlp-7 in {spans:#?}"));
+    assert_eq!(attribute(&request.attributes, "url.path"), Some("/log"));
+    // Each call into a tempo service (here wasi:logging's `log`, twice) is a child span.
+    let calls = spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .filter(|span| {
+            span.parent_span_id == request.span_id
+                && attribute(&span.attributes, "function") == Some("log")
+        })
+        .count();
+    assert_eq!(calls, 2, "{spans:#?}");
+
+    let logs: Vec<_> = receiver
+        .bodies("/v1/logs")
+        .iter()
+        .flat_map(|body| {
+            ExportLogsServiceRequest::decode(body.clone())
+                .unwrap()
+                .resource_logs
+        })
+        .flat_map(|r| r.scope_logs)
+        .flat_map(|s| s.log_records)
+        .collect();
+    for line in ["printed on stdout", "logged at info", "logged at warn"] {
+        let record = logs
+            .iter()
+            .find(|record| text(record.body.as_ref()) == Some(line))
+            .unwrap_or_else(|| panic!("no log record {line:?} in {logs:#?}"));
+        assert_eq!(attribute(&record.attributes, "request_id"), Some("otlp-7"));
+        assert_eq!(
+            attribute(&record.attributes, "component"),
+            Some("config_fixture")
+        );
+    }
+
+    let metrics: Vec<String> = receiver
+        .bodies("/v1/metrics")
+        .iter()
+        .flat_map(|body| {
+            ExportMetricsServiceRequest::decode(body.clone())
+                .unwrap()
+                .resource_metrics
+        })
+        .flat_map(|r| r.scope_metrics)
+        .flat_map(|s| s.metrics)
+        .map(|metric| metric.name)
+        .collect();
+    for name in [
+        "tempo.http.requests",
+        "tempo.http.request.duration",
+        "tempo.instances.created",
+    ] {
+        assert!(
+            metrics.iter().any(|m| m == name),
+            "no {name} in {metrics:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_collector_is_reported_and_serving_goes_on() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let mut served = Served::start_with(
+        tempo_test_fixtures::config(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &closed),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(get(&format!("{}/log", served.url)).0, 200);
+    }
+    served.wait_for_stderr("HTTP export failed");
+    assert_eq!(get(&format!("{}/log", served.url)).0, 200);
+}
