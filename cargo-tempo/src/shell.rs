@@ -53,15 +53,30 @@ impl Shell {
     }
 
     /// Logs go to stderr; `RUST_LOG` decides, else `-v` (info) and `-vv` (debug), else warnings.
-    /// Guest lines (target `guest`) show from `info` unless `RUST_LOG` names `guest`. `layers`
-    /// (OTLP export) see events and spans through filters of their own.
-    pub(crate) fn init_tracing<L>(&self, layers: L)
+    /// Guest lines (target `guest`) show from `info` unless `RUST_LOG` names `guest`. `export`
+    /// (OTLP spans and logs, when on) sees events and spans through filters of its own.
+    pub(crate) fn init_tracing<L>(&self, export: Option<L>)
     where
         L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
     {
-        use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
+
+        // Without export, the terminal's filter is the only one: what it does not show (the
+        // runtime's spans, most host events) is then never even created.
+        let registry = tracing_subscriber::registry();
+        match export {
+            Some(export) => registry.with(export).with(self.terminal_layer()).init(),
+            None => registry.with(self.terminal_layer()).init(),
+        }
+    }
+
+    /// The terminal's layer: its format and filter.
+    fn terminal_layer<S>(&self) -> impl tracing_subscriber::Layer<S> + use<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        use tracing_subscriber::Layer as _;
 
         let (default, guest) = match self.verbose {
             0 => ("warn", "info"),
@@ -88,15 +103,11 @@ impl Shell {
                 .without_time()
                 .with_ansi(ansi),
         };
-        let terminal = tracing_subscriber::fmt::layer()
+        tracing_subscriber::fmt::layer()
             .event_format(format)
             .with_writer(std::io::stderr)
             .with_ansi(ansi)
-            .with_filter(filter);
-        tracing_subscriber::registry()
-            .with(layers)
-            .with(terminal)
-            .init();
+            .with_filter(filter)
     }
 
     pub(crate) fn quiet(&self) -> bool {

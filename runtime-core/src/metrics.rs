@@ -63,7 +63,11 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
-/// The `component` attribute.
+/// The `component` attribute. A [`Version`](crate::Version) keeps its own, whose clones share
+/// one string.
 pub fn component(name: &str) -> KeyValue {
-    KeyValue::new("component", name.to_owned())
+    KeyValue::new(
+        "component",
+        opentelemetry::StringValue::from(std::sync::Arc::<str>::from(name)),
+    )
 }

@@ -9,6 +9,7 @@ use wasmtime::component::{Component, Linker};
 
 use crate::engine::EpochTicker;
 use crate::interface::InterfaceName;
+use crate::metrics;
 use crate::service::{Service, Trigger};
 use crate::state::InstanceSettings;
 use crate::version::Version;
@@ -155,6 +156,7 @@ impl Runtime {
             services,
             triggers,
             prepared,
+            component_attribute: metrics::component(&settings.name),
             settings,
         })
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
 
@@ -22,12 +23,18 @@ pub struct Version {
     pub(crate) triggers: Vec<Arc<dyn Trigger>>,
     pub(crate) prepared: http::Extensions,
     pub(crate) settings: InstanceSettings,
+    pub(crate) component_attribute: KeyValue,
 }
 
 impl Version {
     /// The component's name (from its file), shown in front of its output.
     pub fn name(&self) -> &str {
         &self.settings.name
+    }
+
+    /// The `component` attribute of this version's metrics.
+    pub fn component_attribute(&self) -> &KeyValue {
+        &self.component_attribute
     }
 
     /// A number that grows with each version a runtime prepares.
@@ -113,7 +120,7 @@ impl Version {
     pub fn new_store(&self, request_id: RequestId) -> Store<State> {
         metrics::metrics()
             .instances
-            .add(1, &[metrics::component(self.name())]);
+            .add(1, std::slice::from_ref(&self.component_attribute));
         let mut state = State::new(&self.settings, request_id);
         for service in &self.services {
             service.init_instance(&mut state);

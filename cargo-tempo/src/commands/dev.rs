@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use opentelemetry::KeyValue;
 use tempo_http::STALE_HEADER;
 use tempo_otel::Telemetry;
-use tempo_runtime_core::metrics::{self, metrics};
+use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::{
     Compiler, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
 };
@@ -280,7 +280,7 @@ impl<'a> Dev<'a> {
         metrics().reloads.add(
             1,
             &[
-                metrics::component(live.current().name()),
+                live.current().component_attribute().clone(),
                 KeyValue::new("outcome", "ok"),
             ],
         );
@@ -331,7 +331,7 @@ impl<'a> Dev<'a> {
                 metrics().reloads.add(
                     1,
                     &[
-                        metrics::component(live.current().name()),
+                        live.current().component_attribute().clone(),
                         KeyValue::new("outcome", "failed"),
                     ],
                 );

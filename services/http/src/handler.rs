@@ -11,7 +11,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use opentelemetry::KeyValue;
-use tempo_runtime_core::metrics::{self, metrics};
+use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::wasmtime::Trap;
 use tempo_runtime_core::{LiveComponent, RequestId, State, Version};
 use tracing::Instrument as _;
@@ -74,7 +74,7 @@ pub(crate) async fn handle(
         response.headers_mut().insert(STALE_HEADER, value);
     }
     let attributes = [
-        metrics::component(version.name()),
+        version.component_attribute().clone(),
         KeyValue::new("status", i64::from(status)),
     ];
     metrics().http_requests.add(1, &attributes);
@@ -112,7 +112,7 @@ async fn invoke(
     // The guest runs on its own task, in the request's span: it keeps writing the body after it
     // has handed over the response, and it must finish even if the client goes away. A trap is
     // counted here, since it may come after the response has gone.
-    let component = metrics::component(version.name());
+    let component = version.component_attribute().clone();
     let guest = tokio::spawn(
         async move {
             let instance = proxy.instantiate_async(&mut store).await?;

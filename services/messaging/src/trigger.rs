@@ -7,7 +7,7 @@ use anyhow::{Context as _, anyhow, bail};
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
 use opentelemetry::KeyValue;
-use tempo_runtime_core::metrics::{self, metrics};
+use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::wasmtime::Trap;
 use tempo_runtime_core::wasmtime::component::InstancePre;
 use tempo_runtime_core::{
@@ -142,7 +142,7 @@ async fn handle(version: &Arc<Version>, message: Envelope) {
     let outcome = invoke(version, message, id.clone())
         .instrument(span.clone())
         .await;
-    let component = metrics::component(version.name());
+    let component = version.component_attribute().clone();
     if let Err(err) = &outcome {
         if err.downcast_ref::<Trap>().is_some() {
             metrics().traps.add(1, std::slice::from_ref(&component));
