@@ -5,24 +5,7 @@
 
 mod common;
 
-use common::{Served, get};
-
-/// GETs `url`, sending `x-request-id: id` if given; returns the status, body and the response's
-/// `x-request-id`.
-fn request(url: &str, id: Option<&str>) -> (u16, String, String) {
-    let client = reqwest::blocking::Client::new();
-    let mut request = client.get(url);
-    if let Some(id) = id {
-        request = request.header("x-request-id", id);
-    }
-    let response = request.send().unwrap();
-    let status = response.status().as_u16();
-    let echoed = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (status, response.text().unwrap(), echoed)
-}
+use common::{Served, get, get_with_request_id as request};
 
 #[test]
 fn guest_log_lines_carry_the_request_id() {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Served, example_copy, get, tempo, wait_for_body};
+use common::{Served, example_copy, get, get_with_request_id, tempo, wait_for_body};
 
 #[test]
 fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
@@ -21,16 +21,11 @@ fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
     ]);
     let mut dev = Served::spawn(command);
     dev.wait_for_serving();
-    let metrics_line = dev.wait_for_stderr("Metrics http://");
-    let metrics = metrics_line.split_whitespace().last().unwrap().to_owned();
+    let metrics = format!("http://{}/metrics", dev.wait_for_admin());
 
-    let response = reqwest::blocking::Client::new()
-        .get(format!("{}/ada", dev.url))
-        .header("x-request-id", "hello-ada")
-        .send()
-        .unwrap();
-    assert_eq!(response.headers()["x-request-id"], "hello-ada");
-    assert_eq!(response.text().unwrap(), "Hello, ada!\n");
+    let (_, body, echoed) = get_with_request_id(&format!("{}/ada", dev.url), Some("hello-ada"));
+    assert_eq!(echoed, "hello-ada");
+    assert_eq!(body, "Hello, ada!\n");
     dev.wait_for_stderr("[greeter hello-ada] greeter: greeting ada");
 
     let (status, text) = get(&metrics);

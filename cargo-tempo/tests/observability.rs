@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{PATIENCE, Served, get};
+use common::{PATIENCE, Served, get, get_with_request_id};
 use http_body_util::{BodyExt as _, Full};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -21,22 +21,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
 
-/// The admin address from tempo's `Metrics http://…/metrics` line.
-fn admin_address(served: &mut Served) -> String {
-    let line = served.wait_for_stderr("Metrics http://");
-    let url = line.split_whitespace().last().unwrap();
-    url.trim_start_matches("http://")
-        .trim_end_matches("/metrics")
-        .to_owned()
-}
-
 #[test]
 fn metrics_answer_on_the_admin_address() {
     let mut served = Served::start_with(
         tempo_test_fixtures::config(),
         &[("TEMPO_ADMIN", "127.0.0.1:0")],
     );
-    let admin = admin_address(&mut served);
+    let admin = served.wait_for_admin();
     assert_eq!(get(&format!("{}/log", served.url)).0, 200);
     let (status, text) = get(&format!("http://{admin}/metrics"));
     assert_eq!(status, 200);
@@ -167,7 +158,7 @@ fn a_real_prometheus_scrapes_the_request_count() {
         tempo_test_fixtures::config(),
         &[("TEMPO_ADMIN", "127.0.0.1:0")],
     );
-    let admin = admin_address(&mut served);
+    let admin = served.wait_for_admin();
     let prometheus = Prometheus::start(&admin);
     for _ in 0..3 {
         assert_eq!(get(&format!("{}/log", served.url)).0, 200);
@@ -264,12 +255,8 @@ fn otlp_export_reaches_a_collector_as_protobuf() {
         "Exporting traces, metrics and logs to {}",
         receiver.url
     ));
-    let response = reqwest::blocking::Client::new()
-        .get(format!("{}/log", served.url))
-        .header("x-request-id", "otlp-7")
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (status, _, _) = get_with_request_id(&format!("{}/log", served.url), Some("otlp-7"));
+    assert_eq!(status, 200);
     // A clean stop exports what is pending.
     served.signal(libc::SIGTERM);
     assert_eq!(served.wait(), Some(0));

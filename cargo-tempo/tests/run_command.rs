@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Served, get, hello_http, stderr, stdout, tempo};
+use common::{Served, get, get_with_request_id, hello_http, stderr, stdout, tempo};
 use tempo_test_fixtures::Gate;
 
 #[test]
@@ -159,12 +159,8 @@ fn a_trap_answers_500_and_the_next_request_200() {
 #[test]
 fn guest_output_is_logged_with_the_component_name_and_request_id() {
     let mut served = Served::start(tempo_test_fixtures::http());
-    let response = reqwest::blocking::get(format!("{}/stdout", served.url)).unwrap();
-    assert_eq!(response.status(), 200);
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (status, _, id) = get_with_request_id(&format!("{}/stdout", served.url), None);
+    assert_eq!(status, 200);
     served.wait_for_stderr(&format!(
         "[http_fixture {id}] hello on stdout from http-fixture"
     ));

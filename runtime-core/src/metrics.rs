@@ -64,10 +64,7 @@ pub fn metrics() -> &'static Metrics {
 }
 
 /// The `component` attribute. A [`Version`](crate::Version) keeps its own, whose clones share
-/// one string.
-pub fn component(name: &str) -> KeyValue {
-    KeyValue::new(
-        "component",
-        opentelemetry::StringValue::from(std::sync::Arc::<str>::from(name)),
-    )
+/// the name with its instances.
+pub fn component(name: std::sync::Arc<str>) -> KeyValue {
+    KeyValue::new("component", opentelemetry::StringValue::from(name))
 }

@@ -117,7 +117,7 @@ impl Runtime {
                 None => missing.push(import.to_owned()),
             }
         }
-        let name = settings.name.clone();
+        let name = settings.name.to_string();
         if !missing.is_empty() {
             return Err(PrepareError::MissingImports {
                 component: name,
@@ -156,7 +156,7 @@ impl Runtime {
             services,
             triggers,
             prepared,
-            component_attribute: metrics::component(&settings.name),
+            component_attribute: metrics::component(settings.name.clone()),
             settings,
         })
     }

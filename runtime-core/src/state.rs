@@ -25,8 +25,9 @@ pub enum GuestStdio {
 /// reaches a guest unless it is listed here.
 #[derive(Clone, Debug, Default)]
 pub struct InstanceSettings {
-    /// The component's name, shown with its output.
-    pub name: String,
+    /// The component's name, shown with its output and on its metrics; shared by every
+    /// instance.
+    pub name: Arc<str>,
     /// The arguments the guest sees; by convention the first is the program's name.
     pub args: Vec<String>,
     /// Environment variables granted to the guest.
@@ -37,7 +38,7 @@ pub struct InstanceSettings {
 
 impl InstanceSettings {
     /// Settings for a component called `name`, granting nothing.
-    pub fn named(name: impl Into<String>) -> Self {
+    pub fn named(name: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
             ..Self::default()
@@ -65,7 +66,7 @@ impl State {
     /// A fresh state for an instance with the given grants, handling the work `request_id`
     /// names.
     pub fn new(settings: &InstanceSettings, request_id: RequestId) -> Self {
-        let component: Arc<str> = settings.name.as_str().into();
+        let component = settings.name.clone();
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&settings.args).envs(&settings.env);
         match settings.stdio {

@@ -157,6 +157,16 @@ impl Served {
         self.url = line.split_whitespace().last().unwrap().to_owned();
     }
 
+    /// Waits for the `Metrics http://HOST:PORT/metrics` line and returns `HOST:PORT`, the admin
+    /// address.
+    pub(crate) fn wait_for_admin(&mut self) -> String {
+        let line = self.wait_for_stderr("Metrics http://");
+        let url = line.split_whitespace().last().unwrap();
+        url.trim_start_matches("http://")
+            .trim_end_matches("/metrics")
+            .to_owned()
+    }
+
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
     pub(crate) fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
@@ -241,6 +251,22 @@ pub(crate) fn get(url: &str) -> (u16, String) {
     let response = reqwest::blocking::get(url).unwrap();
     let status = response.status().as_u16();
     (status, response.text().unwrap())
+}
+
+/// A GET with a real HTTP client, sending `x-request-id: id` if given; returns the status, the
+/// body and the response's `x-request-id`.
+pub(crate) fn get_with_request_id(url: &str, id: Option<&str>) -> (u16, String, String) {
+    let mut request = reqwest::blocking::Client::new().get(url);
+    if let Some(id) = id {
+        request = request.header("x-request-id", id);
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, response.text().unwrap(), echoed)
 }
 
 /// Copies `examples/NAME` (manifest, lock file, sources) into `into`.
