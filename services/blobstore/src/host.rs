@@ -9,6 +9,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use crate::Shared;
+use crate::access::check_object_name;
 use crate::backend::Blobs;
 use crate::values::LimitedBuffer;
 
@@ -38,6 +39,10 @@ pub struct ContainerHandle {
 pub struct OutgoingValue {
     buffer: LimitedBuffer,
     stream_taken: bool,
+    /// Where `write-data` stored the value, and how many bytes it stored then: bytes written to
+    /// the stream after `write-data` are stored by `finish` (wasmCloud's components write in
+    /// that order).
+    destination: Option<(String, String, usize)>,
 }
 
 /// The bytes of an object (or of a range of it) read for the guest.
@@ -113,12 +118,37 @@ impl BlobView<'_> {
     }
 }
 
+/// The open backend, with the grants every container name is checked against.
+struct Store {
+    blobs: Arc<dyn Blobs>,
+    shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Blobs;
+
+    fn deref(&self) -> &Self::Target {
+        self.blobs.as_ref()
+    }
+}
+
+impl Store {
+    /// Checks that the guest may name `container` and that it exists; returns when it was made.
+    async fn existing(&self, container: &str) -> Result<u64, String> {
+        self.shared.grants.check(container)?;
+        self.blobs
+            .container_created(container)
+            .await?
+            .ok_or_else(|| format!("there is no container `{container}`"))
+    }
+}
+
 /// Runs `work` against the backend once it is open, or returns the guest's error saying why it
 /// cannot be. (It takes the shared state rather than the view so that no borrow of the
 /// instance's table is held across an await.)
 async fn with_blobs<T, Fut>(
     shared: Arc<Shared>,
-    work: impl FnOnce(Arc<dyn Blobs>) -> Fut,
+    work: impl FnOnce(Store) -> Fut,
 ) -> Result<T, String>
 where
     Fut: Future<Output = Result<T, String>>,
@@ -128,15 +158,7 @@ where
         .await
         .cloned()
         .map_err(|err| format!("the blobstore cannot be opened: {err:#}"))?;
-    work(blobs).await
-}
-
-/// Checks that `container` exists, naming it otherwise.
-async fn existing(blobs: &dyn crate::backend::Blobs, container: &str) -> Result<u64, String> {
-    blobs
-        .container_created(container)
-        .await?
-        .ok_or_else(|| format!("there is no container `{container}`"))
+    work(Store { blobs, shared }).await
 }
 
 /// The bytes `start..=end` of `data` (both inclusive, `end` clamped to the last byte).
@@ -168,6 +190,7 @@ impl types::HostOutgoingValue for BlobView<'_> {
         Ok(self.table.push(OutgoingValue {
             buffer: LimitedBuffer::new(limit),
             stream_taken: false,
+            destination: None,
         })?)
     }
 
@@ -185,7 +208,19 @@ impl types::HostOutgoingValue for BlobView<'_> {
 
     async fn finish(&mut self, value: Resource<OutgoingValue>) -> Outcome<()> {
         let value = self.table.delete(value)?;
-        Ok(value.buffer.contents().map(drop))
+        let contents = value.buffer.contents();
+        let Some((container, object, stored)) = value.destination else {
+            return Ok(contents.map(drop));
+        };
+        // What `write-data` stored is complete unless the stream grew since.
+        if matches!(&contents, Ok(data) if data.len() == stored) {
+            return Ok(Ok(()));
+        }
+        Ok(with_blobs(self.shared()?, |blobs| async move {
+            blobs.existing(&container).await?;
+            blobs.write(&container, &object, contents?).await
+        })
+        .await)
     }
 
     async fn drop(&mut self, value: Resource<OutgoingValue>) -> wasmtime::Result<()> {
@@ -234,7 +269,7 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<types::ContainerMetadata> {
         let name = self.container_name(&handle)?;
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            let created_at = existing(blobs.as_ref(), &name).await?;
+            let created_at = blobs.existing(&name).await?;
             Ok(types::ContainerMetadata { name, created_at })
         })
         .await)
@@ -249,7 +284,8 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<Resource<IncomingValue>> {
         let name = self.container_name(&handle)?;
         let read = with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            check_object_name(&object)?;
+            blobs.existing(&name).await?;
             let data = blobs
                 .read(&name, &object)
                 .await?
@@ -270,15 +306,27 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<()> {
         let name = self.container_name(&handle)?;
         let contents = self.table.get(&value)?.buffer.contents();
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        let destination = (name.clone(), object.clone());
+        let stored = with_blobs(self.shared()?, |blobs| async move {
             let data = contents?;
             if object.is_empty() {
                 return Err("an object name must not be empty".to_owned());
             }
-            existing(blobs.as_ref(), &name).await?;
-            blobs.write(&name, &object, data).await
+            check_object_name(&object)?;
+            blobs.existing(&name).await?;
+            let stored = data.len();
+            blobs.write(&name, &object, data).await?;
+            Ok(stored)
         })
-        .await)
+        .await;
+        Ok(match stored {
+            Ok(stored) => {
+                let (container, object) = destination;
+                self.table.get_mut(&value)?.destination = Some((container, object, stored));
+                Ok(())
+            }
+            Err(err) => Err(err),
+        })
     }
 
     async fn list_objects(
@@ -287,7 +335,7 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<Resource<ObjectNames>> {
         let name = self.container_name(&handle)?;
         let listed = with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            blobs.existing(&name).await?;
             let mut names = blobs.list_objects(&name).await?;
             names.sort();
             Ok(names)
@@ -311,7 +359,10 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<()> {
         let name = self.container_name(&handle)?;
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            objects
+                .iter()
+                .try_for_each(|object| check_object_name(object))?;
+            blobs.existing(&name).await?;
             for object in &objects {
                 blobs.delete_object(&name, object).await?;
             }
@@ -327,7 +378,8 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<bool> {
         let name = self.container_name(&handle)?;
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            check_object_name(&object)?;
+            blobs.existing(&name).await?;
             Ok(blobs.stat(&name, &object).await?.is_some())
         })
         .await)
@@ -340,7 +392,8 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<types::ObjectMetadata> {
         let name = self.container_name(&handle)?;
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            check_object_name(&object)?;
+            blobs.existing(&name).await?;
             let stat = blobs
                 .stat(&name, &object)
                 .await?
@@ -358,7 +411,7 @@ impl container::HostContainer for BlobView<'_> {
     async fn clear(&mut self, handle: Resource<ContainerHandle>) -> Outcome<()> {
         let name = self.container_name(&handle)?;
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            blobs.existing(&name).await?;
             for object in blobs.list_objects(&name).await? {
                 blobs.delete_object(&name, &object).await?;
             }
@@ -410,7 +463,7 @@ impl container::HostStreamObjectNames for BlobView<'_> {
 impl blobstore::Host for BlobView<'_> {
     async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
         let created = with_blobs(self.shared()?, |blobs| async move {
-            check_container_name(&name)?;
+            blobs.shared.grants.check(&name)?;
             blobs.create_container(&name).await?;
             Ok(name)
         })
@@ -420,7 +473,7 @@ impl blobstore::Host for BlobView<'_> {
 
     async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
         let found = with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            blobs.existing(&name).await?;
             Ok(name)
         })
         .await;
@@ -429,7 +482,7 @@ impl blobstore::Host for BlobView<'_> {
 
     async fn delete_container(&mut self, name: String) -> Outcome<()> {
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            existing(blobs.as_ref(), &name).await?;
+            blobs.existing(&name).await?;
             blobs.delete_container(&name).await
         })
         .await)
@@ -437,6 +490,7 @@ impl blobstore::Host for BlobView<'_> {
 
     async fn container_exists(&mut self, name: String) -> Outcome<bool> {
         Ok(with_blobs(self.shared()?, |blobs| async move {
+            blobs.shared.grants.check(&name)?;
             Ok(blobs.container_created(&name).await?.is_some())
         })
         .await)
@@ -444,14 +498,14 @@ impl blobstore::Host for BlobView<'_> {
 
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            copy(blobs.as_ref(), &src, &dest).await
+            copy(&blobs, &src, &dest).await
         })
         .await)
     }
 
     async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            copy(blobs.as_ref(), &src, &dest).await?;
+            copy(&blobs, &src, &dest).await?;
             if (&src.container, &src.object) != (&dest.container, &dest.object) {
                 blobs.delete_object(&src.container, &src.object).await?;
             }
@@ -462,33 +516,19 @@ impl blobstore::Host for BlobView<'_> {
 }
 
 /// Copies an object, to the same or another container, replacing the destination.
-async fn copy(
-    blobs: &dyn crate::backend::Blobs,
-    src: &types::ObjectId,
-    dest: &types::ObjectId,
-) -> Result<(), String> {
-    existing(blobs, &src.container).await?;
-    existing(blobs, &dest.container).await?;
+async fn copy(blobs: &Store, src: &types::ObjectId, dest: &types::ObjectId) -> Result<(), String> {
+    check_object_name(&src.object)?;
+    check_object_name(&dest.object)?;
+    if dest.object.is_empty() {
+        return Err("an object name must not be empty".to_owned());
+    }
+    blobs.existing(&src.container).await?;
+    blobs.existing(&dest.container).await?;
     let data = blobs
         .read(&src.container, &src.object)
         .await?
         .ok_or_else(|| format!("there is no object `{}` in `{}`", src.object, src.container))?;
     blobs.write(&dest.container, &dest.object, data).await
-}
-
-/// Container names are the same on every backend: letters, digits, `-` and `_` (what a NATS
-/// object store allows).
-pub(crate) fn check_container_name(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(format!(
-            "`{name}` cannot be a container name: use letters, digits, `-` and `_`"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -519,13 +559,5 @@ mod tests {
                 .contains("past the end of `o` (10 bytes)")
         );
         assert!(range("o", data, u64::MAX, u64::MAX).is_err());
-    }
-
-    #[test]
-    fn container_names_are_checked() {
-        assert!(check_container_name("photos_2024-01").is_ok());
-        for bad in ["", "has space", "a/b", "é"] {
-            assert!(check_container_name(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -16,6 +16,7 @@
 //! # let _ = service; Ok(()) }
 //! ```
 
+mod access;
 mod backend;
 mod host;
 mod values;
@@ -27,6 +28,7 @@ use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, Service, State};
 
+pub use access::check_container_name;
 pub use host::{ContainerHandle, IncomingValue, ObjectNames, OutgoingValue};
 
 /// The largest object accepted by default: 16 MiB.
@@ -52,8 +54,11 @@ pub enum BlobstoreBackend {
 pub struct BlobstoreConfig {
     /// Where the blobs live.
     pub backend: BlobstoreBackend,
-    /// The largest object a guest may write, in bytes.
+    /// The largest object a guest may write or read, in bytes.
     pub max_object_bytes: usize,
+    /// The containers guests may use (`[blobstore] containers`), or `None` for any with a valid
+    /// name. On NATS, listed object stores are granted even when tempo did not create them.
+    pub containers: Option<Vec<String>>,
 }
 
 impl Default for BlobstoreConfig {
@@ -63,6 +68,7 @@ impl Default for BlobstoreConfig {
                 dir: PathBuf::from(".tempo").join("blobstore"),
             },
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+            containers: None,
         }
     }
 }
@@ -71,6 +77,7 @@ impl Default for BlobstoreConfig {
 pub(crate) struct Shared {
     backend: BlobstoreBackend,
     max_object_bytes: usize,
+    grants: Arc<access::Grants>,
     blobs: tokio::sync::OnceCell<Arc<dyn backend::Blobs>>,
 }
 
@@ -80,12 +87,13 @@ impl Shared {
         self.blobs
             .get_or_try_init(|| async {
                 let blobs: Arc<dyn backend::Blobs> = match &self.backend {
-                    BlobstoreBackend::Embedded { dir } => {
-                        Arc::new(backend::embedded::Embedded::new(dir))
-                    }
-                    BlobstoreBackend::Nats { url } => {
-                        Arc::new(backend::nats::Nats::connect(url).await?)
-                    }
+                    BlobstoreBackend::Embedded { dir } => Arc::new(
+                        backend::embedded::Embedded::open(dir, self.max_object_bytes)?,
+                    ),
+                    BlobstoreBackend::Nats { url } => Arc::new(
+                        backend::nats::Nats::connect(url, self.max_object_bytes, &self.grants)
+                            .await?,
+                    ),
                 };
                 Ok(blobs)
             })
@@ -112,6 +120,7 @@ impl BlobstoreService {
                 shared: Arc::new(Shared {
                     backend: config.backend,
                     max_object_bytes: config.max_object_bytes,
+                    grants: Arc::new(access::Grants::new(config.containers.as_deref())),
                     blobs: tokio::sync::OnceCell::new(),
                 }),
             },
@@ -145,10 +154,11 @@ impl Service for BlobstoreService {
     }
 
     fn describe(&self) -> String {
-        match &self.context.shared.backend {
+        let backend = match &self.context.shared.backend {
             BlobstoreBackend::Embedded { dir } => format!("embedded, in {}", dir.display()),
             BlobstoreBackend::Nats { url } => format!("NATS JetStream object stores at {url}"),
-        }
+        };
+        format!("{backend}; {}", self.context.shared.grants.describe())
     }
 
     fn init_instance(&self, state: &mut State) {

@@ -1,5 +1,6 @@
 //! Every `wasi:blobstore` function, exercised by a real guest against both backends; the embedded
-//! store across restarts; NATS data read by a plain client, and NATS going away and coming back.
+//! store across restarts; NATS data read by a plain client, and NATS going away and coming back;
+//! guests trying to reach host files, symlinks and other applications' object stores.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -24,9 +25,15 @@ struct Host {
 
 impl Host {
     async fn start(backend: BlobstoreBackend) -> Self {
+        Self::granting(backend, None).await
+    }
+
+    /// A host whose guests may use only `containers` (all, with `None`).
+    async fn granting(backend: BlobstoreBackend, containers: Option<&[&str]>) -> Self {
         let config = BlobstoreConfig {
             backend,
             max_object_bytes: MAX_OBJECT,
+            containers: containers.map(|names| names.iter().map(|n| n.to_string()).collect()),
         };
         let service = BlobstoreService::start(config).await.unwrap();
         let engine = EngineSettings {
@@ -145,4 +152,154 @@ async fn a_plain_nats_client_reads_what_the_guest_wrote_and_nats_outages_heal() 
         0,
         "an acknowledged write was lost"
     );
+}
+
+/// The names and contents of the files below `dir`, to tell that nothing there changed.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(snapshot(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_container_name_reaches_a_host_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "host secret").unwrap();
+    let before = snapshot(outside.path());
+    let host = Host::start(embedded(dir.path())).await;
+    let path = outside.path().to_str().unwrap();
+    assert_eq!(host.run(&["escape", path]).await, 0);
+    assert_eq!(snapshot(outside.path()), before, "the host folder changed");
+    let state: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(
+        state.len(),
+        1,
+        "only the blobstore folder is in the state folder"
+    );
+    assert_eq!(
+        host.run(&["expect", "safe", "planted", "from the guest"])
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn symlinks_in_the_state_folder_are_refused_and_crash_leftovers_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "host secret").unwrap();
+    let host = Host::start(embedded(dir.path())).await;
+    assert_eq!(host.run(&["write", "docs", "note", "kept"]).await, 0);
+    drop(host);
+
+    let blobs = dir.path().join("blobstore");
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), blobs.join("docs/link")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), blobs.join("linked")).unwrap();
+    std::fs::write(blobs.join("docs/.tmp-0123456789abcdef"), "half a write").unwrap();
+    let before = snapshot(outside.path());
+
+    let host = Host::start(embedded(dir.path())).await;
+    assert!(
+        !blobs.join("docs/.tmp-0123456789abcdef").exists(),
+        "the unfinished write is removed at start"
+    );
+    // A symlinked object is neither read nor statted; a symlinked container is not opened.
+    assert_eq!(
+        host.run(&["expect", "docs", "link", "host secret"]).await,
+        2
+    );
+    assert_eq!(
+        host.run(&["expect", "linked", "secret.txt", "host secret"])
+            .await,
+        2
+    );
+    assert_eq!(
+        host.run(&["write", "linked", "secret.txt", "overwritten"])
+            .await,
+        2
+    );
+    assert_eq!(
+        host.run(&["write", "linked", "new.txt", "planted"]).await,
+        2
+    );
+    // Writing the symlinked name replaces the link in the container, not what it points to.
+    assert_eq!(host.run(&["write", "docs", "link", "replaced"]).await, 0);
+    assert_eq!(host.run(&["expect", "docs", "link", "replaced"]).await, 0);
+    assert_eq!(snapshot(outside.path()), before, "the host folder changed");
+    assert_eq!(host.run(&["expect", "docs", "note", "kept"]).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bytes_written_after_write_data_are_stored_by_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start();
+    for backend in [
+        embedded(dir.path()),
+        BlobstoreBackend::Nats {
+            url: server.url.clone(),
+        },
+    ] {
+        let host = Host::start(backend.clone()).await;
+        assert_eq!(
+            host.run(&["write-late", "late", "blob", "all of it"]).await,
+            0
+        );
+        assert_eq!(
+            host.run(&["expect", "late", "blob", "all of it"]).await,
+            0,
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guests_reach_only_granted_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::granting(embedded(dir.path()), Some(&["photos"])).await;
+    assert_eq!(host.run(&["write", "photos", "cat", "meow"]).await, 0);
+    assert_eq!(host.run(&["write", "archive", "cat", "meow"]).await, 2);
+    assert!(!dir.path().join("blobstore/archive").exists());
+
+    // On NATS, another application's object store in the same account is not there for guests,
+    // unless it is declared.
+    let server = NatsServer::start();
+    let client = async_nats::connect(&server.url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let other = js
+        .create_object_store(async_nats::jetstream::object_store::Config {
+            bucket: "billing".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    other.put("ledger", &mut &b"private"[..]).await.unwrap();
+    let nats = BlobstoreBackend::Nats {
+        url: server.url.clone(),
+    };
+    let host = Host::start(nats.clone()).await;
+    assert_eq!(
+        host.run(&["expect", "billing", "ledger", "private"]).await,
+        2
+    );
+    assert_eq!(host.run(&["write", "billing", "ledger", "forged"]).await, 2);
+    assert_eq!(
+        host.run(&["write", "mine", "a", "b"]).await,
+        0,
+        "tempo's own stores work"
+    );
+    let host = Host::granting(nats, Some(&["billing", "mine"])).await;
+    assert_eq!(
+        host.run(&["expect", "billing", "ledger", "private"]).await,
+        0
+    );
+    assert_eq!(host.run(&["expect", "mine", "a", "b"]).await, 0);
 }

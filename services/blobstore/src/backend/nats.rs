@@ -1,5 +1,9 @@
 //! The NATS backend: a JetStream object store per container, under the container's name, so any
 //! NATS client (`nats object get photos cat.png`) reads what guests wrote.
+//!
+//! Guests share the NATS account with whatever else uses it, so they reach only object stores
+//! meant for them: those tempo created (marked by their description) and those
+//! `[blobstore] containers` declares. Any other application's object store does not exist for them.
 
 use std::time::Duration;
 
@@ -9,6 +13,10 @@ use futures::TryStreamExt as _;
 use tokio::io::AsyncReadExt as _;
 
 use super::{Blobs, ObjectStat};
+use crate::access::Grants;
+
+/// The description tempo gives the object stores it creates for guests.
+const GUEST_STORE: &str = "created by tempo for guests";
 
 /// How long a JetStream request may take before the guest gets an error (NATS may be down).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -16,11 +24,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// JetStream object stores on one NATS server or cluster.
 pub(crate) struct Nats {
     js: jetstream::Context,
+    max_object_bytes: u64,
+    grants: std::sync::Arc<Grants>,
 }
 
 impl Nats {
     /// Connects to `url`.
-    pub(crate) async fn connect(url: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn connect(
+        url: &str,
+        max_object_bytes: usize,
+        grants: &std::sync::Arc<Grants>,
+    ) -> anyhow::Result<Self> {
         let client = async_nats::ConnectOptions::new()
             .name("tempo blobstore")
             .connect(url)
@@ -30,6 +44,8 @@ impl Nats {
             js: jetstream::ContextBuilder::new()
                 .timeout(REQUEST_TIMEOUT)
                 .build(client),
+            max_object_bytes: u64::try_from(max_object_bytes).unwrap_or(u64::MAX),
+            grants: grants.clone(),
         })
     }
 
@@ -62,6 +78,7 @@ impl Blobs for Nats {
         self.js
             .create_object_store(object_store::Config {
                 bucket: container.to_owned(),
+                description: Some(GUEST_STORE.to_owned()),
                 ..object_store::Config::default()
             })
             .await
@@ -71,7 +88,18 @@ impl Blobs for Nats {
 
     async fn container_created(&self, container: &str) -> Result<Option<u64>, String> {
         match self.js.get_stream(format!("OBJ_{container}")).await {
-            Ok(mut stream) => Ok(Some(seconds(stream.info().await.map_err(nats)?))),
+            Ok(mut stream) => {
+                let info = stream.info().await.map_err(nats)?;
+                let for_guests = info.config.description.as_deref() == Some(GUEST_STORE);
+                if !for_guests && !self.grants.declares(container) {
+                    self.grants.hint(
+                        container,
+                        "is an object store tempo did not create for guests",
+                    );
+                    return Ok(None);
+                }
+                Ok(Some(seconds(info)))
+            }
             Err(err)
                 if matches!(
                     err.kind(),
@@ -101,13 +129,29 @@ impl Blobs for Nats {
     }
 
     async fn read(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, String> {
-        if self.stat(container, object).await?.is_none() {
+        let Some(stat) = self.stat(container, object).await? else {
             return Ok(None);
+        };
+        if stat.size > self.max_object_bytes {
+            return Err(format!(
+                "`{object}` in `{container}` is larger than the limit of {} bytes (blobstore max-object-bytes)",
+                self.max_object_bytes
+            ));
         }
         let store = self.store(container).await?;
-        let mut reader = store.get(object).await.map_err(nats)?;
+        let reader = store.get(object).await.map_err(nats)?;
+        // Never more than the limit, even if the object was replaced since `stat`.
         let mut bytes = Vec::new();
-        reader.read_to_end(&mut bytes).await.map_err(nats)?;
+        reader
+            .take(self.max_object_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(nats)?;
+        if bytes.len() as u64 > self.max_object_bytes {
+            return Err(format!(
+                "`{object}` in `{container}` grew past the size limit"
+            ));
+        }
         Ok(Some(bytes))
     }
 

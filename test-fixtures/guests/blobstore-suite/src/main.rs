@@ -5,6 +5,10 @@
 //! - `write CONTAINER OBJECT VALUE` (creating the container if needed) and
 //!   `expect CONTAINER OBJECT VALUE|-`: single operations for tests across processes; exit 0 when
 //!   done (or as expected), 1 when the object differs, 2 when the host returned an error.
+//! - `write-late CONTAINER OBJECT VALUE`: like `write`, in the order of wasmCloud's components:
+//!   `write-data` first, then the value's stream, then `finish`.
+//! - `escape PATH`: every entry point that takes a container name, given `PATH` and other names
+//!   that are paths (absolute, `..`, trailing `/`, empty), must fail; exits 0 when all did.
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -41,6 +45,24 @@ fn main() {
             let want = (*value != "-").then(|| value.as_bytes().to_vec());
             Ok(if got == want { 0 } else { println!("`{object}` holds {got:?}"); 1 })
         })()),
+        ["write-late", name, object, value] => outcome((|| {
+            let container = match blobstore::container_exists(name)? {
+                true => blobstore::get_container(name)?,
+                false => blobstore::create_container(name)?,
+            };
+            let outgoing = types::OutgoingValue::new_outgoing_value();
+            let stream = outgoing.outgoing_value_write_body().map_err(|()| "the body was taken")?;
+            container.write_data(object, &outgoing)?;
+            stream.blocking_write_and_flush(value.as_bytes()).map_err(|err| format!("{err:?}"))?;
+            drop(stream);
+            types::OutgoingValue::finish(outgoing)?;
+            Ok(0)
+        })()),
+        ["escape", path] => {
+            escape(path);
+            println!("every escape was refused");
+            0
+        }
         other => panic!("unknown arguments {other:?}"),
     };
     wasip2::cli::exit::exit_with_code(code);
@@ -191,4 +213,40 @@ fn suite(max: usize) {
     assert!(!blobstore::container_exists("archive").unwrap());
     err_containing(blobstore::delete_container("archive"), "there is no container");
     err_containing(archive.has_object("copy"), "there is no container");
+}
+
+/// Tries every entry point that takes a container name with names that are paths.
+fn escape(path: &str) {
+    let safe = match blobstore::container_exists("safe").unwrap() {
+        true => blobstore::get_container("safe").unwrap(),
+        false => blobstore::create_container("safe").unwrap(),
+    };
+    write(&safe, "planted", b"from the guest").unwrap();
+    let id = |container: &str, object: &str| types::ObjectId {
+        container: container.to_owned(),
+        object: object.to_owned(),
+    };
+    let with_slash = format!("{path}/");
+    let parent = format!("{path}/..");
+    for bad in [path, &with_slash, &parent, "..", "../escaped", ".", "", "/", "safe/", "a/b", "safe\\x"] {
+        let refused = "cannot be a container name";
+        err_containing(blobstore::container_exists(bad), refused);
+        err_containing(blobstore::get_container(bad), refused);
+        err_containing(blobstore::create_container(bad), refused);
+        err_containing(blobstore::delete_container(bad), refused);
+        for object in ["secret.txt", "planted", "x"] {
+            err_containing(blobstore::copy_object(&id("safe", "planted"), &id(bad, object)), refused);
+            err_containing(blobstore::copy_object(&id(bad, object), &id("safe", "stolen")), refused);
+            err_containing(blobstore::move_object(&id("safe", "planted"), &id(bad, object)), refused);
+            err_containing(blobstore::move_object(&id(bad, object), &id("safe", "stolen")), refused);
+        }
+    }
+    assert!(!safe.has_object("stolen").unwrap(), "nothing was copied out");
+    assert!(safe.has_object("planted").unwrap(), "a refused move deleted nothing");
+    // Object names are any text, but never a path: they stay in their container.
+    for object in ["../../secret.txt", "/etc/passwd", "..", "a/../../b"] {
+        write(&safe, object, b"inside").unwrap();
+        assert_eq!(read(&safe, object, 0, u64::MAX).unwrap(), b"inside");
+    }
+    err_containing(safe.has_object(&"o".repeat(1025)), "longer than the limit");
 }
