@@ -91,6 +91,68 @@ fn a_guest_request_gathers_the_replies_of_plain_responders() {
 }
 
 #[test]
+fn guests_reach_no_nats_system_subject_whoever_names_it() {
+    let server = NatsServer::start();
+    let mut served = fixture_on(&server);
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let kv = js
+            .create_key_value(async_nats::jetstream::kv::Config {
+                bucket: "default".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        kv.put("k", "original".into()).await.unwrap();
+
+        // A hostile sender's reply-to names a KV key, or another application's subject: the
+        // guest's reply is refused.
+        let mut sink = client.subscribe("fixture.sink").await.unwrap();
+        let mut victim = client.subscribe("victim.orders").await.unwrap();
+        for reply_to in ["$KV.default.k", "victim.orders"] {
+            client
+                .publish_with_reply("fixture.forged", reply_to, "overwrite".into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+        served.wait_for_stderr("`$KV.default.k` is a NATS system subject");
+        served.wait_for_stderr("`victim.orders` is not an inbox");
+        assert_eq!(kv.get("k").await.unwrap().unwrap(), "original");
+        let stray = tokio::time::timeout(Duration::from_millis(200), victim.next()).await;
+        assert!(
+            stray.is_err(),
+            "the guest answered a subject that is no inbox"
+        );
+
+        // The guest's own requests and sends to `$` subjects are refused.
+        let reply = ask(&client, "fixture.ask", "ask $JS.API.STREAM.LIST 1").await;
+        let reply = reply.unwrap();
+        assert!(
+            reply.contains("PermissionDenied") && reply.contains("system subject"),
+            "{reply}"
+        );
+        let reply = ask(&client, "fixture.send", "send $KV.default.k ok").await;
+        assert!(reply.unwrap().contains("system subject"));
+
+        // Metadata that is no header name is the guest's error, not a host panic; a subject
+        // longer than NATS carries is refused before it reaches the shared connection.
+        let reply = ask(&client, "fixture.send", "send fixture.sink a:b").await;
+        assert!(reply.unwrap().contains("not a valid header name"));
+        let long = format!("fixture.{}", "x".repeat(5000));
+        let reply = ask(&client, "fixture.send", &format!("send {long} ok")).await;
+        assert!(reply.unwrap().contains("longer than the limit"));
+        let reply = ask(&client, "fixture.send", "send fixture.sink trace-id").await;
+        assert_eq!(reply.as_deref(), Some("sent"));
+        let sent = tokio::time::timeout(PATIENCE, sink.next()).await.unwrap();
+        assert_eq!(sent.unwrap().payload, "sent by the fixture");
+    });
+    let stderr = served.stderr();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
     let server = NatsServer::start();
     let mut served = fixture_on(&server);

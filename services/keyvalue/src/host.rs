@@ -24,6 +24,9 @@ mod generated {
 
 use generated::wasi::keyvalue::{atomics, batch, store};
 
+/// The longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// How many keys one `list-keys` call returns at most.
 const PAGE: usize = 1000;
 
@@ -86,9 +89,18 @@ impl KvView<'_> {
         Ok((handle.name.clone(), handle.bucket.clone()))
     }
 
+    /// Keys are checked at every entry point, on every backend: not empty, and short enough
+    /// that NATS carries them (escaped, up to three bytes each) in a subject within its
+    /// 4096-byte control line; a longer one would make the server close tempo's connection.
     fn check_key(key: &str) -> Result<(), KvError> {
         if key.is_empty() {
             return Err(KvError::Other("a key must not be empty".into()));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(KvError::Other(format!(
+                "a key of {} bytes is longer than the limit of {MAX_KEY_BYTES}",
+                key.len()
+            )));
         }
         Ok(())
     }
@@ -109,10 +121,16 @@ impl KvView<'_> {
 impl store::Host for KvView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, KvError> {
         let shared = self.context()?.shared.clone();
-        let name = shared
-            .limits
-            .resolve_bucket(&identifier)
-            .ok_or(KvError::NoSuchStore)?;
+        let Some(name) = shared.limits.resolve_bucket(&identifier) else {
+            if shared.hinted.first(&identifier) {
+                tracing::warn!(
+                    "a guest opened the key-value bucket `{}`, which is not declared; add it to \
+                     `buckets` under `[keyvalue]` in tempo.toml to grant it",
+                    identifier.escape_debug()
+                );
+            }
+            return Err(KvError::NoSuchStore);
+        };
         let store = shared.store().await.map_err(|err| {
             KvError::Other(format!("the key-value store cannot be opened: {err:#}"))
         })?;
@@ -136,6 +154,7 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<BucketHandle>,
         key: String,
     ) -> Result<Option<Vec<u8>>, KvError> {
+        Self::check_key(&key)?;
         let (_, bucket) = self.bucket(&bucket)?;
         bucket.get(&key).await
     }
@@ -152,6 +171,7 @@ impl store::HostBucket for KvView<'_> {
     }
 
     async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<(), KvError> {
+        Self::check_key(&key)?;
         let (_, bucket) = self.bucket(&bucket)?;
         bucket.delete(&key).await
     }
@@ -161,6 +181,7 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<BucketHandle>,
         key: String,
     ) -> Result<bool, KvError> {
+        Self::check_key(&key)?;
         let (_, bucket) = self.bucket(&bucket)?;
         bucket.exists(&key).await
     }
@@ -223,6 +244,7 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+        keys.iter().try_for_each(|key| Self::check_key(key))?;
         let (_, bucket) = self.bucket(&bucket)?;
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
@@ -249,6 +271,7 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<(), KvError> {
+        keys.iter().try_for_each(|key| Self::check_key(key))?;
         let (_, bucket) = self.bucket(&bucket)?;
         bucket.delete_many(keys).await
     }

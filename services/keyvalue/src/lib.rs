@@ -30,7 +30,7 @@ use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, Service, State};
 
-pub use host::BucketHandle;
+pub use host::{BucketHandle, MAX_KEY_BYTES};
 
 /// The bucket guests get by default, and the one the empty identifier names.
 pub const DEFAULT_BUCKET: &str = "default";
@@ -135,6 +135,8 @@ pub struct KeyValueService {
 pub(crate) struct Shared {
     config: KeyValueConfig,
     limits: KvLimits,
+    /// Undeclared buckets guests asked for, explained in the log once each.
+    hinted: tempo_runtime_core::OnceSet,
     store: tokio::sync::OnceCell<Arc<dyn backend::Store>>,
 }
 
@@ -190,6 +192,7 @@ impl KeyValueService {
                 shared: Arc::new(Shared {
                     config,
                     limits,
+                    hinted: tempo_runtime_core::OnceSet::default(),
                     store: tokio::sync::OnceCell::new(),
                 }),
             },

@@ -152,6 +152,14 @@ async fn a_plain_nats_client_reads_what_the_guest_wrote() {
     let second = js.get_key_value("second").await.unwrap();
     assert_eq!(second.get("user=3A42").await.unwrap().unwrap(), "ada");
 
+    // A key too long for a NATS subject is the guest's error, before anything is sent: the
+    // shared connection stays up for the next operation.
+    let long_key = "k".repeat(5000);
+    assert_eq!(host.run(&["set", "default", &long_key, "x"]).await, 2);
+    assert_eq!(host.run(&["expect", "default", &long_key, "-"]).await, 2);
+    assert_eq!(host.run(&["set", "default", "after", "fine"]).await, 0);
+    assert_eq!(host.run(&["expect", "default", "after", "fine"]).await, 0);
+
     // And the other way round.
     default.put("from-outside", "42".into()).await.unwrap();
     assert_eq!(

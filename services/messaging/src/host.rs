@@ -123,13 +123,48 @@ impl MsgView<'_> {
         Ok(&mut self.table.get_mut(handle)?.envelope)
     }
 
-    /// `message` addressed to `topic`, checked against the subject rules and the size limit.
-    fn addressed(
+    /// `message` addressed to `topic`, checked against the subject rules, the allow-list, the
+    /// header rules and the size limit.
+    fn addressed(shared: &Shared, topic: String, message: Envelope) -> Result<Envelope, MsgError> {
+        subject::check_topic(&topic).map_err(MsgError::PermissionDenied)?;
+        if let Some(allowed) = &shared.config.allowed_subjects
+            && !allowed
+                .iter()
+                .any(|pattern| subject::matches(pattern, &topic))
+        {
+            return Err(MsgError::PermissionDenied(format!(
+                "`{topic}` is not among the subjects guests may send to (messaging allowed-subjects)"
+            )));
+        }
+        Self::checked(shared, topic, message)
+    }
+
+    /// `message` as the answer to a request whose reply subject is `reply_to`.
+    fn answering(
+        shared: &Shared,
+        reply_to: String,
+        message: Envelope,
+    ) -> Result<Envelope, MsgError> {
+        subject::check_reply_subject(&reply_to).map_err(MsgError::PermissionDenied)?;
+        Self::checked(shared, reply_to, message)
+    }
+
+    fn checked(
         shared: &Shared,
         topic: String,
         mut message: Envelope,
     ) -> Result<Envelope, MsgError> {
-        subject::check_topic(&topic).map_err(MsgError::Other)?;
+        let headers = message
+            .metadata
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .chain(
+                message
+                    .content_type
+                    .as_deref()
+                    .map(|value| ("content-type", value)),
+            );
+        subject::check_headers(headers).map_err(MsgError::Other)?;
         let limit = shared.config.max_message_bytes;
         if message.payload.len() > limit {
             return Err(MsgError::Other(format!(
@@ -351,7 +386,7 @@ impl request_reply::Host for MsgView<'_> {
         let message = self.table.delete(message)?.envelope;
         let (shared, broker) = self.broker()?.await?;
         broker
-            .publish(Self::addressed(&shared, subject, message)?)
+            .publish(Self::answering(&shared, subject, message)?)
             .await
     }
 }

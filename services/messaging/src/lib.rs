@@ -33,6 +33,7 @@ use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, Service, State, Trigger};
 
 pub use host::{ClientHandle, MessageHandle, RequestOptions};
+pub use subject::check_pattern as check_subject_pattern;
 
 /// The version of `wasi:messaging` tempo implements.
 pub const MESSAGING_VERSION: &str = "0.2.0-draft";
@@ -74,6 +75,9 @@ pub struct MessagingConfig {
     pub max_message_bytes: usize,
     /// How long a request waits for replies when the guest sets no timeout.
     pub request_timeout: Duration,
+    /// The subjects (NATS wildcards allowed) guests may send and make requests to, or `None`
+    /// for any but `$` subjects, which guests never reach.
+    pub allowed_subjects: Option<Vec<String>>,
     /// How long, after a shutdown signal, messages being handled may take to finish.
     pub shutdown_grace: Duration,
 }
@@ -87,6 +91,7 @@ impl Default for MessagingConfig {
             concurrency: DEFAULT_CONCURRENCY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            allowed_subjects: None,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -198,7 +203,14 @@ impl Service for MessagingService {
     }
 
     fn describe(&self) -> String {
-        format!("send and request through {}", self.backend_description())
+        let to = match &self.shared.config.allowed_subjects {
+            None => String::new(),
+            Some(allowed) => format!(" to {}", allowed.join(", ")),
+        };
+        format!(
+            "send and request{to} through {}",
+            self.backend_description()
+        )
     }
 
     fn init_instance(&self, state: &mut State) {

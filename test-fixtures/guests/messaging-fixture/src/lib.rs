@@ -5,6 +5,8 @@
 //! - `fail`: returns an error;
 //! - `ask SUBJECT N`: requests SUBJECT with a 2 s timeout and up to N replies, and replies
 //!   `N': DATA,DATA,…` with the replies' data sorted (or `error: …`);
+//! - `send SUBJECT KEY`: sends a message with the metadata `KEY: v` to SUBJECT, and replies
+//!   `sent` or `error: …`;
 //! - anything else: replies `echo: DATA` with the message's content type, its metadata, and a
 //!   `topic` entry naming the subject it came on.
 
@@ -15,6 +17,7 @@ wit_bindgen::generate!({
 });
 
 use exports::wasi::messaging::incoming_handler::Guest;
+use wasi::messaging::producer;
 use wasi::messaging::request_reply::{self, RequestOptions};
 use wasi::messaging::types::{Client, Error, Message};
 
@@ -27,6 +30,18 @@ impl Guest for Fixture {
             ["trap"] => panic!("asked to trap"),
             ["fail"] => return Err(Error::Other("asked to fail".into())),
             ["ask", subject, expected] => ask(subject, expected.parse().unwrap_or(1)),
+            ["send", subject, key] => {
+                let sent = Client::connect("default").and_then(|client| {
+                    let message = Message::new(b"sent by the fixture");
+                    message.add_metadata(key, "v");
+                    producer::send(&client, subject, message)
+                });
+                let text = match sent {
+                    Ok(()) => "sent".to_owned(),
+                    Err(err) => format!("error: {err:?}"),
+                };
+                Message::new(text.as_bytes())
+            }
             _ => {
                 let echo = Message::new(format!("echo: {data}").as_bytes());
                 if let Some(content_type) = message.content_type() {
