@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::ValueEnum;
 use serde::Deserialize;
 use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, DEFAULT_MAX_OBJECT_BYTES};
-use tempo_http::{DEFAULT_LISTEN, HttpConfig};
+use tempo_http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LISTEN, DEFAULT_RESPONSE_TIMEOUT, HttpConfig};
 use tempo_keyvalue::{DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig};
 use tempo_messaging::{MessagingBackend, MessagingConfig};
 
@@ -40,6 +40,11 @@ pub(crate) struct HostArgs {
     /// `*` and `>` are NATS wildcards [env: TEMPO_SUBSCRIBE, comma-separated]
     #[arg(long = "subscribe", value_name = "SUBJECT")]
     pub(crate) subscriptions: Vec<String>,
+    /// A host guests' outgoing HTTP requests may reach, as `SCHEME://HOST[:PORT]` with `*`
+    /// wildcards (e.g. `https://api.example.com`, `http://127.0.0.1:9000`); repeat for more
+    /// [env: TEMPO_ALLOWED_OUTBOUND_HOSTS, comma-separated] [default: any public address]
+    #[arg(long = "allow-outbound", value_name = "RULE")]
+    pub(crate) allowed_outbound_hosts: Vec<String>,
     /// Address for the admin server (`/metrics` for Prometheus, `/healthz`), or `off`
     /// [env: TEMPO_ADMIN] [default: off for run; 127.0.0.1:9464 for dev]
     #[arg(long, value_name = "ADDR")]
@@ -105,8 +110,12 @@ struct TempoToml {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct HttpToml {
     listen: Option<SocketAddr>,
+    allowed_outbound_hosts: Option<Vec<String>>,
+    outbound_connect_timeout_ms: Option<u64>,
+    outbound_response_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +143,7 @@ struct KeyValueToml {
 struct BlobstoreToml {
     backend: Option<Backend>,
     max_object_bytes: Option<usize>,
+    containers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +155,7 @@ struct MessagingToml {
     concurrency: Option<usize>,
     max_message_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
+    allowed_subjects: Option<Vec<String>>,
 }
 
 /// Everything the host services are configured with.
@@ -293,18 +304,22 @@ impl Settings {
         };
         let subscriptions = if args.subscriptions.is_empty() {
             from_env("TEMPO_SUBSCRIBE")
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|list| comma_list(&list))
                 .or(file.messaging.subscriptions)
                 .unwrap_or_default()
         } else {
             args.subscriptions.clone()
         };
+        let allowed_subjects = from_env("TEMPO_MESSAGING_ALLOWED_SUBJECTS")
+            .map(|list| comma_list(&list))
+            .or(file.messaging.allowed_subjects);
+        for pattern in allowed_subjects.iter().flatten() {
+            tempo_messaging::check_subject_pattern(pattern).map_err(|err| {
+                anyhow::anyhow!(
+                    "`[messaging] allowed-subjects` (or TEMPO_MESSAGING_ALLOWED_SUBJECTS): {err}"
+                )
+            })?;
+        }
         let messaging_defaults = MessagingConfig::default();
         let messaging = MessagingConfig {
             backend: messaging_backend,
@@ -322,8 +337,18 @@ impl Settings {
                 .messaging
                 .request_timeout_ms
                 .map_or(messaging_defaults.request_timeout, Duration::from_millis),
+            allowed_subjects,
             ..messaging_defaults
         };
+
+        let containers = from_env("TEMPO_BLOBSTORE_CONTAINERS")
+            .map(|list| comma_list(&list))
+            .or(file.blobstore.containers);
+        for name in containers.iter().flatten() {
+            tempo_blobstore::check_container_name(name).map_err(|err| {
+                anyhow::anyhow!("`[blobstore] containers` (or TEMPO_BLOBSTORE_CONTAINERS): {err}")
+            })?;
+        }
 
         let admin = match args.admin {
             Some(admin) => Some(admin),
@@ -358,6 +383,25 @@ impl Settings {
             admin,
             http: HttpConfig {
                 listen,
+                allowed_outbound_hosts: if args.allowed_outbound_hosts.is_empty() {
+                    from_env("TEMPO_ALLOWED_OUTBOUND_HOSTS")
+                        .map(|list| comma_list(&list))
+                        .or(file.http.allowed_outbound_hosts)
+                } else {
+                    Some(args.allowed_outbound_hosts.clone())
+                },
+                outbound_connect_timeout: file
+                    .http
+                    .outbound_connect_timeout_ms
+                    .map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_millis),
+                outbound_response_timeout: file
+                    .http
+                    .outbound_response_timeout_ms
+                    .map_or(DEFAULT_RESPONSE_TIMEOUT, Duration::from_millis),
+                own_addresses: match admin {
+                    Some(Admin::On(address)) => vec![address],
+                    _ => Vec::new(),
+                },
                 ..HttpConfig::default()
             },
             keyvalue: KeyValueConfig {
@@ -377,9 +421,19 @@ impl Settings {
                     .blobstore
                     .max_object_bytes
                     .unwrap_or(DEFAULT_MAX_OBJECT_BYTES),
+                containers,
             },
         })
     }
+}
+
+/// The items of a comma-separated variable, trimmed, without empty ones.
+fn comma_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The variables in the `.env` file at `path`, if there is one.
@@ -469,6 +523,66 @@ mod tests {
             err.to_string().contains("`TEMPO_ADMIN`: `nope` is neither"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn grants_come_from_flags_the_environment_or_tempo_toml_and_are_checked() {
+        let toml = "[http]\nallowed-outbound-hosts = [\"https://api.example.com\"]\n\
+                    outbound-connect-timeout-ms = 500\n\
+                    [blobstore]\ncontainers = [\"photos\"]\n\
+                    [messaging]\nallowed-subjects = [\"events.>\"]\n";
+        let settings = resolve(&HostArgs::default(), Some(toml), &[]).unwrap();
+        assert_eq!(
+            settings.http.allowed_outbound_hosts.as_deref(),
+            Some(&["https://api.example.com".to_owned()][..])
+        );
+        assert_eq!(
+            settings.http.outbound_connect_timeout,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            settings.blobstore.containers.as_deref(),
+            Some(&["photos".to_owned()][..])
+        );
+        assert_eq!(
+            settings.messaging.allowed_subjects.as_deref(),
+            Some(&["events.>".to_owned()][..])
+        );
+
+        let env = [
+            (
+                "TEMPO_ALLOWED_OUTBOUND_HOSTS",
+                "http://a.test, http://b.test",
+            ),
+            ("TEMPO_BLOBSTORE_CONTAINERS", "a,b"),
+        ];
+        let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
+        assert_eq!(settings.http.allowed_outbound_hosts.unwrap().len(), 2);
+        assert_eq!(settings.blobstore.containers.unwrap(), ["a", "b"]);
+        let args = HostArgs {
+            allowed_outbound_hosts: vec!["*://*:*".into()],
+            ..HostArgs::default()
+        };
+        let settings = resolve(&args, Some(toml), &env).unwrap();
+        assert_eq!(settings.http.allowed_outbound_hosts.unwrap(), ["*://*:*"]);
+
+        let err = resolve(
+            &HostArgs::default(),
+            Some("[blobstore]\ncontainers = [\"../x\"]\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("`[blobstore] containers`"),
+            "{err:#}"
+        );
+        let err = resolve(
+            &HostArgs::default(),
+            None,
+            &[("TEMPO_MESSAGING_ALLOWED_SUBJECTS", "a.>.b")],
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("allowed-subjects"), "{err:#}");
     }
 
     #[test]

@@ -26,6 +26,26 @@ fn guest_log_lines_carry_the_request_id() {
     // An id that could forge log lines is replaced.
     let (_, _, replaced) = request(&url, Some("two words"));
     assert_ne!(replaced, "two words");
+
+    // Control characters a guest writes are shown escaped, never obeyed: no forged line, no
+    // terminal sequence, no bidi override reaches the terminal.
+    let (status, _, _) = request(&format!("{}/forge", served.url), Some("forger"));
+    assert_eq!(status, 200);
+    served.wait_for_stderr(
+        r"[config_fixture forger] ctx\u{1b}[31m: first\r\n[other-app 0000] forged by logging",
+    );
+    served.wait_for_stderr(
+        r"[config_fixture forger] \u{1b}[2Jprinted\r[other-app 0000] forged by stdout \u{202e}txt.exe",
+    );
+    let stderr = served.stderr();
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{202e}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("[other-app")),
+        "{stderr}"
+    );
 }
 
 #[test]

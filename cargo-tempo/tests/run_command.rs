@@ -63,13 +63,44 @@ fn compile_writes_a_bin_that_serves() {
     let output = tempo().arg("compile").arg(&wasm).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let default = dir.path().join("app.bin");
-    for bin in [explicit, default] {
+    for bin in [explicit.clone(), default] {
         let served = Served::start(&bin);
         assert_eq!(
             get(&format!("{}/x", served.url)),
             (200, "http-fixture /x\n".to_owned())
         );
     }
+
+    // Native code runs only from a `*.bin`: a renamed copy is refused unless the user says so.
+    let disguised = dir.path().join("disguised.wasm");
+    std::fs::copy(&explicit, &disguised).unwrap();
+    let err = refused(&disguised);
+    assert!(
+        err.contains("holds precompiled native code") && err.contains("--allow-precompiled"),
+        "{err}"
+    );
+    let mut command = tempo();
+    command
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&disguised)
+        .args(["--allow-precompiled", "--listen", "127.0.0.1:0"]);
+    let mut served = Served::spawn(command);
+    served.wait_for_serving();
+    assert_eq!(get(&format!("{}/y", served.url)).0, 200);
+    let output = tempo()
+        .arg("compile")
+        .arg(&wasm)
+        .args(["-o", "app.wasm"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("`-o app.wasm`"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// Runs `cargo tempo run FILE` on a file that must be refused and returns the one line it printed.
@@ -257,7 +288,10 @@ fn a_busy_listen_address_names_the_flag() {
 
 #[test]
 fn sigterm_stops_accepting_and_lets_the_request_in_flight_finish() {
-    let mut served = Served::start(tempo_test_fixtures::http());
+    let mut served = Served::start_with(
+        tempo_test_fixtures::http(),
+        &[("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*")],
+    );
     let gate = Gate::start();
     let url = format!("{}/hold?url={}", served.url, gate.url);
     let held = std::thread::spawn(move || get(&url));
@@ -282,4 +316,72 @@ fn sigterm_stops_accepting_and_lets_the_request_in_flight_finish() {
     );
     assert_eq!(served.wait(), Some(0));
     assert!(served.stderr().contains("Stopped"), "{}", served.stderr());
+}
+
+#[test]
+fn outgoing_requests_reach_public_hosts_and_only_the_listed_others() {
+    let gate = Gate::start();
+    gate.release();
+    let gate_port = gate
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let fetch = |served: &Served, url: &str| get(&format!("{}/fetch?url={url}", served.url));
+
+    // By default: loopback (by address or by a name resolving to it), the cloud metadata address
+    // and tempo itself are denied before any connection is made.
+    let mut served = Served::start(tempo_test_fixtures::http());
+    assert!(
+        served
+            .stderr()
+            .contains("outgoing requests to public addresses"),
+        "{}",
+        served.stderr()
+    );
+    for url in [
+        gate.url.clone(),
+        format!("http://localhost:{gate_port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[::ffff:169.254.169.254]/".to_owned(),
+        format!("{}/x", served.url),
+    ] {
+        let (status, body) = fetch(&served, &url);
+        assert!(
+            status == 502 && body.contains("HttpRequestDenied"),
+            "{url}: {status} {body}"
+        );
+    }
+    served.wait_for_stderr("allowed-outbound-hosts");
+
+    // Listed, the gate is reached, also through a name that resolves to the listed address.
+    let listed = format!("http://127.0.0.1:{gate_port}");
+    let served = Served::start_with(
+        tempo_test_fixtures::http(),
+        &[("TEMPO_ALLOWED_OUTBOUND_HOSTS", &listed)],
+    );
+    assert_eq!(fetch(&served, &gate.url), (200, "200 ok".to_owned()));
+    let by_name = format!("http://localhost:{gate_port}/");
+    assert_eq!(fetch(&served, &by_name).1, "200 ok");
+    let (status, body) = fetch(&served, "http://169.254.169.254/");
+    assert!(
+        status == 502 && body.contains("HttpRequestDenied"),
+        "{status} {body}"
+    );
+
+    // A rule that does not parse is one line naming the setting.
+    let output = tempo()
+        .arg("run")
+        .arg(tempo_test_fixtures::http())
+        .args(["--allow-outbound", "api.example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("allowed-outbound-hosts") && err.contains("SCHEME://HOST"),
+        "{err}"
+    );
 }

@@ -39,7 +39,7 @@ fn wit_worlds() -> (BTreeSet<String>, BTreeSet<String>) {
 fn services_provide_exactly_the_interfaces_in_wit() {
     let (imports, exports) = wit_worlds();
     let wasi = WasiService::default();
-    let http = HttpService::new(HttpConfig::default());
+    let http = HttpService::new(HttpConfig::default()).unwrap();
     let keyvalue = KeyValueService::new(KeyValueConfig::default()).unwrap();
     let blobstore = BlobstoreService::new(BlobstoreConfig::default());
     let messaging = MessagingService::new(MessagingConfig::default());

@@ -130,6 +130,14 @@ pub enum ArtifactError {
         /// The file.
         path: PathBuf,
     },
+    /// Precompiled code in a file whose name does not say so.
+    #[error(
+        "`{path}` holds precompiled native code, which tempo loads only from a file named `*.bin`: rename it, or pass `--allow-precompiled` if you trust it as you would an executable"
+    )]
+    PrecompiledName {
+        /// The file.
+        path: PathBuf,
+    },
     /// Neither wasm nor a `.bin`.
     #[error("`{path}` is not a WebAssembly component nor a tempo `.bin` ({what})")]
     Unrecognized {
@@ -160,10 +168,33 @@ pub struct Loaded {
 }
 
 /// Loads a `.wasm` component or a tempo `.bin`, telling which from the file's contents.
+///
+/// A `.bin` is native code, run as the host runs: it is loaded only from a file named `*.bin`,
+/// so that a file whose name promises a sandboxed module never runs as native code.
 pub fn load(engine: &Engine, path: &Path) -> Result<Loaded, ArtifactError> {
+    load_with(engine, path, false)
+}
+
+/// Whether `path` has the name precompiled code may be loaded from: `*.bin`.
+pub fn is_bin_name(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "bin")
+}
+
+/// [`load`], also taking precompiled code from a file of any name if `allow_precompiled`
+/// (`--allow-precompiled`).
+pub fn load_with(
+    engine: &Engine,
+    path: &Path,
+    allow_precompiled: bool,
+) -> Result<Loaded, ArtifactError> {
     let start = Instant::now();
     let bytes = read(path)?;
     let (component, kind) = if bytes.starts_with(MAGIC) {
+        if !allow_precompiled && !is_bin_name(path) {
+            return Err(ArtifactError::PrecompiledName {
+                path: path.to_owned(),
+            });
+        }
         let payload = check_bin(engine, path, &bytes)?;
         (
             deserialize(engine, path, payload)?,

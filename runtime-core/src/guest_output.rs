@@ -37,7 +37,7 @@ pub(crate) enum LineSink {
 impl LineSink {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches(['\n', '\r']);
+        let line = crate::escape_guest_text(line.trim_end_matches(['\n', '\r']));
         match self {
             LineSink::Log {
                 component,
@@ -51,7 +51,7 @@ impl LineSink {
                 "{line}"
             ),
             #[cfg(test)]
-            LineSink::Capture(lines) => lines.lock().unwrap().push(line.to_owned()),
+            LineSink::Capture(lines) => lines.lock().unwrap().push(line.into_owned()),
         }
     }
 }

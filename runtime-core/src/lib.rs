@@ -18,10 +18,12 @@
 pub mod artifact;
 mod command;
 mod engine;
+mod escape;
 mod guest_output;
 mod interface;
 mod live;
 pub mod metrics;
+mod once;
 mod request_id;
 mod runtime;
 mod service;
@@ -33,9 +35,11 @@ pub use command::{cli_run_export, run_command};
 pub use engine::{
     Compiler, EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir,
 };
+pub use escape::escape_guest_text;
 pub use guest_output::GUEST_LOG_TARGET;
 pub use interface::InterfaceName;
 pub use live::LiveComponent;
+pub use once::OnceSet;
 pub use request_id::RequestId;
 pub use runtime::{PrepareError, Runtime};
 pub use service::{Running, Service, Trigger};

@@ -53,11 +53,12 @@ pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
-    http_hooks: DefaultHttpHooks,
+    http_hooks: Box<dyn WasiHttpHooks>,
     extensions: http::Extensions,
 }
 
 /// wasmtime-wasi-http's default behaviour: any host, HTTP or HTTPS, standard forbidden headers.
+/// The HTTP service replaces it with its outbound policy in every instance it is linked into.
 struct DefaultHttpHooks;
 
 impl WasiHttpHooks for DefaultHttpHooks {}
@@ -89,7 +90,7 @@ impl State {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            http_hooks: DefaultHttpHooks,
+            http_hooks: Box::new(DefaultHttpHooks),
             extensions: http::Extensions::new(),
         }
     }
@@ -119,6 +120,11 @@ impl State {
         &mut self.extensions
     }
 
+    /// Sets how the instance's outgoing HTTP requests are checked and sent.
+    pub fn set_http_hooks(&mut self, hooks: Box<dyn WasiHttpHooks>) {
+        self.http_hooks = hooks;
+    }
+
     /// The resource table and the services' contexts at once: what a service's host view needs.
     pub fn table_and_extensions(&mut self) -> (&mut ResourceTable, &http::Extensions) {
         (&mut self.table, &self.extensions)
@@ -139,7 +145,7 @@ impl WasiHttpView for State {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.http_hooks,
+            hooks: &mut *self.http_hooks,
         }
     }
 }

@@ -22,6 +22,12 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
     let output = args
         .output
         .unwrap_or_else(|| args.input.with_extension("bin"));
+    if !artifact::is_bin_name(&output) {
+        anyhow::bail!(
+            "`-o {}`: precompiled code is native code, and tempo runs it only from a file named `*.bin`",
+            display_path(&output)
+        );
+    }
     let engine = EngineSettings::default().build()?;
     precompile(shell, &engine, &args.input, &output)
 }

@@ -40,7 +40,7 @@ pub(crate) struct Serving {
 /// opened yet: a service opens its backend when a version that links it is served or run.
 pub(crate) fn runtime(engine: Engine, settings: Settings) -> anyhow::Result<Runtime> {
     let mut runtime = Runtime::new(engine);
-    runtime.add_service(Arc::new(HttpService::new(settings.http)));
+    runtime.add_service(Arc::new(HttpService::new(settings.http)?));
     runtime.add_service(Arc::new(KeyValueService::new(settings.keyvalue)?));
     runtime.add_service(Arc::new(BlobstoreService::new(settings.blobstore)));
     runtime.add_service(Arc::new(MessagingService::new(settings.messaging)));

@@ -26,6 +26,10 @@ pub(crate) struct Args {
     file: PathBuf,
     #[command(flatten)]
     host: HostArgs,
+    /// Run precompiled native code from a file not named `*.bin` (a `.bin` is trusted as an
+    /// executable is)
+    #[arg(long)]
+    allow_precompiled: bool,
     /// Arguments for the guest (after `--`); the component's name comes first
     #[arg(last = true, value_name = "GUEST_ARGS")]
     guest_args: Vec<String>,
@@ -33,7 +37,7 @@ pub(crate) struct Args {
 
 pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::Result<i32> {
     let engine = EngineSettings::default().build()?;
-    let loaded = artifact::load(&engine, &args.file)?;
+    let loaded = artifact::load_with(&engine, &args.file, args.allow_precompiled)?;
     shell.verbose_status(
         "Loaded",
         format!(

@@ -10,15 +10,18 @@
 //! let mut runtime = Runtime::new(EngineSettings::default().build()?);
 //! runtime.add_service(Arc::new(HttpService::new(HttpConfig {
 //!     listen: "127.0.0.1:0".parse()?,
+//!     allowed_outbound_hosts: Some(vec!["https://api.example.com".into()]),
 //!     ..HttpConfig::default()
-//! })));
+//! })?));
 //! # Ok(()) }
 //! ```
 
 mod handler;
+mod outbound;
 mod server;
 
 pub use handler::{REQUEST_ID_HEADER, STALE_HEADER};
+pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -41,6 +44,17 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// How long, after a shutdown signal, requests in flight may take to finish.
     pub shutdown_grace: Duration,
+    /// Where guests' outgoing requests may go (`[http] allowed-outbound-hosts`), or `None` for
+    /// any public address.
+    pub allowed_outbound_hosts: Option<Vec<String>>,
+    /// How long an outgoing request may take to connect (DNS, TCP, TLS).
+    pub outbound_connect_timeout: Duration,
+    /// How long an outgoing request may wait for the response's head, and for each piece of its
+    /// body.
+    pub outbound_response_timeout: Duration,
+    /// Other addresses of this tempo's (the admin server's) that guests may not reach unless
+    /// a rule names them; the listener's own address is added once it is bound.
+    pub own_addresses: Vec<SocketAddr>,
 }
 
 /// The default listen address, `127.0.0.1:8080`.
@@ -51,6 +65,10 @@ impl Default for HttpConfig {
         Self {
             listen: DEFAULT_LISTEN,
             shutdown_grace: Duration::from_secs(10),
+            allowed_outbound_hosts: None,
+            outbound_connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            outbound_response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            own_addresses: Vec::new(),
         }
     }
 }
@@ -60,19 +78,33 @@ pub struct HttpService {
     config: HttpConfig,
     provides: Vec<InterfaceName>,
     export: InterfaceName,
+    /// Guests' outgoing requests; replaced once the listener's address is known.
+    outbound: arc_swap::ArcSwap<outbound::Outbound>,
 }
 
 impl HttpService {
-    /// A service that will listen as `config` says once started.
-    pub fn new(config: HttpConfig) -> Self {
+    /// A service that will listen as `config` says once started; an outbound rule that does not
+    /// parse is an error naming it.
+    pub fn new(config: HttpConfig) -> anyhow::Result<Self> {
         let name = |interface: &str| {
             InterfaceName::known(&format!("wasi:http/{interface}@{WASI_VERSION}"))
         };
-        Self {
+        let policy = outbound::Policy::new(
+            config.allowed_outbound_hosts.as_deref(),
+            config.own_addresses.clone(),
+        )
+        .map_err(|err| anyhow::anyhow!("`[http] allowed-outbound-hosts`: {err}"))?;
+        let outbound = outbound::Outbound::new(
+            policy,
+            config.outbound_connect_timeout,
+            config.outbound_response_timeout,
+        );
+        Ok(Self {
             config,
             provides: vec![name("types"), name("outgoing-handler")],
             export: name("incoming-handler"),
-        }
+            outbound: arc_swap::ArcSwap::from_pointee(outbound),
+        })
     }
 }
 
@@ -91,7 +123,13 @@ impl Service for HttpService {
     }
 
     fn describe(&self) -> String {
-        "outgoing requests to any host over HTTP or HTTPS".into()
+        self.outbound.load().describe()
+    }
+
+    fn init_instance(&self, state: &mut State) {
+        state.set_http_hooks(Box::new(outbound::GuestHttpHooks {
+            outbound: self.outbound.load_full(),
+        }));
     }
 
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
@@ -129,6 +167,15 @@ impl Trigger for HttpService {
             let address = listener
                 .local_addr()
                 .context("cannot read the bound address")?;
+            // Guests do not reach their own server unless a rule names it.
+            let current = self.outbound.load();
+            let mut policy = current.policy.clone();
+            policy.add_own(address);
+            self.outbound.store(Arc::new(outbound::Outbound::new(
+                policy,
+                current.connect_timeout,
+                current.response_timeout,
+            )));
             let serve = server::serve(listener, live, shutdown, self.config.shutdown_grace);
             Ok(Running {
                 address: format!("http://{address}"),

@@ -1,7 +1,7 @@
 //! `wasi:logging`: a guest's log calls as tracing events, beside its stdout and stderr lines.
 
 use tempo_runtime_core::wasmtime::component::{HasData, Linker};
-use tempo_runtime_core::{GUEST_LOG_TARGET, InterfaceName, Service, State};
+use tempo_runtime_core::{GUEST_LOG_TARGET, InterfaceName, Service, State, escape_guest_text};
 use tracing::Level;
 
 mod generated {
@@ -48,6 +48,8 @@ impl logging::Host for Logger<'_> {
     fn log(&mut self, level: logging::Level, context: String, message: String) {
         let component = self.state.component();
         let request_id = self.state.request_id().as_str();
+        // One call is one line: a newline or an escape sequence in it is shown, not obeyed.
+        let (context, message) = (escape_guest_text(&context), escape_guest_text(&message));
         // A level must be a constant where an event is written: one arm per level.
         macro_rules! emit {
             ($level:expr) => {
@@ -56,7 +58,7 @@ impl logging::Host for Logger<'_> {
                     $level,
                     component,
                     request_id,
-                    context = context.as_str(),
+                    context = &*context,
                     "{message}"
                 )
             };

@@ -31,10 +31,16 @@ impl Server {
         .build()
         .unwrap();
         let mut runtime = Runtime::new(engine);
-        runtime.add_service(Arc::new(HttpService::new(HttpConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            shutdown_grace: Duration::from_secs(30),
-        })));
+        runtime.add_service(Arc::new(
+            HttpService::new(HttpConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                shutdown_grace: Duration::from_secs(30),
+                // The tests' gate servers listen on loopback.
+                allowed_outbound_hosts: Some(vec!["http://127.0.0.1:*".to_owned()]),
+                ..HttpConfig::default()
+            })
+            .unwrap(),
+        ));
         let version = prepare(&runtime, component);
         let trigger = version.triggers()[0].clone();
         let live = LiveComponent::new(version);

@@ -5,7 +5,9 @@
 //! - `GET /config`: every `key=value` the guest can see, one per line, sorted;
 //! - `GET /env`: the guest's WASI environment variables, one per line;
 //! - `GET /log`: logs `logged at info` (context `fixture`) and `logged at warn` through
-//!   wasi:logging, and prints `printed on stdout`.
+//!   wasi:logging, and prints `printed on stdout`;
+//! - `GET /forge`: logs and prints lines that try to forge another component's line (CR, LF),
+//!   drive the terminal (ESC) and reorder text (a bidi override).
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -47,6 +49,11 @@ impl Guest for Fixture {
                 log(Level::Warn, "", "logged at warn");
                 println!("printed on stdout");
                 (200, "logged\n".to_owned())
+            }
+            "/forge" => {
+                log(Level::Info, "ctx\u{1b}[31m", "first\r\n[other-app 0000] forged by logging");
+                println!("\u{1b}[2Jprinted\r[other-app 0000] forged by stdout \u{202e}txt.exe");
+                (200, "forged\n".to_owned())
             }
             _ => match path.strip_prefix("/config/") {
                 Some(key) => match store::get(key) {
