@@ -67,7 +67,11 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
         ..EngineSettings::default()
     }
     .build()?;
-    let settings = Settings::load(&args.host, &args.package.work_dir())?;
+    let mut settings = Settings::load(&args.host, &args.package.work_dir())?;
+    if settings.admin.is_none() {
+        // Guests do not reach the admin server at its default address either.
+        settings.http.own_addresses.push(host::DEV_ADMIN);
+    }
     // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
     let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));
     let runtime = host::runtime(engine, settings)?;
