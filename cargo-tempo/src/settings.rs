@@ -10,9 +10,14 @@ use anyhow::{Context as _, bail};
 use clap::ValueEnum;
 use serde::Deserialize;
 use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, DEFAULT_MAX_OBJECT_BYTES};
-use tempo_http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LISTEN, DEFAULT_RESPONSE_TIMEOUT, HttpConfig};
+use tempo_http::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RESPONSE_TIMEOUT, HttpConfig,
+};
 use tempo_keyvalue::{DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig};
 use tempo_messaging::{MessagingBackend, MessagingConfig};
+use tempo_runtime_core::InstanceLimits;
+use tempo_runtime_core::limits::{DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_BYTES};
 
 /// The flags of `run` and `dev` that set up host services.
 #[derive(Debug, Default, clap::Args)]
@@ -45,6 +50,13 @@ pub(crate) struct HostArgs {
     /// [env: TEMPO_ALLOWED_OUTBOUND_HOSTS, comma-separated] [default: any public address]
     #[arg(long = "allow-outbound", value_name = "RULE")]
     pub(crate) allowed_outbound_hosts: Vec<String>,
+    /// How long a served instance may work on one request or message, in milliseconds, before
+    /// it is stopped [env: TEMPO_DEADLINE_MS] [default: 60000]
+    #[arg(long, value_name = "MS")]
+    pub(crate) deadline_ms: Option<u64>,
+    /// How much memory a served instance may have, in MiB [env: TEMPO_MEMORY_MIB] [default: 128]
+    #[arg(long, value_name = "MIB")]
+    pub(crate) memory_mib: Option<usize>,
     /// Address for the admin server (`/metrics` for Prometheus, `/healthz`), or `off`
     /// [env: TEMPO_ADMIN] [default: off for run; 127.0.0.1:9464 for dev]
     #[arg(long, value_name = "ADDR")]
@@ -103,6 +115,8 @@ struct TempoToml {
     blobstore: BlobstoreToml,
     #[serde(default)]
     messaging: MessagingToml,
+    #[serde(default)]
+    limits: LimitsToml,
     /// The values guests read through wasi:config.
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
@@ -113,6 +127,8 @@ struct TempoToml {
 #[serde(rename_all = "kebab-case")]
 struct HttpToml {
     listen: Option<SocketAddr>,
+    header_timeout_ms: Option<u64>,
+    max_body_bytes: Option<u64>,
     allowed_outbound_hosts: Option<Vec<String>>,
     outbound_connect_timeout_ms: Option<u64>,
     outbound_response_timeout_ms: Option<u64>,
@@ -158,6 +174,13 @@ struct MessagingToml {
     allowed_subjects: Option<Vec<String>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsToml {
+    deadline_ms: Option<u64>,
+    memory_mib: Option<usize>,
+}
+
 /// Everything the host services are configured with.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -169,6 +192,8 @@ pub(crate) struct Settings {
     pub(crate) config: BTreeMap<String, String>,
     /// The admin server's address, if one was asked for (`None`: the command's default).
     pub(crate) admin: Option<Admin>,
+    /// What each served instance may consume.
+    pub(crate) limits: InstanceLimits,
 }
 
 impl Settings {
@@ -350,6 +375,38 @@ impl Settings {
             })?;
         }
 
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            from_env(name)
+                .map(|value| {
+                    value
+                        .parse()
+                        .with_context(|| format!("`{name}={value}` is not a whole number"))
+                })
+                .transpose()
+        };
+        let deadline_ms = match args.deadline_ms {
+            Some(ms) => Some(ms),
+            None => number("TEMPO_DEADLINE_MS")?.or(file.limits.deadline_ms),
+        };
+        let memory_mib = match args.memory_mib {
+            Some(mib) => Some(mib),
+            None => number("TEMPO_MEMORY_MIB")?
+                .map(|mib| usize::try_from(mib).unwrap_or(usize::MAX))
+                .or(file.limits.memory_mib),
+        };
+        let limits = InstanceLimits {
+            deadline: Some(deadline_ms.map_or(DEFAULT_DEADLINE, Duration::from_millis)),
+            max_memory_bytes: Some(
+                memory_mib.map_or(DEFAULT_MAX_MEMORY_BYTES, |mib| mib.saturating_mul(1 << 20)),
+            ),
+        };
+        let header_timeout = number("TEMPO_HTTP_HEADER_TIMEOUT_MS")?
+            .or(file.http.header_timeout_ms)
+            .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_millis);
+        let max_body_bytes = number("TEMPO_HTTP_MAX_BODY_BYTES")?
+            .or(file.http.max_body_bytes)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+
         let admin = match args.admin {
             Some(admin) => Some(admin),
             None => from_env("TEMPO_ADMIN")
@@ -381,8 +438,11 @@ impl Settings {
             messaging,
             config,
             admin,
+            limits,
             http: HttpConfig {
                 listen,
+                header_timeout,
+                max_body_bytes,
                 allowed_outbound_hosts: if args.allowed_outbound_hosts.is_empty() {
                     from_env("TEMPO_ALLOWED_OUTBOUND_HOSTS")
                         .map(|list| comma_list(&list))
@@ -583,6 +643,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("allowed-subjects"), "{err:#}");
+    }
+
+    #[test]
+    fn limits_come_from_flags_the_environment_or_tempo_toml() {
+        let settings = resolve(&HostArgs::default(), None, &[]).unwrap();
+        assert_eq!(settings.limits, InstanceLimits::served());
+        assert_eq!(settings.http.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        let toml = "[limits]\ndeadline-ms = 2000\nmemory-mib = 32\n\
+                    [http]\nheader-timeout-ms = 500\nmax-body-bytes = 100\n";
+        let settings = resolve(&HostArgs::default(), Some(toml), &[]).unwrap();
+        assert_eq!(settings.limits.deadline, Some(Duration::from_secs(2)));
+        assert_eq!(settings.limits.max_memory_bytes, Some(32 << 20));
+        assert_eq!(settings.http.header_timeout, Duration::from_millis(500));
+        assert_eq!(settings.http.max_body_bytes, 100);
+        let env = [("TEMPO_DEADLINE_MS", "3000"), ("TEMPO_MEMORY_MIB", "16")];
+        let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
+        assert_eq!(settings.limits.deadline, Some(Duration::from_secs(3)));
+        assert_eq!(settings.limits.max_memory_bytes, Some(16 << 20));
+        let args = HostArgs {
+            deadline_ms: Some(4000),
+            ..HostArgs::default()
+        };
+        let settings = resolve(&args, Some(toml), &env).unwrap();
+        assert_eq!(settings.limits.deadline, Some(Duration::from_secs(4)));
+        let err =
+            resolve(&HostArgs::default(), None, &[("TEMPO_DEADLINE_MS", "soon")]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("TEMPO_DEADLINE_MS=soon"),
+            "{err:#}"
+        );
     }
 
     #[test]

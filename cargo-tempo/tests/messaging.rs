@@ -153,6 +153,27 @@ fn guests_reach_no_nats_system_subject_whoever_names_it() {
 }
 
 #[test]
+fn a_handler_past_its_deadline_is_stopped_and_the_next_message_handled() {
+    let server = NatsServer::start();
+    let mut served = Served::launch(
+        tempo_test_fixtures::messaging(),
+        &[
+            ("NATS_ADDR", &server.url),
+            ("TEMPO_SUBSCRIBE", "fixture.>"),
+            ("TEMPO_DEADLINE_MS", "500"),
+        ],
+    );
+    served.wait_for_stderr("Serving messages on fixture.>");
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        assert_eq!(ask(&client, "fixture.a", "loop").await, None);
+        assert_eq!(ask(&client, "fixture.a", "hi").await.unwrap(), "echo: hi");
+    });
+    let line = served.wait_for_stderr("ran past its deadline of 500ms");
+    assert!(line.contains("the message on `fixture.a` failed"), "{line}");
+}
+
+#[test]
 fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
     let server = NatsServer::start();
     let mut served = fixture_on(&server);

@@ -21,6 +21,7 @@ mod engine;
 mod escape;
 mod guest_output;
 mod interface;
+pub mod limits;
 mod live;
 pub mod metrics;
 mod once;
@@ -38,6 +39,7 @@ pub use engine::{
 pub use escape::escape_guest_text;
 pub use guest_output::GUEST_LOG_TARGET;
 pub use interface::InterfaceName;
+pub use limits::InstanceLimits;
 pub use live::LiveComponent;
 pub use once::OnceSet;
 pub use request_id::RequestId;

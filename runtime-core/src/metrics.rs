@@ -14,7 +14,7 @@ pub struct Metrics {
     pub http_requests: Counter<u64>,
     /// Seconds from a request's arrival to its response head, by `component` and `status`.
     pub http_duration: Histogram<f64>,
-    /// Messages handled, by `component` and `outcome` (`ok` or `error`).
+    /// Messages handled, by `component` and `outcome` (`ok`, `error` or `timeout`).
     pub messages: Counter<u64>,
     /// Guest instances created, by `component`.
     pub instances: Counter<u64>,
@@ -22,6 +22,9 @@ pub struct Metrics {
     pub traps: Counter<u64>,
     /// Hot reloads, by `component` and `outcome` (`ok` or `failed`).
     pub reloads: Counter<u64>,
+    /// Limits that stopped an instance or refused a request, by `component` and `limit`
+    /// (`deadline`, `memory`, `body`).
+    pub limits: Counter<u64>,
 }
 
 /// The runtime's instruments, made from the global meter provider at first use.
@@ -57,6 +60,10 @@ pub fn metrics() -> &'static Metrics {
             reloads: meter
                 .u64_counter("tempo.reloads")
                 .with_description("Hot reloads, by outcome")
+                .build(),
+            limits: meter
+                .u64_counter("tempo.limits.hit")
+                .with_description("Limits that stopped an instance or refused a request")
                 .build(),
         }
     });

@@ -7,6 +7,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 use std::sync::Arc;
 
 use crate::guest_output::{LineSink, LoggedOutput};
+use crate::limits::{InstanceLimits, MemoryLimiter, MemoryRefused};
 use crate::request_id::RequestId;
 
 /// Where a guest's stdio goes.
@@ -34,6 +35,8 @@ pub struct InstanceSettings {
     pub env: Vec<(String, String)>,
     /// Where the guest's stdio goes.
     pub stdio: GuestStdio,
+    /// What each instance may consume; nothing is limited by default.
+    pub limits: InstanceLimits,
 }
 
 impl InstanceSettings {
@@ -55,6 +58,7 @@ pub struct State {
     http: WasiHttpCtx,
     http_hooks: Box<dyn WasiHttpHooks>,
     extensions: http::Extensions,
+    pub(crate) memory: MemoryLimiter,
 }
 
 /// wasmtime-wasi-http's default behaviour: any host, HTTP or HTTPS, standard forbidden headers.
@@ -92,6 +96,7 @@ impl State {
             http: WasiHttpCtx::new(),
             http_hooks: Box::new(DefaultHttpHooks),
             extensions: http::Extensions::new(),
+            memory: MemoryLimiter::new(settings.limits.max_memory_bytes),
         }
     }
 
@@ -103,6 +108,11 @@ impl State {
     /// The id of the request or message this instance handles.
     pub fn request_id(&self) -> &RequestId {
         &self.request_id
+    }
+
+    /// The memory growth this instance was refused, if any.
+    pub fn memory_refused(&self) -> Option<MemoryRefused> {
+        self.memory.refused
     }
 
     /// The instance's resource table.

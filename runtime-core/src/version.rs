@@ -1,12 +1,14 @@
 //! One prepared version of a component: compiled, linked, pre-instantiated, ready to serve.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use opentelemetry::KeyValue;
-use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::interface::InterfaceName;
+use crate::limits::InstanceLimits;
 use crate::metrics;
 use crate::request_id::RequestId;
 use crate::service::{Service, Trigger};
@@ -114,9 +116,15 @@ impl Version {
         self.prepared.get::<T>()
     }
 
+    /// What each instance of this version may consume.
+    pub fn limits(&self) -> &InstanceLimits {
+        &self.settings.limits
+    }
+
     /// A fresh store for one instance handling `request_id`: new WASI context, each linked
-    /// service's context, and a deadline that makes the guest yield to the executor on every
-    /// epoch tick. Counted in `tempo.instances.created`.
+    /// service's context, the memory limit, and an epoch callback that makes the guest yield to
+    /// the executor on every tick and traps it once its deadline has passed. Counted in
+    /// `tempo.instances.created`.
     pub fn new_store(&self, request_id: RequestId) -> Store<State> {
         metrics::metrics()
             .instances
@@ -126,8 +134,13 @@ impl Version {
             service.init_instance(&mut state);
         }
         let mut store = Store::new(self.component.engine(), state);
+        store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        let deadline = self.settings.limits.deadline.map(|d| Instant::now() + d);
+        store.epoch_deadline_callback(move |_| match deadline {
+            Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
+            _ => Ok(UpdateDeadline::Yield(1)),
+        });
         store
     }
 }

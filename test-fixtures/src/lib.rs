@@ -23,6 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 /// `/fetch?url=U` GETs `U` through outgoing wasi:http and answers `<status> <body>`;
 /// `/hold?url=U` sends its headers and `<name>:held`, then GETs `U`, then ends with
 /// `<name>:released`, so a test controls how long the request stays in flight.
+/// `/loop` computes for ever; `/alloc?mib=N` allocates and touches N MiB.
 pub fn http() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_HTTP"))
 }

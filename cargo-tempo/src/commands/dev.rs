@@ -11,7 +11,8 @@ use tempo_http::STALE_HEADER;
 use tempo_otel::Telemetry;
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::{
-    Compiler, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
+    Compiler, EngineSettings, InstanceLimits, InstanceSettings, LiveComponent, Runtime, Version,
+    artifact,
 };
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
@@ -74,9 +75,10 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     }
     // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
     let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));
+    let limits = settings.limits;
     let runtime = host::runtime(engine, settings)?;
     let tokio = tokio::runtime::Runtime::new()?;
-    tokio.block_on(Dev::new(shell, args, runtime, observability).run())
+    tokio.block_on(Dev::new(shell, args, runtime, limits, observability).run())
 }
 
 /// The dev loop's state.
@@ -84,6 +86,8 @@ struct Dev<'a> {
     shell: &'a Shell,
     args: Args,
     runtime: Runtime,
+    /// What each instance may consume.
+    limits: InstanceLimits,
     observability: Observability,
     project: Option<Project>,
     watch: Option<Watch>,
@@ -101,12 +105,19 @@ enum Outcome {
 }
 
 impl<'a> Dev<'a> {
-    fn new(shell: &'a Shell, args: Args, runtime: Runtime, observability: Observability) -> Self {
+    fn new(
+        shell: &'a Shell,
+        args: Args,
+        runtime: Runtime,
+        limits: InstanceLimits,
+        observability: Observability,
+    ) -> Self {
         let (sender, changes) = mpsc::unbounded_channel();
         Self {
             shell,
             args,
             runtime,
+            limits,
             observability,
             project: None,
             watch: None,
@@ -306,7 +317,10 @@ impl<'a> Dev<'a> {
         let engine = self.runtime.engine().clone();
         let path = wasm.to_path_buf();
         let loaded = tokio::task::spawn_blocking(move || artifact::load(&engine, &path)).await??;
-        let settings = InstanceSettings::named(component_name(wasm));
+        let settings = InstanceSettings {
+            limits: self.limits,
+            ..InstanceSettings::named(component_name(wasm))
+        };
         let version = self.runtime.prepare(&loaded.component, settings)?;
         version.open_services().await?;
         Ok(version)

@@ -129,6 +129,7 @@ pub(crate) async fn serve(
             format!("{}: {}", service.name(), service.describe()),
         );
     }
+    shell.status("Limits", version.limits().describe());
     let triggers = version.triggers().to_vec();
     let live = LiveComponent::new(version);
     let mut loops = Vec::new();

@@ -53,6 +53,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
 
     let settings = Settings::load(&args.host, Path::new(""))?;
     let observability = Observability::new(telemetry, settings.admin, None);
+    let limits = settings.limits;
     let runtime = host::runtime(engine, settings)?;
 
     let name = component_name(&args.file);
@@ -63,8 +64,10 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
 
     let tokio = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     if served {
+        // Served instances are limited; a wasi:cli program runs as long and large as it needs.
         let settings = InstanceSettings {
             args: guest_args,
+            limits,
             ..InstanceSettings::named(name)
         };
         tokio

@@ -151,6 +151,11 @@ impl Served {
         }
     }
 
+    /// The process id of the running tempo.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the `Serving http://…` line and takes the address from it.
     pub(crate) fn wait_for_serving(&mut self) {
         let line = self.wait_for_stderr("Serving http://");

@@ -2,6 +2,7 @@
 //! response streamed back.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
@@ -11,6 +12,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use opentelemetry::KeyValue;
+use tempo_runtime_core::limits::{DeadlineExceeded, explain_failure, within_deadline};
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::wasmtime::Trap;
 use tempo_runtime_core::{LiveComponent, RequestId, State, Version};
@@ -20,12 +22,15 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::bodies::{GuardedBody, LimitedBody};
+
 /// Handles `request` on the version that is current when it arrives, in a `request` span
 /// carrying its id. A guest failure is logged and answered with a 500; it never takes the server
 /// down. The response carries the id in `x-request-id`; the request is counted by status.
 pub(crate) async fn handle(
     live: &LiveComponent,
     request: Request<Incoming>,
+    max_body_bytes: u64,
 ) -> Response<HyperOutgoingBody> {
     let started = Instant::now();
     let version = live.current();
@@ -45,9 +50,34 @@ pub(crate) async fn handle(
         url.path = uri.path(),
         http.response.status_code = tracing::field::Empty,
     );
-    let outcome = invoke(&version, request, request_id.clone())
-        .instrument(span.clone())
-        .await;
+    // A body announced larger than the limit is refused before any guest runs; one that grows
+    // past it is cut off with an error the guest reads.
+    let announced = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let outcome = match announced {
+        Some(length) if length > max_body_bytes => {
+            metrics().limits.add(
+                1,
+                &[
+                    version.component_attribute().clone(),
+                    KeyValue::new("limit", "body"),
+                ],
+            );
+            Ok(plain_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Payload Too Large: the request body is over the server's limit\n",
+            ))
+        }
+        _ => {
+            let request = request.map(|body| LimitedBody::new(body, max_body_bytes));
+            invoke(&version, request, request_id.clone())
+                .instrument(span.clone())
+                .await
+        }
+    };
     let mut response = match outcome {
         Ok(response) => response,
         Err(err) => {
@@ -60,7 +90,17 @@ pub(crate) async fn handle(
                 );
                 tracing::debug!(component = version.name(), "{err:?}");
             });
-            failure_response()
+            if err.is::<DeadlineExceeded>() {
+                plain_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "504 Gateway Timeout: the component did not answer within its deadline\n",
+                )
+            } else {
+                plain_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error: the component failed; see the server log\n",
+                )
+            }
         }
     };
     let status = response.status().as_u16();
@@ -94,7 +134,7 @@ pub const STALE_HEADER: &str = "x-tempo-stale";
 
 async fn invoke(
     version: &Arc<Version>,
-    request: Request<Incoming>,
+    request: Request<LimitedBody>,
     request_id: RequestId,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     let proxy = version
@@ -112,43 +152,54 @@ async fn invoke(
     // The guest runs on its own task, in the request's span: it keeps writing the body after it
     // has handed over the response, and it must finish even if the client goes away. A trap is
     // counted here, since it may come after the response has gone.
+    // Past its deadline the guest is stopped and its store dropped, which ends its response.
     let component = version.component_attribute().clone();
+    let deadline = version.limits().deadline;
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stopped_guest = stopped.clone();
     let guest = tokio::spawn(
         async move {
-            let instance = proxy.instantiate_async(&mut store).await?;
-            let outcome = instance
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, outparam)
-                .await;
+            let outcome = within_deadline(deadline, async {
+                let instance = proxy.instantiate_async(&mut store).await?;
+                instance
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, outparam)
+                    .await
+            })
+            .await;
             if let Err(err) = &outcome
                 && err.downcast_ref::<Trap>().is_some()
             {
-                metrics().traps.add(1, &[component]);
+                metrics().traps.add(1, std::slice::from_ref(&component));
             }
-            outcome
+            // Set before the store (and with it the body's sender) goes.
+            stopped_guest.store(outcome.is_err(), Ordering::Release);
+            outcome.map_err(|err| explain_failure(err, store.data(), &component))
         }
         .in_current_span(),
     );
 
     match receiver.await {
-        Ok(Ok(response)) => Ok(response),
+        Ok(Ok(response)) => Ok(response.map(|body| GuardedBody::new(body, stopped).boxed_unsync())),
         Ok(Err(code)) => Err(anyhow!("the component answered with the error {code:?}")),
         Err(_) => Err(match guest.await {
             Ok(Ok(())) => anyhow!("the component returned without setting a response"),
-            Ok(Err(err)) => anyhow::Error::from(err),
+            Ok(Err(err)) => err,
             Err(join) => anyhow!("the component's task failed: {join}"),
         }),
     }
 }
 
-fn failure_response() -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from_static(
-        b"500 Internal Server Error: the component failed; see the server log\n",
-    ))
-    .map_err(|never| match never {})
-    .boxed_unsync();
+/// A short text response tempo gives in the guest's place.
+pub(crate) fn plain_response(
+    status: StatusCode,
+    text: &'static str,
+) -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
     let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bodies;
 mod handler;
 mod outbound;
 mod server;
@@ -44,6 +45,11 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// How long, after a shutdown signal, requests in flight may take to finish.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's head (and may stay idle between requests).
+    pub header_timeout: Duration,
+    /// The largest request body, in bytes: a larger announced one gets 413, a larger streamed one
+    /// is cut off with an error the guest reads.
+    pub max_body_bytes: u64,
     /// Where guests' outgoing requests may go (`[http] allowed-outbound-hosts`), or `None` for
     /// any public address.
     pub allowed_outbound_hosts: Option<Vec<String>>,
@@ -57,6 +63,12 @@ pub struct HttpConfig {
     pub own_addresses: Vec<SocketAddr>,
 }
 
+/// The default time a client has to send a request's head: 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default largest request body: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
+
 /// The default listen address, `127.0.0.1:8080`.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
@@ -65,6 +77,8 @@ impl Default for HttpConfig {
         Self {
             listen: DEFAULT_LISTEN,
             shutdown_grace: Duration::from_secs(10),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_outbound_hosts: None,
             outbound_connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             outbound_response_timeout: DEFAULT_RESPONSE_TIMEOUT,
@@ -123,7 +137,12 @@ impl Service for HttpService {
     }
 
     fn describe(&self) -> String {
-        self.outbound.load().describe()
+        format!(
+            "request heads within {:?}, bodies up to {} bytes; {}",
+            self.config.header_timeout,
+            self.config.max_body_bytes,
+            self.outbound.load().describe()
+        )
     }
 
     fn init_instance(&self, state: &mut State) {
@@ -176,7 +195,7 @@ impl Trigger for HttpService {
                 current.connect_timeout,
                 current.response_timeout,
             )));
-            let serve = server::serve(listener, live, shutdown, self.config.shutdown_grace);
+            let serve = server::serve(listener, live, shutdown, self.config.clone());
             Ok(Running {
                 address: format!("http://{address}"),
                 serve: serve.boxed(),

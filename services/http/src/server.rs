@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tempo_runtime_core::LiveComponent;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::handler;
+use crate::{HttpConfig, handler};
 
 /// Accepts connections until `shutdown`, then stops accepting and gives requests in flight
 /// `grace` to finish.
@@ -19,11 +19,18 @@ pub(crate) async fn serve(
     listener: TcpListener,
     live: LiveComponent,
     shutdown: CancellationToken,
-    grace: Duration,
+    config: HttpConfig,
 ) -> anyhow::Result<()> {
+    let grace = config.shutdown_grace;
+    let max_body_bytes = config.max_body_bytes;
     let connections = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder.keep_alive(true);
+    // A client must send a request's whole head within the timeout, also between requests on a
+    // kept-alive connection, or the connection is closed: slow or idle clients hold nothing.
+    builder
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout);
     loop {
         let (stream, peer) = tokio::select! {
             biased;
@@ -43,7 +50,7 @@ pub(crate) async fn serve(
         let live = live.clone();
         let service = service_fn(move |request| {
             let live = live.clone();
-            async move { Ok::<_, Infallible>(handler::handle(&live, request).await) }
+            async move { Ok::<_, Infallible>(handler::handle(&live, request, max_body_bytes).await) }
         });
         let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

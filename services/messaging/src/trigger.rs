@@ -7,6 +7,7 @@ use anyhow::{Context as _, anyhow, bail};
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
 use opentelemetry::KeyValue;
+use tempo_runtime_core::limits::{DeadlineExceeded, explain_failure, within_deadline};
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::wasmtime::Trap;
 use tempo_runtime_core::wasmtime::component::InstancePre;
@@ -157,7 +158,11 @@ async fn handle(version: &Arc<Version>, message: Envelope) {
             tracing::debug!(component = version.name(), "{err:?}");
         });
     }
-    let outcome = if outcome.is_ok() { "ok" } else { "error" };
+    let outcome = match &outcome {
+        Ok(()) => "ok",
+        Err(err) if err.is::<DeadlineExceeded>() => "timeout",
+        Err(_) => "error",
+    };
     metrics()
         .messages
         .add(1, &[component, KeyValue::new("outcome", outcome)]);
@@ -173,10 +178,14 @@ async fn invoke(version: &Arc<Version>, message: Envelope, id: RequestId) -> any
         .data_mut()
         .table()
         .push(MessageHandle { envelope: message })?;
-    let instance = handler.instantiate_async(&mut store).await?;
-    instance
-        .wasi_messaging_incoming_handler()
-        .call_handle(&mut store, message)
-        .await?
-        .map_err(|err| anyhow!("the handler returned an error: {err:?}"))
+    let handled = within_deadline(version.limits().deadline, async {
+        let instance = handler.instantiate_async(&mut store).await?;
+        instance
+            .wasi_messaging_incoming_handler()
+            .call_handle(&mut store, message)
+            .await
+    })
+    .await
+    .map_err(|err| explain_failure(err, store.data(), version.component_attribute()))?;
+    handled.map_err(|err| anyhow!("the handler returned an error: {err:?}"))
 }

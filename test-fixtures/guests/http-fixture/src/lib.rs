@@ -33,6 +33,19 @@ impl wasip2::exports::http::incoming_handler::Guest for Fixture {
                 Err(err) => respond(out, 502, &[err.as_bytes()]),
             },
             "/hold" => hold(out, url),
+            "/loop" => {
+                // Computes for ever: only the host's deadline stops it.
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "/alloc" => {
+                let mib: usize = query.strip_prefix("mib=").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let block = vec![1u8; mib << 20];
+                let sum: usize = block.iter().step_by(4096).map(|&b| usize::from(b)).sum();
+                respond(out, 200, &[format!("allocated {mib} MiB ({sum} pages)\n").as_bytes()]);
+            }
             _ => respond(out, 200, &[format!("{NAME} {target}\n").as_bytes()]),
         }
     }

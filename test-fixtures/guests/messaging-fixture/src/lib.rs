@@ -2,6 +2,7 @@
 //! data:
 //!
 //! - `trap`: panics, so the instance traps;
+//! - `loop`: computes for ever, until the host's deadline stops it;
 //! - `fail`: returns an error;
 //! - `ask SUBJECT N`: requests SUBJECT with a 2 s timeout and up to N replies, and replies
 //!   `N': DATA,DATA,…` with the replies' data sorted (or `error: …`);
@@ -28,6 +29,12 @@ impl Guest for Fixture {
         let data = String::from_utf8_lossy(&message.data()).into_owned();
         let answer = match data.split(' ').collect::<Vec<_>>().as_slice() {
             ["trap"] => panic!("asked to trap"),
+            ["loop"] => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
             ["fail"] => return Err(Error::Other("asked to fail".into())),
             ["ask", subject, expected] => ask(subject, expected.parse().unwrap_or(1)),
             ["send", subject, key] => {

@@ -1,0 +1,102 @@
+//! The bodies around a guest: the request body, which may not grow past the server's limit (the
+//! guest reading past it gets `HTTP-request-body-size` instead of the host buffering without
+//! bound), and the response body, which ends with an error when the guest was stopped midway.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use wasmtime_wasi_http::Error;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// `incoming`, cut off with an error once it has brought more than `limit` bytes.
+pub(crate) struct LimitedBody {
+    incoming: Incoming,
+    limit: u64,
+    seen: u64,
+}
+
+impl LimitedBody {
+    pub(crate) fn new(incoming: Incoming, limit: u64) -> Self {
+        Self {
+            incoming,
+            limit,
+            seen: 0,
+        }
+    }
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let frame = match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(Error::from(err)))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref() {
+            self.seen = self.seen.saturating_add(data.len() as u64);
+            if self.seen > self.limit {
+                return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(self.seen)))));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+/// A guest's response body that ends with an error, not cleanly, when the guest was stopped
+/// before finishing it: hyper then closes the connection, and the client does not mistake a
+/// cut-off body for a whole one.
+pub(crate) struct GuardedBody {
+    inner: HyperOutgoingBody,
+    stopped: Arc<AtomicBool>,
+}
+
+impl GuardedBody {
+    /// `inner`, failing at its end if `stopped` is set by then.
+    pub(crate) fn new(inner: HyperOutgoingBody, stopped: Arc<AtomicBool>) -> Self {
+        Self { inner, stopped }
+    }
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) if self.stopped.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(Error::HttpResponseIncomplete)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.stopped.load(Ordering::Acquire) && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
