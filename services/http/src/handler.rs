@@ -25,8 +25,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::bodies::{GuardedBody, LimitedBody};
 
 /// Handles `request` on the version that is current when it arrives, in a `request` span
-/// carrying its id. A guest failure is logged and answered with a 500; it never takes the server
-/// down. The response carries the id in `x-request-id`; the request is counted by status.
+/// carrying its id. A guest failure is logged and answered with a 500 (a 504 past the deadline);
+/// it never takes the server down. A body announced over `max_body_bytes` gets a 413. The response carries the id in `x-request-id`; the request is counted by status.
 pub(crate) async fn handle(
     live: &LiveComponent,
     request: Request<Incoming>,
@@ -191,10 +191,7 @@ async fn invoke(
 }
 
 /// A short text response tempo gives in the guest's place.
-pub(crate) fn plain_response(
-    status: StatusCode,
-    text: &'static str,
-) -> Response<HyperOutgoingBody> {
+fn plain_response(status: StatusCode, text: &'static str) -> Response<HyperOutgoingBody> {
     let body = Full::new(Bytes::from_static(text.as_bytes()))
         .map_err(|never| match never {})
         .boxed_unsync();
