@@ -1,11 +1,13 @@
 //! The bodies around a guest: the request body, which may not grow past the server's limit (the
 //! guest reading past it gets `HTTP-request-body-size` instead of the host buffering without
-//! bound), and the response body, which ends with an error when the guest was stopped midway.
+//! bound); the response body, which ends with an error when the guest was stopped midway; and
+//! the body of a response to the guest's own request, which may not stall.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -98,5 +100,53 @@ impl Body for GuardedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// An outgoing request's response body, which fails when a piece takes longer than the timeout
+/// to arrive.
+pub(crate) struct TimedBody {
+    incoming: Incoming,
+    timeout: Pin<Box<tokio::time::Sleep>>,
+    between_bytes_timeout: Duration,
+}
+
+impl TimedBody {
+    pub(crate) fn new(incoming: Incoming, between_bytes_timeout: Duration) -> Self {
+        Self {
+            incoming,
+            timeout: Box::pin(tokio::time::sleep(between_bytes_timeout)),
+            between_bytes_timeout,
+        }
+    }
+}
+
+impl Body for TimedBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.between_bytes_timeout;
+                self.timeout.as_mut().reset(next);
+                Poll::Ready(frame.map(|frame| frame.map_err(Error::from)))
+            }
+            Poll::Pending => {
+                ready!(self.timeout.as_mut().poll(cx));
+                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.incoming.size_hint()
     }
 }

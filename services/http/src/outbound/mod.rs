@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
+use crate::bodies::TimedBody;
 use http::uri::Scheme as UriScheme;
 use http_body_util::BodyExt as _;
-use hyper::body::{Body, Frame, Incoming};
 use tempo_runtime_core::OnceSet;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -168,14 +167,8 @@ impl Outbound {
             .await
             .map_err(|_| Error::ConnectionReadTimeout)?
             .map_err(Error::from)?;
-        let response = response.map(|incoming| {
-            TimedBody {
-                incoming,
-                timeout: Box::pin(tokio::time::sleep(between_bytes_timeout)),
-                between_bytes_timeout,
-            }
-            .boxed_unsync()
-        });
+        let response =
+            response.map(|incoming| TimedBody::new(incoming, between_bytes_timeout).boxed_unsync());
         Ok((response, connection))
     }
 }
@@ -234,43 +227,6 @@ impl Drop for ConnectionTask {
     fn drop(&mut self) {
         // Nobody reads the response any more: the connection goes with it.
         self.0.abort();
-    }
-}
-
-/// A response body that fails when a piece takes longer than the timeout to arrive.
-struct TimedBody {
-    incoming: Incoming,
-    timeout: Pin<Box<tokio::time::Sleep>>,
-    between_bytes_timeout: Duration,
-}
-
-impl Body for TimedBody {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + self.between_bytes_timeout;
-                self.timeout.as_mut().reset(next);
-                Poll::Ready(frame.map(|frame| frame.map_err(Error::from)))
-            }
-            Poll::Pending => {
-                ready!(self.timeout.as_mut().poll(cx));
-                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.incoming.size_hint()
     }
 }
 
