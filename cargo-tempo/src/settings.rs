@@ -240,19 +240,10 @@ impl Settings {
             None => TempoToml::default(),
         };
         let from_env = |name: &str| env(name).filter(|value| !value.is_empty());
-        let parse_env = |name: &str| -> anyhow::Result<Option<SocketAddr>> {
-            from_env(name)
-                .map(|value| {
-                    value
-                        .parse()
-                        .with_context(|| format!("`{name}={value}` is not an address"))
-                })
-                .transpose()
-        };
 
         let listen = match args.listen {
             Some(listen) => listen,
-            None => parse_env("TEMPO_LISTEN")?
+            None => parse_var(&from_env, "TEMPO_LISTEN", "an address")?
                 .or(file.http.listen)
                 .unwrap_or(DEFAULT_LISTEN),
         };
@@ -335,16 +326,12 @@ impl Settings {
         } else {
             args.subscriptions.clone()
         };
-        let allowed_subjects = from_env("TEMPO_MESSAGING_ALLOWED_SUBJECTS")
-            .map(|list| comma_list(&list))
-            .or(file.messaging.allowed_subjects);
-        for pattern in allowed_subjects.iter().flatten() {
-            tempo_messaging::check_subject_pattern(pattern).map_err(|err| {
-                anyhow::anyhow!(
-                    "`[messaging] allowed-subjects` (or TEMPO_MESSAGING_ALLOWED_SUBJECTS): {err}"
-                )
-            })?;
-        }
+        let allowed_subjects = checked_list(
+            from_env("TEMPO_MESSAGING_ALLOWED_SUBJECTS"),
+            file.messaging.allowed_subjects,
+            "`[messaging] allowed-subjects` (or TEMPO_MESSAGING_ALLOWED_SUBJECTS)",
+            tempo_messaging::check_subject_pattern,
+        )?;
         let messaging_defaults = MessagingConfig::default();
         let messaging = MessagingConfig {
             backend: messaging_backend,
@@ -366,33 +353,21 @@ impl Settings {
             ..messaging_defaults
         };
 
-        let containers = from_env("TEMPO_BLOBSTORE_CONTAINERS")
-            .map(|list| comma_list(&list))
-            .or(file.blobstore.containers);
-        for name in containers.iter().flatten() {
-            tempo_blobstore::check_container_name(name).map_err(|err| {
-                anyhow::anyhow!("`[blobstore] containers` (or TEMPO_BLOBSTORE_CONTAINERS): {err}")
-            })?;
-        }
+        let containers = checked_list(
+            from_env("TEMPO_BLOBSTORE_CONTAINERS"),
+            file.blobstore.containers,
+            "`[blobstore] containers` (or TEMPO_BLOBSTORE_CONTAINERS)",
+            tempo_blobstore::check_container_name,
+        )?;
 
-        let number = |name: &str| -> anyhow::Result<Option<u64>> {
-            from_env(name)
-                .map(|value| {
-                    value
-                        .parse()
-                        .with_context(|| format!("`{name}={value}` is not a whole number"))
-                })
-                .transpose()
-        };
+        let number = "a whole number";
         let deadline_ms = match args.deadline_ms {
             Some(ms) => Some(ms),
-            None => number("TEMPO_DEADLINE_MS")?.or(file.limits.deadline_ms),
+            None => parse_var(&from_env, "TEMPO_DEADLINE_MS", number)?.or(file.limits.deadline_ms),
         };
         let memory_mib = match args.memory_mib {
             Some(mib) => Some(mib),
-            None => number("TEMPO_MEMORY_MIB")?
-                .map(|mib| usize::try_from(mib).unwrap_or(usize::MAX))
-                .or(file.limits.memory_mib),
+            None => parse_var(&from_env, "TEMPO_MEMORY_MIB", number)?.or(file.limits.memory_mib),
         };
         let limits = InstanceLimits {
             deadline: Some(deadline_ms.map_or(DEFAULT_DEADLINE, Duration::from_millis)),
@@ -400,10 +375,10 @@ impl Settings {
                 memory_mib.map_or(DEFAULT_MAX_MEMORY_BYTES, |mib| mib.saturating_mul(1 << 20)),
             ),
         };
-        let header_timeout = number("TEMPO_HTTP_HEADER_TIMEOUT_MS")?
+        let header_timeout = parse_var(&from_env, "TEMPO_HTTP_HEADER_TIMEOUT_MS", number)?
             .or(file.http.header_timeout_ms)
             .map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_millis);
-        let max_body_bytes = number("TEMPO_HTTP_MAX_BODY_BYTES")?
+        let max_body_bytes = parse_var(&from_env, "TEMPO_HTTP_MAX_BODY_BYTES", number)?
             .or(file.http.max_body_bytes)
             .unwrap_or(DEFAULT_MAX_BODY_BYTES);
 
@@ -485,6 +460,40 @@ impl Settings {
             },
         })
     }
+}
+
+/// The variable `name` (as `from_env` finds it) parsed, or an error saying it is not `what`.
+fn parse_var<T>(
+    from_env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    from_env(name)
+        .map(|value| {
+            value
+                .parse()
+                .with_context(|| format!("`{name}={value}` is not {what}"))
+        })
+        .transpose()
+}
+
+/// A list setting that grants guests something: the variable (comma-separated) over
+/// `tempo.toml`, each item checked by `check`, an error naming `setting` otherwise.
+fn checked_list(
+    variable: Option<String>,
+    toml: Option<Vec<String>>,
+    setting: &str,
+    check: fn(&str) -> Result<(), String>,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let list = variable.map(|list| comma_list(&list)).or(toml);
+    for item in list.iter().flatten() {
+        check(item).map_err(|err| anyhow::anyhow!("{setting}: {err}"))?;
+    }
+    Ok(list)
 }
 
 /// The items of a comma-separated variable, trimmed, without empty ones.

@@ -133,6 +133,12 @@ impl std::ops::Deref for Store {
 }
 
 impl Store {
+    /// Checks `object`'s name, that the guest may name `container` and that it exists.
+    async fn existing_object(&self, container: &str, object: &str) -> Result<(), String> {
+        check_object_name(object)?;
+        self.existing(container).await.map(drop)
+    }
+
     /// Checks that the guest may name `container` and that it exists; returns when it was made.
     async fn existing(&self, container: &str) -> Result<u64, String> {
         self.shared.grants.check(container)?;
@@ -284,8 +290,7 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<Resource<IncomingValue>> {
         let name = self.container_name(&handle)?;
         let read = with_blobs(self.shared()?, |blobs| async move {
-            check_object_name(&object)?;
-            blobs.existing(&name).await?;
+            blobs.existing_object(&name, &object).await?;
             let data = blobs
                 .read(&name, &object)
                 .await?
@@ -312,8 +317,7 @@ impl container::HostContainer for BlobView<'_> {
             if object.is_empty() {
                 return Err("an object name must not be empty".to_owned());
             }
-            check_object_name(&object)?;
-            blobs.existing(&name).await?;
+            blobs.existing_object(&name, &object).await?;
             let stored = data.len();
             blobs.write(&name, &object, data).await?;
             Ok(stored)
@@ -378,8 +382,7 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<bool> {
         let name = self.container_name(&handle)?;
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            check_object_name(&object)?;
-            blobs.existing(&name).await?;
+            blobs.existing_object(&name, &object).await?;
             Ok(blobs.stat(&name, &object).await?.is_some())
         })
         .await)
@@ -392,8 +395,7 @@ impl container::HostContainer for BlobView<'_> {
     ) -> Outcome<types::ObjectMetadata> {
         let name = self.container_name(&handle)?;
         Ok(with_blobs(self.shared()?, |blobs| async move {
-            check_object_name(&object)?;
-            blobs.existing(&name).await?;
+            blobs.existing_object(&name, &object).await?;
             let stat = blobs
                 .stat(&name, &object)
                 .await?
@@ -517,13 +519,11 @@ impl blobstore::Host for BlobView<'_> {
 
 /// Copies an object, to the same or another container, replacing the destination.
 async fn copy(blobs: &Store, src: &types::ObjectId, dest: &types::ObjectId) -> Result<(), String> {
-    check_object_name(&src.object)?;
-    check_object_name(&dest.object)?;
     if dest.object.is_empty() {
         return Err("an object name must not be empty".to_owned());
     }
-    blobs.existing(&src.container).await?;
-    blobs.existing(&dest.container).await?;
+    blobs.existing_object(&src.container, &src.object).await?;
+    blobs.existing_object(&dest.container, &dest.object).await?;
     let data = blobs
         .read(&src.container, &src.object)
         .await?
