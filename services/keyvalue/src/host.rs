@@ -192,37 +192,24 @@ impl store::HostBucket for KvView<'_> {
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KvError> {
         let (name, bucket) = self.bucket(&bucket)?;
-        let keys = bucket.keys().await?;
-        let (page, cursor) = page(&name, keys, cursor)?;
-        Ok(store::KeyResponse { keys: page, cursor })
+        let cursors = &self.context()?.shared.cursors;
+        let after = cursor
+            .map(|cursor| cursors.resume(cursor, &name))
+            .transpose()?;
+        let mut keys = bucket.keys_after(after.as_deref(), PAGE + 1).await?;
+        let more = keys.len() > PAGE;
+        keys.truncate(PAGE);
+        let cursor = match keys.last() {
+            Some(last) if more => Some(cursors.issue(&name, last)),
+            _ => None,
+        };
+        Ok(store::KeyResponse { keys, cursor })
     }
 
     async fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
     }
-}
-
-/// The page of `keys` starting at `cursor` and the cursor of the next page, if any. A cursor is
-/// an index into the sorted keys; one past the end is refused.
-fn page(
-    bucket: &str,
-    keys: Vec<String>,
-    cursor: Option<u64>,
-) -> Result<(Vec<String>, Option<u64>), KvError> {
-    let start = cursor.unwrap_or(0);
-    let start = usize::try_from(start)
-        .ok()
-        .filter(|start| *start <= keys.len())
-        .ok_or_else(|| {
-            KvError::Other(format!(
-                "cursor {start} is past the end of bucket `{bucket}` ({} keys)",
-                keys.len()
-            ))
-        })?;
-    let end = start.saturating_add(PAGE).min(keys.len());
-    let next = (end < keys.len()).then_some(end as u64);
-    Ok((keys[start..end].to_vec(), next))
 }
 
 impl atomics::Host for KvView<'_> {
@@ -274,36 +261,5 @@ impl batch::Host for KvView<'_> {
         keys.iter().try_for_each(|key| Self::check_key(key))?;
         let (_, bucket) = self.bucket(&bucket)?;
         bucket.delete_many(keys).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::page;
-
-    fn keys(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("k{i:05}")).collect()
-    }
-
-    #[test]
-    fn pages_follow_the_cursor_to_the_end() {
-        let (first, next) = page("b", keys(2500), None).unwrap();
-        assert_eq!((first.len(), next), (1000, Some(1000)));
-        let (second, next) = page("b", keys(2500), next).unwrap();
-        assert_eq!((second[0].as_str(), next), ("k01000", Some(2000)));
-        let (last, next) = page("b", keys(2500), next).unwrap();
-        assert_eq!((last.len(), next), (500, None));
-    }
-
-    #[test]
-    fn the_end_is_an_empty_page_and_past_it_an_error() {
-        assert_eq!(page("b", keys(3), Some(3)).unwrap(), (vec![], None));
-        assert_eq!(page("b", vec![], None).unwrap(), (vec![], None));
-        let err = page("b", keys(3), Some(4)).unwrap_err().to_string();
-        assert!(
-            err.contains("cursor 4 is past the end of bucket `b` (3 keys)"),
-            "{err}"
-        );
-        assert!(page("b", keys(3), Some(u64::MAX)).is_err());
     }
 }

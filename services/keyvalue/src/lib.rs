@@ -21,6 +21,7 @@
 //! ```
 
 mod backend;
+mod cursor;
 mod host;
 
 use std::path::PathBuf;
@@ -138,6 +139,8 @@ pub(crate) struct Shared {
     /// Undeclared buckets guests asked for, explained in the log once each.
     hinted: tempo_runtime_core::OnceSet,
     store: tokio::sync::OnceCell<Arc<dyn backend::Store>>,
+    /// The `list-keys` cursors handed out.
+    cursors: cursor::Cursors,
 }
 
 impl Shared {
@@ -194,6 +197,7 @@ impl KeyValueService {
                     limits,
                     hinted: tempo_runtime_core::OnceSet::default(),
                     store: tokio::sync::OnceCell::new(),
+                    cursors: cursor::Cursors::default(),
                 }),
             },
         })

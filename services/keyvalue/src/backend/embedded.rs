@@ -1,11 +1,14 @@
 //! The embedded backend: one redb file, a table per bucket. Writes commit durably before they
-//! return, so data survives a restart of tempo; redb calls run on the blocking pool.
+//! return, so data survives a restart of tempo; redb calls run on the blocking pool. redb has one
+//! writer at a time: writes queue for it as tasks, not as blocking threads parked on its lock.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, TableError};
+use tokio::sync::Semaphore;
 
 use super::{Bucket, Store, incremented};
 use crate::KvError;
@@ -13,6 +16,7 @@ use crate::KvError;
 /// A redb database of buckets.
 pub(crate) struct Embedded {
     db: Arc<Database>,
+    writer: Arc<Semaphore>,
 }
 
 impl Embedded {
@@ -32,7 +36,10 @@ impl Embedded {
                 path.display()
             ),
         })?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            writer: Arc::new(Semaphore::new(1)),
+        })
     }
 }
 
@@ -41,6 +48,7 @@ impl Store for Embedded {
     async fn bucket(&self, name: &str) -> Result<Arc<dyn Bucket>, KvError> {
         Ok(Arc::new(EmbeddedBucket {
             db: self.db.clone(),
+            writer: self.writer.clone(),
             table: format!("bucket:{name}"),
         }))
     }
@@ -48,6 +56,8 @@ impl Store for Embedded {
 
 struct EmbeddedBucket {
     db: Arc<Database>,
+    /// The database's one writer slot.
+    writer: Arc<Semaphore>,
     table: String,
 }
 
@@ -74,7 +84,11 @@ impl EmbeddedBucket {
         &self,
         write: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>) -> Result<T, KvError> + Send + 'static,
     ) -> Result<T, KvError> {
+        // Held by the blocking work itself, so that a caller that stops waiting does not let
+        // the next writer in while this one still writes.
+        let writer = self.writer.clone().acquire_owned().await.map_err(other)?;
         self.blocking(move |db, definition| {
+            let _writer = writer;
             let txn = db.begin_write().map_err(other)?;
             let result = {
                 let mut table = txn.open_table(definition).map_err(other)?;
@@ -136,16 +150,25 @@ impl Bucket for EmbeddedBucket {
         .await
     }
 
-    async fn keys(&self) -> Result<Vec<String>, KvError> {
-        self.blocking(|db, definition| {
+    async fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, KvError> {
+        let after = after.map(str::to_owned);
+        self.blocking(move |db, definition| {
             let txn = db.begin_read().map_err(other)?;
             let table = match txn.open_table(definition) {
                 Ok(table) => table,
                 Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(err) => return Err(other(err)),
             };
+            let start = match &after {
+                Some(after) => Bound::Excluded(after.as_str()),
+                None => Bound::Unbounded,
+            };
             let mut keys = Vec::new();
-            for entry in table.iter().map_err(other)? {
+            for entry in table
+                .range::<&str>((start, Bound::Unbounded))
+                .map_err(other)?
+                .take(limit)
+            {
                 let (key, _) = entry.map_err(other)?;
                 keys.push(key.value().to_owned());
             }

@@ -44,8 +44,8 @@ pub(crate) trait Bucket: Send + Sync {
         Ok(())
     }
 
-    /// Every key, sorted, so that a cursor (an index into the list) is stable between pages.
-    async fn keys(&self) -> Result<Vec<String>, KvError>;
+    /// Up to `limit` keys, sorted, of those that sort after `after` (all, without it).
+    async fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, KvError>;
 
     /// Adds `delta` to the decimal number stored at `key` (0 when absent) atomically and returns
     /// the new value; refuses values that are not numbers and sums that overflow a `u64`.

@@ -103,15 +103,22 @@ impl Bucket for NatsBucket {
         self.store.delete(encode_key(key)).await.map_err(nats_error)
     }
 
-    async fn keys(&self) -> Result<Vec<String>, KvError> {
-        let keys = self.store.keys().await.map_err(nats_error)?;
-        let mut keys: Vec<String> = keys
-            .map_ok(|key| decode_key(&key))
-            .try_collect()
-            .await
-            .map_err(nats_error)?;
-        keys.sort();
-        Ok(keys)
+    /// NATS lists a bucket's keys in no order and from the start only: each page reads every key
+    /// (O(n)) but holds only the page (O(page) memory).
+    async fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, KvError> {
+        let mut keys = self.store.keys().await.map_err(nats_error)?;
+        let mut page = std::collections::BTreeSet::new();
+        while let Some(key) = keys.try_next().await.map_err(nats_error)? {
+            let key = decode_key(&key);
+            if after.is_some_and(|after| key.as_str() <= after) {
+                continue;
+            }
+            page.insert(key);
+            if page.len() > limit {
+                page.pop_last();
+            }
+        }
+        Ok(page.into_iter().collect())
     }
 
     async fn increment(&self, key: &str, delta: u64) -> Result<u64, KvError> {
