@@ -78,9 +78,16 @@ pub struct MessagingConfig {
     /// The subjects (NATS wildcards allowed) guests may send and make requests to, or `None`
     /// for any but `$` subjects, which guests never reach.
     pub allowed_subjects: Option<Vec<String>>,
+    /// How many bytes of messages a subscription of the embedded broker holds for its handlers
+    /// before new ones are dropped (both brokers also bound it by count: sixteen per `concurrency`,
+    /// at least 1024).
+    pub max_pending_bytes: usize,
     /// How long, after a shutdown signal, messages being handled may take to finish.
     pub shutdown_grace: Duration,
 }
+
+/// How many bytes of messages may wait for the handlers by default: 64 MiB.
+pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 << 20;
 
 impl Default for MessagingConfig {
     fn default() -> Self {
@@ -92,6 +99,7 @@ impl Default for MessagingConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             allowed_subjects: None,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -141,10 +149,16 @@ impl Shared {
     async fn broker(&self) -> anyhow::Result<&Arc<dyn broker::Broker>> {
         self.broker
             .get_or_try_init(|| async {
+                let capacity = broker::subscription_capacity(self.config.concurrency);
                 let broker: Arc<dyn broker::Broker> = match &self.config.backend {
-                    MessagingBackend::Embedded => Arc::new(broker::embedded::Embedded::default()),
+                    MessagingBackend::Embedded => {
+                        Arc::new(broker::embedded::Embedded::new(broker::embedded::Backlog {
+                            messages: capacity,
+                            bytes: self.config.max_pending_bytes,
+                        }))
+                    }
                     MessagingBackend::Nats { url } => {
-                        Arc::new(broker::nats::Nats::connect(url).await?)
+                        Arc::new(broker::nats::Nats::connect(url, capacity).await?)
                     }
                 };
                 Ok(broker)

@@ -1,53 +1,77 @@
 //! The in-process broker: NATS subject semantics (wildcards, queue groups, no-responders for
 //! requests nobody listens to) without a server, for `cargo tempo dev` and single-process use.
 //! Like core NATS it holds nothing: a message nobody is subscribed to is gone, and a subscriber
-//! that falls [`BACKLOG`] messages behind loses the newest ones (NATS calls it a slow consumer).
+//! that falls behind (more messages, or more bytes, waiting than its [`Backlog`] allows) loses the
+//! newest ones (NATS calls it a slow consumer).
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use super::{Broker, Envelope};
+use super::{Broker, Envelope, Inbox, Subscription};
 use crate::MsgError;
 use crate::subject;
 
-/// How many messages a subscription may have waiting before new ones are dropped.
-pub(crate) const BACKLOG: usize = 65_536;
+/// How much a subscription may have waiting before new messages are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Backlog {
+    /// Messages.
+    pub(crate) messages: usize,
+    /// Bytes of subjects, headers and payloads.
+    pub(crate) bytes: usize,
+}
+
+/// What a message weighs in a backlog: its bytes, and a little for the envelope itself, so that
+/// empty messages count too.
+fn weight(message: &Envelope) -> usize {
+    let headers: usize = message
+        .metadata
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    64 + message.subject.len() + message.payload.len() + headers
+}
 
 /// The in-process broker.
-#[derive(Default)]
 pub(crate) struct Embedded {
     subscriptions: Arc<Mutex<Subscriptions>>,
     next_inbox: AtomicU64,
+    backlog: Backlog,
 }
 
 #[derive(Default)]
 struct Subscriptions {
     next_id: u64,
-    list: Vec<Subscription>,
+    list: Vec<Entry>,
     /// Per queue group, how many messages it has been given: picks the next member in turn.
     turns: HashMap<String, usize>,
 }
 
-struct Subscription {
+struct Entry {
     id: u64,
     pattern: String,
     queue: Option<String>,
-    sender: mpsc::Sender<Envelope>,
+    sender: Sender,
+}
+
+/// Where a subscription's messages go, and how many bytes of them wait there.
+#[derive(Clone)]
+struct Sender {
+    messages: mpsc::Sender<Envelope>,
+    waiting_bytes: Arc<AtomicUsize>,
 }
 
 impl Subscriptions {
     /// The subscriptions that get a message sent to `subject`: every plain one that matches,
     /// and one member of each matching queue group.
-    fn receivers(&mut self, subject: &str) -> Vec<mpsc::Sender<Envelope>> {
+    fn receivers(&mut self, subject: &str) -> Vec<Sender> {
         let mut receivers = Vec::new();
-        let mut groups: HashMap<&str, Vec<&mpsc::Sender<Envelope>>> = HashMap::new();
+        let mut groups: HashMap<&str, Vec<&Sender>> = HashMap::new();
         for subscription in &self.list {
             if !subject::matches(&subscription.pattern, subject) {
                 continue;
@@ -70,6 +94,15 @@ impl Subscriptions {
 }
 
 impl Embedded {
+    /// A broker whose subscriptions each hold at most `backlog`.
+    pub(crate) fn new(backlog: Backlog) -> Self {
+        Self {
+            subscriptions: Arc::default(),
+            next_inbox: AtomicU64::new(0),
+            backlog,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
         // The lock guards plain bookkeeping that a panic cannot leave half-done.
         self.subscriptions
@@ -80,11 +113,33 @@ impl Embedded {
     fn deliver(&self, message: &Envelope) -> bool {
         let receivers = self.lock().receivers(&message.subject);
         let delivered = !receivers.is_empty();
+        let weight = weight(message);
         for receiver in receivers {
-            if let Err(mpsc::error::TrySendError::Full(_)) = receiver.try_send(message.clone()) {
+            let limit = self.backlog.bytes;
+            let within = receiver
+                .waiting_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bytes| {
+                    Some(bytes + weight).filter(|total| *total <= limit)
+                })
+                .is_ok();
+            let sent = within
+                && match receiver.messages.try_send(message.clone()) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        receiver.waiting_bytes.fetch_sub(weight, Ordering::AcqRel);
+                        false
+                    }
+                    // A drained subscription takes no more.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        receiver.waiting_bytes.fetch_sub(weight, Ordering::AcqRel);
+                        continue;
+                    }
+                };
+            if !sent {
+                let Backlog { messages, bytes } = self.backlog;
                 tracing::warn!(
                     subject = message.subject,
-                    "a subscriber is {BACKLOG} messages behind; dropping a message"
+                    "a subscriber has {messages} messages or {bytes} bytes waiting; dropping a message"
                 );
             }
         }
@@ -107,24 +162,25 @@ impl Broker for Embedded {
         Ok(())
     }
 
-    async fn subscribe(
-        &self,
-        pattern: &str,
-        queue: Option<&str>,
-    ) -> anyhow::Result<BoxStream<'static, Envelope>> {
-        let (sender, receiver) = mpsc::channel(BACKLOG);
+    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> anyhow::Result<Subscription> {
+        let (sender, receiver) = mpsc::channel(self.backlog.messages.max(1));
+        let waiting_bytes = Arc::new(AtomicUsize::new(0));
         let mut subscriptions = self.lock();
         let id = subscriptions.next_id;
         subscriptions.next_id += 1;
-        subscriptions.list.push(Subscription {
+        subscriptions.list.push(Entry {
             id,
             pattern: pattern.to_owned(),
             queue: queue.map(str::to_owned),
-            sender,
+            sender: Sender {
+                messages: sender,
+                waiting_bytes: waiting_bytes.clone(),
+            },
         });
-        Ok(Box::pin(Receiver {
+        Ok(Box::new(Receiver {
             id,
             receiver,
+            waiting_bytes,
             subscriptions: self.subscriptions.clone(),
         }))
     }
@@ -145,24 +201,45 @@ impl Broker for Embedded {
 struct Receiver {
     id: u64,
     receiver: mpsc::Receiver<Envelope>,
+    waiting_bytes: Arc<AtomicUsize>,
     subscriptions: Arc<Mutex<Subscriptions>>,
+}
+
+impl Receiver {
+    fn unsubscribe(&self) {
+        let mut subscriptions = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subscriptions.list.retain(|s| s.id != self.id);
+    }
 }
 
 impl Stream for Receiver {
     type Item = Envelope;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
-        self.receiver.poll_recv(cx)
+        let next = self.receiver.poll_recv(cx);
+        if let Poll::Ready(Some(message)) = &next {
+            self.waiting_bytes
+                .fetch_sub(weight(message), Ordering::AcqRel);
+        }
+        next
+    }
+}
+
+#[async_trait::async_trait]
+impl Inbox for Receiver {
+    async fn drain(&mut self) {
+        // Nothing new is routed here; what waits is still received, then the stream ends.
+        self.unsubscribe();
+        self.receiver.close();
     }
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        let mut subscriptions = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        subscriptions.list.retain(|s| s.id != self.id);
+        self.unsubscribe();
     }
 }
 
@@ -185,7 +262,12 @@ mod tests {
         }
     }
 
-    async fn next(stream: &mut BoxStream<'static, Envelope>) -> Option<Envelope> {
+    const BACKLOG: Backlog = Backlog {
+        messages: 64,
+        bytes: 1 << 20,
+    };
+
+    async fn next(stream: &mut Subscription) -> Option<Envelope> {
         tokio::time::timeout(Duration::from_millis(100), stream.next())
             .await
             .ok()
@@ -194,7 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn wildcard_subscriptions_receive_what_matches() {
-        let broker = Embedded::default();
+        let broker = Embedded::new(BACKLOG);
         let mut star = broker.subscribe("orders.*", None).await.unwrap();
         let mut rest = broker.subscribe("orders.>", None).await.unwrap();
         broker.publish(message("orders.new", "a")).await.unwrap();
@@ -210,7 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_group_shares_messages_and_plain_subscribers_see_all() {
-        let broker = Embedded::default();
+        let broker = Embedded::new(BACKLOG);
         let mut first = broker.subscribe("jobs", Some("workers")).await.unwrap();
         let mut second = broker.subscribe("jobs", Some("workers")).await.unwrap();
         let mut watcher = broker.subscribe("jobs", None).await.unwrap();
@@ -231,15 +313,64 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_a_subscription_unsubscribes() {
-        let broker = Embedded::default();
+        let broker = Embedded::new(BACKLOG);
         let stream = broker.subscribe("jobs", None).await.unwrap();
         drop(stream);
         assert!(broker.lock().list.is_empty());
     }
 
     #[tokio::test]
+    async fn a_backlog_is_bounded_by_messages_and_by_bytes() {
+        let broker = Embedded::new(Backlog {
+            messages: 3,
+            bytes: 1000,
+        });
+        let mut slow = broker.subscribe("jobs", None).await.unwrap();
+        for _ in 0..5 {
+            broker.publish(message("jobs", "small")).await.unwrap();
+        }
+        let mut kept = 0;
+        while next(&mut slow).await.is_some() {
+            kept += 1;
+        }
+        assert_eq!(kept, 3, "three messages fit");
+
+        let big = Envelope {
+            subject: "jobs".into(),
+            payload: vec![b'x'; 600].into(),
+            ..Envelope::default()
+        };
+        broker.publish(big.clone()).await.unwrap();
+        broker.publish(big.clone()).await.unwrap();
+        assert!(next(&mut slow).await.is_some());
+        assert_eq!(next(&mut slow).await, None, "the second is over the bytes");
+        // Received messages free their bytes.
+        broker.publish(big).await.unwrap();
+        assert!(next(&mut slow).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_drained_subscription_delivers_what_waits_and_then_ends() {
+        let broker = Embedded::new(BACKLOG);
+        let mut first = broker.subscribe("jobs", Some("workers")).await.unwrap();
+        let mut second = broker.subscribe("jobs", Some("workers")).await.unwrap();
+        broker.publish(message("jobs", "a")).await.unwrap();
+        broker.publish(message("jobs", "b")).await.unwrap();
+        first.drain().await;
+        broker.publish(message("jobs", "c")).await.unwrap();
+        assert_eq!(next(&mut first).await.unwrap().payload, "a");
+        assert_eq!(first.next().await, None, "ended after what was waiting");
+        assert_eq!(next(&mut second).await.unwrap().payload, "b");
+        assert_eq!(
+            next(&mut second).await.unwrap().payload,
+            "c",
+            "the group's rest"
+        );
+    }
+
+    #[tokio::test]
     async fn requests_get_replies_or_say_why_not() {
-        let broker = Arc::new(Embedded::default());
+        let broker = Arc::new(Embedded::new(BACKLOG));
         let mut service = broker.subscribe("greet", None).await.unwrap();
         let responder = broker.clone();
         tokio::spawn(async move {

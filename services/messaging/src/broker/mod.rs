@@ -7,8 +7,7 @@ pub(crate) mod nats;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
-use futures::stream::BoxStream;
+use futures::{Stream, StreamExt as _};
 
 use crate::MsgError;
 
@@ -38,17 +37,31 @@ pub(crate) trait Broker: Send + Sync {
 
     /// Receives what is sent to subjects matching `pattern`. With a `queue` group, each message
     /// goes to one member of the group only.
-    async fn subscribe(
-        &self,
-        pattern: &str,
-        queue: Option<&str>,
-    ) -> anyhow::Result<BoxStream<'static, Envelope>>;
+    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> anyhow::Result<Subscription>;
 
     /// Returns once the broker has seen everything sent before (subscriptions included).
     async fn flush(&self) -> anyhow::Result<()>;
 
     /// A subject no one else uses, for replies.
     fn new_inbox(&self) -> String;
+}
+
+/// A subscription's messages; dropping it unsubscribes.
+#[async_trait::async_trait]
+pub(crate) trait Inbox: Stream<Item = Envelope> + Send + Unpin {
+    /// Asks the broker to send no more; what it has already sent still arrives, then the stream
+    /// ends. Messages a queue group would have given this member go to the others.
+    async fn drain(&mut self);
+}
+
+/// A subscription, as brokers hand it out.
+pub(crate) type Subscription = Box<dyn Inbox>;
+
+/// How many messages a subscription holds for its handlers before the broker drops new ones
+/// (NATS calls it a slow consumer): sixteen per message handled at once, and at least 1024, so
+/// that a burst is absorbed while the backlog stays bounded (async-nats holds 65,536 by default).
+pub(crate) fn subscription_capacity(concurrency: usize) -> usize {
+    concurrency.saturating_mul(16).max(1024)
 }
 
 /// Sends `message` as a request and gathers up to `expected` replies, waiting at most `timeout`.

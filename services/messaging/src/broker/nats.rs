@@ -6,10 +6,12 @@ use anyhow::Context as _;
 use async_nats::connection::State;
 use async_nats::header::HeaderMap;
 use async_nats::{Client, Event, StatusCode};
-use futures::StreamExt as _;
-use futures::stream::BoxStream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use super::{Broker, Envelope};
+use futures::{Stream, StreamExt as _};
+
+use super::{Broker, Envelope, Inbox, Subscription};
 use crate::MsgError;
 
 /// The header that carries a message's content type.
@@ -22,11 +24,13 @@ pub(crate) struct Nats {
 }
 
 impl Nats {
-    /// Connects to `url`; an unreachable server is an error now, an outage later is retried.
-    pub(crate) async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Connects to `url`, each subscription holding up to `capacity` messages; an unreachable
+    /// server is an error now, an outage later is retried.
+    pub(crate) async fn connect(url: &str, capacity: usize) -> anyhow::Result<Self> {
         let logged_url = url.to_owned();
         let client = async_nats::ConnectOptions::new()
             .name("tempo messaging")
+            .subscription_capacity(capacity)
             .event_callback(move |event| {
                 let url = logged_url.clone();
                 async move {
@@ -89,11 +93,7 @@ impl Broker for Nats {
         sent.map_err(|err| MsgError::Other(format!("NATS refused the message: {err}")))
     }
 
-    async fn subscribe(
-        &self,
-        pattern: &str,
-        queue: Option<&str>,
-    ) -> anyhow::Result<BoxStream<'static, Envelope>> {
+    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> anyhow::Result<Subscription> {
         let subscriber = match queue {
             Some(queue) => {
                 self.client
@@ -103,7 +103,7 @@ impl Broker for Nats {
             None => self.client.subscribe(pattern.to_owned()).await,
         }
         .with_context(|| format!("cannot subscribe to `{pattern}` on NATS at {}", self.url))?;
-        Ok(subscriber.map(envelope).boxed())
+        Ok(Box::new(NatsInbox(subscriber)))
     }
 
     async fn flush(&self) -> anyhow::Result<()> {
@@ -115,6 +115,29 @@ impl Broker for Nats {
 
     fn new_inbox(&self) -> String {
         self.client.new_inbox()
+    }
+}
+
+/// A NATS subscription.
+struct NatsInbox(async_nats::Subscriber);
+
+impl Stream for NatsInbox {
+    type Item = Envelope;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        self.0
+            .poll_next_unpin(cx)
+            .map(|message| message.map(envelope))
+    }
+}
+
+#[async_trait::async_trait]
+impl Inbox for NatsInbox {
+    async fn drain(&mut self) {
+        if let Err(err) = self.0.drain().await {
+            // The connection is gone: the server has dropped the subscription already.
+            tracing::debug!("cannot drain a NATS subscription: {err}");
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! - `trap`: panics, so the instance traps;
 //! - `loop`: computes for ever, until the host's deadline stops it;
 //! - `fail`: returns an error;
+//! - `sleep MS …`: waits MS milliseconds, then replies as to anything else;
 //! - `ask SUBJECT N`: requests SUBJECT with a 2 s timeout and up to N replies, and replies
 //!   `N': DATA,DATA,…` with the replies' data sorted (or `error: …`);
 //! - `send SUBJECT KEY`: sends a message with the metadata `KEY: v` to SUBJECT, and replies
@@ -36,6 +37,10 @@ impl Guest for Fixture {
                 }
             }
             ["fail"] => return Err(Error::Other("asked to fail".into())),
+            ["sleep", ms, ..] => {
+                std::thread::sleep(std::time::Duration::from_millis(ms.parse().unwrap_or(0)));
+                echo(&message, &data)
+            }
             ["ask", subject, expected] => ask(subject, expected.parse().unwrap_or(1)),
             ["send", subject, key] => {
                 let sent = Client::connect("default").and_then(|client| {
@@ -49,18 +54,21 @@ impl Guest for Fixture {
                 };
                 Message::new(text.as_bytes())
             }
-            _ => {
-                let echo = Message::new(format!("echo: {data}").as_bytes());
-                if let Some(content_type) = message.content_type() {
-                    echo.set_content_type(&content_type);
-                }
-                echo.set_metadata(&message.metadata().unwrap_or_default());
-                echo.add_metadata("topic", &message.topic().unwrap_or_default());
-                echo
-            }
+            _ => echo(&message, &data),
         };
         request_reply::reply(&message, answer)
     }
+}
+
+/// `echo: DATA`, with `message`'s content type and metadata and a `topic` entry.
+fn echo(message: &Message, data: &str) -> Message {
+    let echo = Message::new(format!("echo: {data}").as_bytes());
+    if let Some(content_type) = message.content_type() {
+        echo.set_content_type(&content_type);
+    }
+    echo.set_metadata(&message.metadata().unwrap_or_default());
+    echo.add_metadata("topic", &message.topic().unwrap_or_default());
+    echo
 }
 
 fn ask(subject: &str, expected: u32) -> Message {
