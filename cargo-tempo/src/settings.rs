@@ -12,12 +12,15 @@ use serde::Deserialize;
 use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, DEFAULT_MAX_OBJECT_BYTES};
 use tempo_http::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RESPONSE_TIMEOUT, HttpConfig,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HttpConfig,
 };
 use tempo_keyvalue::{DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig};
 use tempo_messaging::{MessagingBackend, MessagingConfig};
-use tempo_runtime_core::InstanceLimits;
-use tempo_runtime_core::limits::{DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_BYTES};
+use tempo_runtime_core::admission::{DEFAULT_MAX_INSTANCES, DEFAULT_QUEUE_TIMEOUT};
+use tempo_runtime_core::limits::{
+    DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_RESOURCES,
+};
+use tempo_runtime_core::{Admission, InstanceLimits};
 
 /// The flags of `run` and `dev` that set up host services.
 #[derive(Debug, Default, clap::Args)]
@@ -57,6 +60,10 @@ pub(crate) struct HostArgs {
     /// How much memory a served instance may have, in MiB [env: TEMPO_MEMORY_MIB] [default: 128]
     #[arg(long, value_name = "MIB")]
     pub(crate) memory_mib: Option<usize>,
+    /// How many instances may run at once, HTTP requests and messages together; past it,
+    /// requests wait briefly, then get 503 [env: TEMPO_MAX_INSTANCES] [default: 1000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_instances: Option<u32>,
     /// Address for the admin server (`/metrics` for Prometheus, `/healthz`), or `off`
     /// [env: TEMPO_ADMIN] [default: off for run; 127.0.0.1:9464 for dev]
     #[arg(long, value_name = "ADDR")]
@@ -128,6 +135,8 @@ struct TempoToml {
 struct HttpToml {
     listen: Option<SocketAddr>,
     header_timeout_ms: Option<u64>,
+    stall_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
     max_body_bytes: Option<u64>,
     allowed_outbound_hosts: Option<Vec<String>>,
     outbound_connect_timeout_ms: Option<u64>,
@@ -170,6 +179,7 @@ struct MessagingToml {
     queue_group: Option<String>,
     concurrency: Option<usize>,
     max_message_bytes: Option<usize>,
+    max_pending_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     allowed_subjects: Option<Vec<String>>,
 }
@@ -179,6 +189,9 @@ struct MessagingToml {
 struct LimitsToml {
     deadline_ms: Option<u64>,
     memory_mib: Option<usize>,
+    max_instances: Option<usize>,
+    queue_timeout_ms: Option<u64>,
+    max_resources: Option<usize>,
 }
 
 /// Everything the host services are configured with.
@@ -194,6 +207,8 @@ pub(crate) struct Settings {
     pub(crate) admin: Option<Admin>,
     /// What each served instance may consume.
     pub(crate) limits: InstanceLimits,
+    /// How many instances run at once.
+    pub(crate) admission: Admission,
 }
 
 impl Settings {
@@ -345,6 +360,10 @@ impl Settings {
                 .messaging
                 .max_message_bytes
                 .unwrap_or(messaging_defaults.max_message_bytes),
+            max_pending_bytes: file
+                .messaging
+                .max_pending_bytes
+                .unwrap_or(messaging_defaults.max_pending_bytes),
             request_timeout: file
                 .messaging
                 .request_timeout_ms
@@ -369,7 +388,11 @@ impl Settings {
             Some(mib) => Some(mib),
             None => parse_var(&from_env, "TEMPO_MEMORY_MIB", number)?.or(file.limits.memory_mib),
         };
+        let max_resources = parse_var(&from_env, "TEMPO_MAX_RESOURCES", number)?
+            .or(file.limits.max_resources)
+            .unwrap_or(DEFAULT_MAX_RESOURCES);
         let limits = InstanceLimits {
+            max_resources: Some(max_resources),
             deadline: Some(deadline_ms.map_or(DEFAULT_DEADLINE, Duration::from_millis)),
             max_memory_bytes: Some(
                 memory_mib.map_or(DEFAULT_MAX_MEMORY_BYTES, |mib| mib.saturating_mul(1 << 20)),
@@ -381,6 +404,31 @@ impl Settings {
         let max_body_bytes = parse_var(&from_env, "TEMPO_HTTP_MAX_BODY_BYTES", number)?
             .or(file.http.max_body_bytes)
             .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let stall_timeout = parse_var(&from_env, "TEMPO_HTTP_STALL_TIMEOUT_MS", number)?
+            .or(file.http.stall_timeout_ms)
+            .map_or(DEFAULT_STALL_TIMEOUT, Duration::from_millis);
+        let max_connections = parse_var(&from_env, "TEMPO_HTTP_MAX_CONNECTIONS", number)?
+            .or(file.http.max_connections)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            bail!("`[http] max-connections` (or TEMPO_HTTP_MAX_CONNECTIONS) must be at least 1");
+        }
+        let max_instances = match args.max_instances {
+            Some(n) => Some(n as usize),
+            None => {
+                parse_var(&from_env, "TEMPO_MAX_INSTANCES", number)?.or(file.limits.max_instances)
+            }
+        }
+        .unwrap_or(DEFAULT_MAX_INSTANCES);
+        if max_instances == 0 {
+            bail!("`[limits] max-instances` (or TEMPO_MAX_INSTANCES) must be at least 1");
+        }
+        let admission = Admission {
+            max_instances,
+            queue_timeout: parse_var(&from_env, "TEMPO_QUEUE_TIMEOUT_MS", number)?
+                .or(file.limits.queue_timeout_ms)
+                .map_or(DEFAULT_QUEUE_TIMEOUT, Duration::from_millis),
+        };
 
         let admin = match args.admin {
             Some(admin) => Some(admin),
@@ -414,9 +462,12 @@ impl Settings {
             config,
             admin,
             limits,
+            admission,
             http: HttpConfig {
                 listen,
                 header_timeout,
+                stall_timeout,
+                max_connections,
                 max_body_bytes,
                 allowed_outbound_hosts: if args.allowed_outbound_hosts.is_empty() {
                     from_env("TEMPO_ALLOWED_OUTBOUND_HOSTS")
@@ -658,24 +709,50 @@ mod tests {
     fn limits_come_from_flags_the_environment_or_tempo_toml() {
         let settings = resolve(&HostArgs::default(), None, &[]).unwrap();
         assert_eq!(settings.limits, InstanceLimits::served());
+        assert_eq!(settings.admission, Admission::default());
         assert_eq!(settings.http.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        let toml = "[limits]\ndeadline-ms = 2000\nmemory-mib = 32\n\
-                    [http]\nheader-timeout-ms = 500\nmax-body-bytes = 100\n";
+        assert_eq!(settings.http.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let toml = "[limits]\ndeadline-ms = 2000\nmemory-mib = 32\nmax-instances = 10\n\
+                    queue-timeout-ms = 5\nmax-resources = 50\n\
+                    [http]\nheader-timeout-ms = 500\nmax-body-bytes = 100\n\
+                    stall-timeout-ms = 700\nmax-connections = 20\n\
+                    [messaging]\nmax-pending-bytes = 4096\n";
         let settings = resolve(&HostArgs::default(), Some(toml), &[]).unwrap();
         assert_eq!(settings.limits.deadline, Some(Duration::from_secs(2)));
         assert_eq!(settings.limits.max_memory_bytes, Some(32 << 20));
+        assert_eq!(settings.admission.max_instances, 10);
+        assert_eq!(settings.admission.queue_timeout, Duration::from_millis(5));
+        assert_eq!(settings.limits.max_resources, Some(50));
         assert_eq!(settings.http.header_timeout, Duration::from_millis(500));
         assert_eq!(settings.http.max_body_bytes, 100);
-        let env = [("TEMPO_DEADLINE_MS", "3000"), ("TEMPO_MEMORY_MIB", "16")];
+        assert_eq!(settings.http.stall_timeout, Duration::from_millis(700));
+        assert_eq!(settings.http.max_connections, 20);
+        assert_eq!(settings.messaging.max_pending_bytes, 4096);
+        let env = [
+            ("TEMPO_DEADLINE_MS", "3000"),
+            ("TEMPO_MEMORY_MIB", "16"),
+            ("TEMPO_MAX_INSTANCES", "11"),
+            ("TEMPO_HTTP_STALL_TIMEOUT_MS", "800"),
+            ("TEMPO_HTTP_MAX_CONNECTIONS", "30"),
+        ];
         let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
         assert_eq!(settings.limits.deadline, Some(Duration::from_secs(3)));
         assert_eq!(settings.limits.max_memory_bytes, Some(16 << 20));
+        assert_eq!(settings.admission.max_instances, 11);
+        assert_eq!(settings.http.stall_timeout, Duration::from_millis(800));
+        assert_eq!(settings.http.max_connections, 30);
         let args = HostArgs {
             deadline_ms: Some(4000),
+            max_instances: Some(12),
             ..HostArgs::default()
         };
         let settings = resolve(&args, Some(toml), &env).unwrap();
         assert_eq!(settings.limits.deadline, Some(Duration::from_secs(4)));
+        assert_eq!(settings.admission.max_instances, 12);
+        for zero in ["TEMPO_MAX_INSTANCES", "TEMPO_HTTP_MAX_CONNECTIONS"] {
+            let err = resolve(&HostArgs::default(), None, &[(zero, "0")]).unwrap_err();
+            assert!(format!("{err:#}").contains("must be at least 1"), "{err:#}");
+        }
         let err =
             resolve(&HostArgs::default(), None, &[("TEMPO_DEADLINE_MS", "soon")]).unwrap_err();
         assert!(

@@ -1,13 +1,16 @@
 //! Limits through the real binary: a looping guest is stopped at its deadline and its core
 //! freed, a waiting one too, a memory-hungry one fails alone, an oversized body is refused
-//! before any guest runs, a client that never finishes its headers is disconnected, and after
-//! all of it the server still answers.
+//! before any guest runs, a client that never finishes its headers is disconnected, idle
+//! connections hold nothing and past the connection cap new ones wait rather than fail, a client
+//! that stalls its upload or stops reading its download is cut off, and after all of it the server
+//! still answers.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 mod common;
 
 use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Served, get};
@@ -45,12 +48,13 @@ fn a_guest_or_client_that_overreaches_fails_alone_and_the_server_goes_on() {
             ("TEMPO_HTTP_MAX_BODY_BYTES", "1000"),
             ("TEMPO_HTTP_HEADER_TIMEOUT_MS", "1000"),
             ("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
+            ("TEMPO_MAX_RESOURCES", "100"),
         ],
     );
     assert!(
         served
             .stderr()
-            .contains("deadline 1s, 64 MiB of memory per instance"),
+            .contains("deadline 1s, 64 MiB of memory, 100 resources per instance"),
         "{}",
         served.stderr()
     );
@@ -93,6 +97,11 @@ fn a_guest_or_client_that_overreaches_fails_alone_and_the_server_goes_on() {
     let rss = resident_bytes(pid);
     assert!(rss < 400 << 20, "tempo holds {} MiB", rss >> 20);
 
+    // Host resources past the limit stop that instance alone.
+    assert_eq!(get(&format!("{}/resources?n=50", served.url)).0, 200);
+    assert_eq!(get(&format!("{}/resources?n=1000", served.url)).0, 500);
+    served.wait_for_stderr("held more than 100 host resources");
+
     // An announced body over the limit is refused before any guest runs.
     let client = reqwest::blocking::Client::new();
     let refused = client
@@ -111,6 +120,131 @@ fn a_guest_or_client_that_overreaches_fails_alone_and_the_server_goes_on() {
     let mut answer = Vec::new();
     let read = slow.read_to_end(&mut answer);
     assert!(read.is_ok(), "not disconnected: {read:?}");
+
+    assert_eq!(
+        get(&format!("{}/", served.url)).0,
+        200,
+        "the server goes on"
+    );
+}
+
+/// Sends `head` (and whatever body bytes it ends with) on a new connection to `address`.
+fn send_partial(address: &str, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+}
+
+#[test]
+fn idle_connections_hold_nothing_and_past_the_cap_new_ones_wait() {
+    let mut served = Served::start_with(
+        tempo_test_fixtures::http(),
+        &[
+            ("TEMPO_HTTP_MAX_CONNECTIONS", "1001"),
+            ("TEMPO_HTTP_HEADER_TIMEOUT_MS", "20000"),
+            ("TEMPO_ADMIN", "127.0.0.1:0"),
+        ],
+    );
+    let admin = served.wait_for_admin();
+    let address = served.url.trim_start_matches("http://").to_owned();
+
+    // A thousand connections that send nothing: a request on one more is still answered.
+    let mut idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(&address).unwrap())
+        .collect();
+    assert_eq!(get(&format!("{}/", served.url)).0, 200);
+
+    // At the cap, accepting pauses: the next request waits in the backlog (counted), and is
+    // answered once a connection closes.
+    idle.push(TcpStream::connect(&address).unwrap());
+    let waiting = std::thread::spawn({
+        let url = served.url.clone();
+        move || get(&format!("{url}/")).0
+    });
+    let started = Instant::now();
+    loop {
+        let (_, metrics) = get(&format!("http://{admin}/metrics"));
+        let counted = metrics.lines().any(|line| {
+            line.starts_with("tempo_limits_hit_total") && line.contains("limit=\"connections\"")
+        });
+        if counted {
+            break;
+        }
+        assert!(
+            started.elapsed() < common::PATIENCE,
+            "the cap was never hit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    idle.truncate(idle.len() - 10);
+    assert_eq!(waiting.join().unwrap(), 200);
+
+    // The idle connections are closed by the server at the header timeout, not left open.
+    let mut first = idle.swap_remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut nothing = Vec::new();
+    assert!(first.read_to_end(&mut nothing).is_ok(), "still open");
+}
+
+#[test]
+fn a_client_that_stalls_its_upload_or_its_download_is_cut_off() {
+    // A deadline far away, so that only the stall timeout can end these requests in time.
+    let served = Served::start_with(
+        tempo_test_fixtures::http(),
+        &[
+            ("TEMPO_HTTP_STALL_TIMEOUT_MS", "1000"),
+            ("TEMPO_HTTP_MAX_BODY_BYTES", "100000000"),
+            ("TEMPO_DEADLINE_MS", "600000"),
+        ],
+    );
+    let address = served.url.trim_start_matches("http://");
+
+    // An upload that stops halfway: the guest's read fails after the stall timeout (long
+    // before the 60 s deadline) and the client is told, by an unfinished response.
+    let mut upload = send_partial(
+        address,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nten bytes.",
+    );
+    let mut answer = Vec::new();
+    let read = upload.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok()
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection was not ended: {read:?}"
+    );
+    assert!(
+        !answer.contains("\r\n0\r\n\r\n"),
+        "a complete body: {answer}"
+    );
+
+    // A download the client does not read: the server's writes back up, then (the guest no
+    // longer reading) so does this upload. The server closes the connection after the stall
+    // timeout, which fails this write; had it waited on the client, the write would time out.
+    let size = 48 << 20;
+    let mut download = send_partial(
+        address,
+        &format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n"),
+    );
+    download
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let written = download.write_all(&vec![b'x'; size]);
+    let err = written.expect_err("48 MiB went through a client that reads nothing");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "the server did not close the stalled connection: {err}"
+    );
 
     assert_eq!(
         get(&format!("{}/", served.url)).0,

@@ -433,3 +433,136 @@ fn under_dev_a_reload_swaps_the_handler_and_keeps_the_subscription() {
         dev.stderr()
     );
 }
+
+#[test]
+fn with_every_http_instance_held_requests_get_503_and_messages_are_still_handled() {
+    let server = NatsServer::start();
+    // Messages take their `concurrency` (64) of the 66 instances; HTTP has the other two.
+    let served = pub_sub(&[
+        ("NATS_ADDR", &server.url),
+        ("TEMPO_MAX_INSTANCES", "66"),
+        ("TEMPO_QUEUE_TIMEOUT_MS", "200"),
+    ]);
+    assert!(
+        served.stderr().contains("at most 66 instances at once"),
+        "{}",
+        served.stderr()
+    );
+
+    // Two uploads that never finish hold both HTTP instances.
+    let address = served.url.trim_start_matches("http://");
+    let holders: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            use std::io::Write as _;
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .write_all(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
+                .unwrap();
+            stream
+        })
+        .collect();
+
+    // The next request waits its turn briefly, then is turned away: 503, never 500.
+    let stats = format!("{}/stats", served.url);
+    let started = Instant::now();
+    let refused = loop {
+        let response = reqwest::blocking::get(&stats).unwrap();
+        if response.status() == 503 {
+            break response;
+        }
+        assert_eq!(response.status(), 200);
+        assert!(started.elapsed() < PATIENCE, "never turned away");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused.headers()["retry-after"], "1");
+
+    // Messages have their own share: one is handled meanwhile.
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let mut out = client.subscribe("events.out").await.unwrap();
+        client.flush().await.unwrap();
+        client
+            .publish("events.in", "still handled".into())
+            .await
+            .unwrap();
+        let shouted = tokio::time::timeout(PATIENCE, out.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(shouted.payload, "STILL HANDLED");
+    });
+
+    // Once the uploads go away, so do their instances.
+    drop(holders);
+    common::wait_for_body(&stats, r#""handled":1"#);
+    assert!(
+        served.stderr().contains("turning requests away with 503"),
+        "{}",
+        served.stderr()
+    );
+}
+
+#[test]
+fn on_shutdown_what_was_received_is_handled_and_the_queue_group_takes_the_rest() {
+    let server = NatsServer::start();
+    let env = [
+        ("NATS_ADDR", server.url.as_str()),
+        ("TEMPO_SUBSCRIBE", "fixture.>"),
+    ];
+    // One message at a time: the others wait in the process's subscription.
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("tempo.toml"),
+        "[messaging]\nconcurrency = 1\n",
+    )
+    .unwrap();
+    let mut first = Served::launch_in(folder.path(), tempo_test_fixtures::messaging(), &env);
+    first.wait_for_stderr("Serving messages on fixture.>");
+
+    let answered = tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let inbox = client.new_inbox();
+        let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+        client.flush().await.unwrap();
+        let send = |n: usize| {
+            let (client, inbox) = (client.clone(), inbox.clone());
+            async move {
+                let data = format!("sleep 300 {n}");
+                client
+                    .publish_with_reply("fixture.work", inbox, data.into())
+                    .await
+                    .unwrap();
+            }
+        };
+        for n in 0..10 {
+            send(n).await;
+        }
+        client.flush().await.unwrap();
+        let mut answered = BTreeSet::new();
+        let mut next = async || {
+            let reply = tokio::time::timeout(PATIENCE, replies.next())
+                .await
+                .expect("a message was lost")
+                .unwrap();
+            String::from_utf8(reply.payload.to_vec()).unwrap()
+        };
+        answered.insert(next().await);
+
+        // A second member joins the queue group; the first is told to stop while it still holds
+        // most of its messages. It handles them, and the group's other member gets the new ones.
+        let mut second = Served::launch(tempo_test_fixtures::messaging(), &env);
+        second.wait_for_stderr("Serving messages on fixture.>");
+        first.signal(libc::SIGTERM);
+        first.wait_for_stderr("Stopped");
+        for n in 10..15 {
+            send(n).await;
+        }
+        while answered.len() < 15 {
+            answered.insert(next().await);
+        }
+        answered
+    });
+    let expected: BTreeSet<String> = (0..15).map(|n| format!("echo: sleep 300 {n}")).collect();
+    assert_eq!(answered, expected);
+    assert_eq!(first.wait(), Some(0), "{}", first.stderr());
+}

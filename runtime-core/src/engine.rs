@@ -47,7 +47,7 @@ pub struct EngineSettings {
     /// Instance allocation strategy.
     pub pooling: Pooling,
     /// How many component instances may be alive at once (pooling allocator only).
-    pub max_instances: u32,
+    pub max_instances: usize,
     /// Where wasmtime caches code compiled from `.wasm` files; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
 }
@@ -57,7 +57,7 @@ impl Default for EngineSettings {
         Self {
             compiler: Compiler::Cranelift,
             pooling: Pooling::Auto,
-            max_instances: 1000,
+            max_instances: crate::admission::DEFAULT_MAX_INSTANCES,
             cache_dir: default_cache_dir(),
         }
     }
@@ -96,12 +96,20 @@ impl EngineSettings {
                 ),
             }
         }
-        if self.use_pooling() {
+        let pooled = self.use_pooling();
+        if pooled {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(self.pooling_config()));
         }
-        Engine::new(&config)
-            .map_err(anyhow::Error::from)
-            .context("failed to create the wasm engine")
+        Engine::new(&config).map_err(anyhow::Error::from).with_context(|| {
+            if pooled {
+                format!(
+                    "failed to create the wasm engine with a pool of {} instances (`max-instances`)",
+                    self.max_instances
+                )
+            } else {
+                "failed to create the wasm engine".to_owned()
+            }
+        })
     }
 
     /// The part of the configuration that decides what compiled code looks like.
@@ -131,12 +139,12 @@ impl EngineSettings {
     }
 
     fn pooling_config(&self) -> PoolingAllocationConfig {
-        let instances = self.max_instances.max(1);
+        let instances = u32::try_from(self.max_instances.max(1)).unwrap_or(u32::MAX);
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(instances)
-            .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
+            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
             .total_memories(instances)
-            .total_tables(instances * CORE_INSTANCES_PER_COMPONENT)
+            .total_tables(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
             .max_tables_per_component(CORE_INSTANCES_PER_COMPONENT)
             .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT * 4)
             // One async stack per call in flight.

@@ -15,6 +15,7 @@
 //! # let _ = exit_code; Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod artifact;
 mod command;
 mod engine;
@@ -32,6 +33,7 @@ mod state;
 mod version;
 mod wasi;
 
+pub use admission::{Admission, Demand, Slots};
 pub use command::{cli_run_export, run_command};
 pub use engine::{
     Compiler, EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir,

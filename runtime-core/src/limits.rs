@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
+use wasmtime::component::ResourceTableError;
 use wasmtime::{ResourceLimiter, Trap};
 
 use crate::metrics::metrics;
@@ -18,6 +19,10 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 /// The default memory of one instance: 128 MiB.
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 128 << 20;
 
+/// The default number of resources (streams, headers, buckets, messages…) one instance may hold
+/// in the host at once: 10,000, where wasmtime allows a million.
+pub const DEFAULT_MAX_RESOURCES: usize = 10_000;
+
 /// What one instance may consume. The default limits nothing, for `wasi:cli` programs, which run
 /// as long and as large as the user's own programs do; served components get
 /// [`InstanceLimits::served`] or the user's settings.
@@ -27,14 +32,18 @@ pub struct InstanceLimits {
     pub deadline: Option<Duration>,
     /// How many bytes of linear memory an instance may have, all memories together.
     pub max_memory_bytes: Option<usize>,
+    /// How many host resources an instance may hold at once (its resource table's entries).
+    pub max_resources: Option<usize>,
 }
 
 impl InstanceLimits {
-    /// The defaults for served components: [`DEFAULT_DEADLINE`] and [`DEFAULT_MAX_MEMORY_BYTES`].
+    /// The defaults for served components: [`DEFAULT_DEADLINE`], [`DEFAULT_MAX_MEMORY_BYTES`]
+    /// and [`DEFAULT_MAX_RESOURCES`].
     pub fn served() -> Self {
         Self {
             deadline: Some(DEFAULT_DEADLINE),
             max_memory_bytes: Some(DEFAULT_MAX_MEMORY_BYTES),
+            max_resources: Some(DEFAULT_MAX_RESOURCES),
         }
     }
 
@@ -48,7 +57,11 @@ impl InstanceLimits {
             Some(bytes) => format!("{} MiB of memory", bytes >> 20),
             None => "unlimited memory".to_owned(),
         };
-        format!("{deadline}, {memory} per instance")
+        let resources = match self.max_resources {
+            Some(count) => format!(", {count} resources"),
+            None => String::new(),
+        };
+        format!("{deadline}, {memory}{resources} per instance")
     }
 }
 
@@ -83,6 +96,8 @@ pub async fn within_deadline<T>(
 pub fn explain_failure(err: anyhow::Error, state: &State, component: &KeyValue) -> anyhow::Error {
     let (limit, err) = if err.is::<DeadlineExceeded>() {
         ("deadline", err)
+    } else if let Some(full) = table_full(&err, state) {
+        ("resources", full.into())
     } else if let Some(refused) = state.memory_refused() {
         // The guest's own failure (a Rust guest aborts: `unreachable`) says nothing of why.
         tracing::debug!("after refusing memory: {err:?}");
@@ -95,6 +110,24 @@ pub fn explain_failure(err: anyhow::Error, state: &State, component: &KeyValue) 
         .add(1, &[component.clone(), KeyValue::new("limit", limit)]);
     err
 }
+
+/// Whether `err` is the instance's resource table refusing a new entry.
+fn table_full(err: &anyhow::Error, state: &State) -> Option<ResourcesExhausted> {
+    let full = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<ResourceTableError>(),
+            Some(ResourceTableError::Full)
+        )
+    });
+    full.then(|| ResourcesExhausted(state.max_resources()))
+}
+
+/// An instance stopped for holding more host resources than its limit.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the component held more than {0} host resources at once (streams, headers, handles) and was stopped"
+)]
+pub struct ResourcesExhausted(pub usize);
 
 /// Memory growth refused to an instance; as an error, what stopped it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

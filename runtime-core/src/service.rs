@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{InstancePre, Linker};
 
+use crate::admission::{Demand, Slots};
 use crate::interface::InterfaceName;
 use crate::live::LiveComponent;
 use crate::state::State;
@@ -58,11 +59,18 @@ pub trait Trigger: Send + Sync + 'static {
         prepared: &mut http::Extensions,
     ) -> anyhow::Result<()>;
 
+    /// How many instances the trigger wants at once: by default, what the others leave.
+    fn demand(&self) -> Demand {
+        Demand::Rest
+    }
+
     /// Binds what the trigger listens on and returns the loop that serves until `shutdown` is
-    /// cancelled, taking the current version of `live` for each unit of work.
+    /// cancelled, taking the current version of `live` for each unit of work and running at most
+    /// as many instances at once as `slots` has.
     fn start(
         self: Arc<Self>,
         live: LiveComponent,
+        slots: Slots,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, anyhow::Result<Running>>;
 }

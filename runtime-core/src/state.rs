@@ -92,7 +92,13 @@ impl State {
             component,
             request_id,
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                if let Some(max) = settings.limits.max_resources {
+                    table.set_max_capacity(max);
+                }
+                table
+            },
             http: WasiHttpCtx::new(),
             http_hooks: Box::new(DefaultHttpHooks),
             extensions: http::Extensions::new(),
@@ -113,6 +119,11 @@ impl State {
     /// The memory growth this instance was refused, if any.
     pub fn memory_refused(&self) -> Option<MemoryRefused> {
         self.memory.refused
+    }
+
+    /// How many entries the instance's resource table may hold.
+    pub fn max_resources(&self) -> usize {
+        self.table.max_capacity()
     }
 
     /// The instance's resource table.

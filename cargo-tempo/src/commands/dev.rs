@@ -11,8 +11,8 @@ use tempo_http::STALE_HEADER;
 use tempo_otel::Telemetry;
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::{
-    Compiler, EngineSettings, InstanceLimits, InstanceSettings, LiveComponent, Runtime, Version,
-    artifact,
+    Admission, Compiler, EngineSettings, InstanceLimits, InstanceSettings, LiveComponent, Runtime,
+    Version, artifact,
 };
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
@@ -63,19 +63,20 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     } else {
         Compiler::Winch
     };
+    let mut settings = Settings::load(&args.host, &args.package.work_dir())?;
     let engine = EngineSettings {
         compiler,
+        max_instances: settings.admission.max_instances,
         ..EngineSettings::default()
     }
     .build()?;
-    let mut settings = Settings::load(&args.host, &args.package.work_dir())?;
     if settings.admin.is_none() {
         // Guests do not reach the admin server at its default address either.
         settings.http.own_addresses.push(host::DEV_ADMIN);
     }
     // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
     let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));
-    let limits = settings.limits;
+    let limits = (settings.limits, settings.admission);
     let runtime = host::runtime(engine, settings)?;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(Dev::new(shell, args, runtime, limits, observability).run())
@@ -88,6 +89,8 @@ struct Dev<'a> {
     runtime: Runtime,
     /// What each instance may consume.
     limits: InstanceLimits,
+    /// How many instances run at once.
+    admission: Admission,
     observability: Observability,
     project: Option<Project>,
     watch: Option<Watch>,
@@ -109,7 +112,7 @@ impl<'a> Dev<'a> {
         shell: &'a Shell,
         args: Args,
         runtime: Runtime,
-        limits: InstanceLimits,
+        (limits, admission): (InstanceLimits, Admission),
         observability: Observability,
     ) -> Self {
         let (sender, changes) = mpsc::unbounded_channel();
@@ -118,6 +121,7 @@ impl<'a> Dev<'a> {
             args,
             runtime,
             limits,
+            admission,
             observability,
             project: None,
             watch: None,
@@ -335,7 +339,14 @@ impl<'a> Dev<'a> {
             self.failed("the build cannot be served");
             return Ok(());
         }
-        let serving = host::serve(self.shell, version, &self.observability, &self.shutdown).await?;
+        let serving = host::serve(
+            self.shell,
+            version,
+            self.admission,
+            &self.observability,
+            &self.shutdown,
+        )
+        .await?;
         self.loops = serving.loops.into_iter().map(tokio::spawn).collect();
         self.live = Some(serving.live);
         Ok(())

@@ -16,7 +16,9 @@ use tempo_messaging::MessagingService;
 use tempo_otel::{AdminServer, LoggingService, OTLP_ENDPOINT_VAR, Telemetry};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
-use tempo_runtime_core::{InstanceSettings, LiveComponent, Runtime, Version, run_command};
+use tempo_runtime_core::{
+    Admission, Demand, InstanceSettings, LiveComponent, Runtime, Version, run_command,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{Admin, Settings};
@@ -115,10 +117,12 @@ impl Observability {
 }
 
 /// Shows the services `version` is linked with, starts each of its triggers on a new live
-/// component and shows where each listens, then the admin server.
+/// component, with its share of `admission`'s instances, and shows where each listens, then the
+/// admin server.
 pub(crate) async fn serve(
     shell: &Shell,
     version: Version,
+    admission: Admission,
     observability: &Observability,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Serving> {
@@ -129,12 +133,17 @@ pub(crate) async fn serve(
             format!("{}: {}", service.name(), service.describe()),
         );
     }
-    shell.status("Limits", version.limits().describe());
+    shell.status(
+        "Limits",
+        format!("{}; {}", version.limits().describe(), admission.describe()),
+    );
     let triggers = version.triggers().to_vec();
+    let demands: Vec<Demand> = triggers.iter().map(|trigger| trigger.demand()).collect();
+    let shares = admission.divide(&demands).map_err(|err| anyhow!("{err}"))?;
     let live = LiveComponent::new(version);
     let mut loops = Vec::new();
-    for trigger in triggers {
-        let running = trigger.start(live.clone(), shutdown.clone()).await?;
+    for (trigger, slots) in triggers.into_iter().zip(shares) {
+        let running = trigger.start(live.clone(), slots, shutdown.clone()).await?;
         shell.status_always("Serving", &running.address);
         loops.push(running.serve);
     }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use futures::future::try_join_all;
 use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
-use tempo_runtime_core::{EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export};
+use tempo_runtime_core::{
+    Admission, EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export,
+};
 use tokio_util::sync::CancellationToken;
 
 use tempo_otel::Telemetry;
@@ -36,7 +38,14 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::Result<i32> {
-    let engine = EngineSettings::default().build()?;
+    let settings = Settings::load(&args.host, Path::new(""))?;
+    let admission = settings.admission;
+    // The pool holds exactly the instances admission lets run.
+    let engine = EngineSettings {
+        max_instances: admission.max_instances,
+        ..EngineSettings::default()
+    }
+    .build()?;
     let loaded = artifact::load_with(&engine, &args.file, args.allow_precompiled)?;
     shell.verbose_status(
         "Loaded",
@@ -51,7 +60,6 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
         ),
     );
 
-    let settings = Settings::load(&args.host, Path::new(""))?;
     let observability = Observability::new(telemetry, settings.admin, None);
     let limits = settings.limits;
     let runtime = host::runtime(engine, settings)?;
@@ -71,7 +79,14 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
             ..InstanceSettings::named(name)
         };
         tokio
-            .block_on(serve(shell, &runtime, &loaded, settings, &observability))
+            .block_on(serve(
+                shell,
+                &runtime,
+                &loaded,
+                settings,
+                admission,
+                &observability,
+            ))
             .map(|()| 0)
     } else if exports.iter().any(|e| cli_run_export().matches_str(e)) {
         let settings = InstanceSettings {
@@ -105,11 +120,12 @@ async fn serve(
     runtime: &Runtime,
     loaded: &Loaded,
     settings: InstanceSettings,
+    admission: Admission,
     observability: &Observability,
 ) -> anyhow::Result<()> {
     let version = runtime.prepare(&loaded.component, settings)?;
     let shutdown = CancellationToken::new();
-    let serving = host::serve(shell, version, observability, &shutdown).await?;
+    let serving = host::serve(shell, version, admission, observability, &shutdown).await?;
     tokio::spawn(stop_on_signal(*shell, shutdown));
     try_join_all(serving.loops).await?;
     shell.status("Stopped", "all requests finished");

@@ -1,7 +1,7 @@
-//! The bodies around a guest: the request body, which may not grow past the server's limit (the
-//! guest reading past it gets `HTTP-request-body-size` instead of the host buffering without
-//! bound); the response body, which ends with an error when the guest was stopped midway; and
-//! the body of a response to the guest's own request, which may not stall.
+//! The bodies around a guest: what it receives (the request body, and the responses to its own
+//! requests), which may neither grow past a limit (the guest reading past it gets
+//! `HTTP-request-body-size` instead of the host buffering without bound) nor stall; and the
+//! response body it sends, which ends with an error when the guest was stopped midway.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,24 +14,33 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use wasmtime_wasi_http::Error;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-/// `incoming`, cut off with an error once it has brought more than `limit` bytes.
-pub(crate) struct LimitedBody {
+/// A body received from a peer (the client's request body, or the response to a guest's own
+/// request), cut off with an error once it has brought more than `limit` bytes, or once its
+/// reader has waited longer than `stall_timeout` for the next piece.
+pub(crate) struct CheckedBody {
     incoming: Incoming,
     limit: u64,
     seen: u64,
+    stall_timeout: Duration,
+    /// Armed when the reader starts waiting, not while it does something else.
+    stalled_at: Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
 }
 
-impl LimitedBody {
-    pub(crate) fn new(incoming: Incoming, limit: u64) -> Self {
+impl CheckedBody {
+    pub(crate) fn new(incoming: Incoming, limit: u64, stall_timeout: Duration) -> Self {
         Self {
             incoming,
             limit,
             seen: 0,
+            stall_timeout,
+            stalled_at: Box::pin(tokio::time::sleep(stall_timeout)),
+            waiting: false,
         }
     }
 }
 
-impl Body for LimitedBody {
+impl Body for CheckedBody {
     type Data = Bytes;
     type Error = Error;
 
@@ -43,8 +52,17 @@ impl Body for LimitedBody {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(Error::from(err)))),
             Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                if !self.waiting {
+                    self.waiting = true;
+                    let at = tokio::time::Instant::now() + self.stall_timeout;
+                    self.stalled_at.as_mut().reset(at);
+                }
+                ready!(self.stalled_at.as_mut().poll(cx));
+                return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
+            }
         };
+        self.waiting = false;
         if let Some(data) = frame.data_ref() {
             self.seen = self.seen.saturating_add(data.len() as u64);
             if self.seen > self.limit {
@@ -100,53 +118,5 @@ impl Body for GuardedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// An outgoing request's response body, which fails when a piece takes longer than the timeout
-/// to arrive.
-pub(crate) struct TimedBody {
-    incoming: Incoming,
-    timeout: Pin<Box<tokio::time::Sleep>>,
-    between_bytes_timeout: Duration,
-}
-
-impl TimedBody {
-    pub(crate) fn new(incoming: Incoming, between_bytes_timeout: Duration) -> Self {
-        Self {
-            incoming,
-            timeout: Box::pin(tokio::time::sleep(between_bytes_timeout)),
-            between_bytes_timeout,
-        }
-    }
-}
-
-impl Body for TimedBody {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + self.between_bytes_timeout;
-                self.timeout.as_mut().reset(next);
-                Poll::Ready(frame.map(|frame| frame.map_err(Error::from)))
-            }
-            Poll::Pending => {
-                ready!(self.timeout.as_mut().poll(cx));
-                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.incoming.size_hint()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
@@ -12,26 +12,42 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use opentelemetry::KeyValue;
+use tempo_runtime_core::admission::{Busy, Slot};
 use tempo_runtime_core::limits::{DeadlineExceeded, explain_failure, within_deadline};
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::wasmtime::Trap;
-use tempo_runtime_core::{LiveComponent, RequestId, State, Version};
+use tempo_runtime_core::{LiveComponent, RequestId, Slots, State, Version};
 use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::bodies::{GuardedBody, LimitedBody};
+use crate::bodies::{CheckedBody, GuardedBody};
+
+/// What handling a request needs: the component, the server's share of instances and its limits.
+pub(crate) struct Handling {
+    pub(crate) live: LiveComponent,
+    pub(crate) slots: Slots,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) stall_timeout: Duration,
+}
 
 /// Handles `request` on the version that is current when it arrives, in a `request` span
 /// carrying its id. A guest failure is logged and answered with a 500 (a 504 past the deadline);
-/// it never takes the server down. A body announced over `max_body_bytes` gets a 413. The response carries the id in `x-request-id`; the request is counted by status.
+/// it never takes the server down. A body announced over `max_body_bytes` gets a 413; a request
+/// that finds every instance slot taken for the queue timeout gets a 503 with `Retry-After`.
+/// The response carries the id in `x-request-id`; the request is counted by status.
 pub(crate) async fn handle(
-    live: &LiveComponent,
+    handling: &Handling,
     request: Request<Incoming>,
-    max_body_bytes: u64,
 ) -> Response<HyperOutgoingBody> {
+    let Handling {
+        live,
+        slots,
+        max_body_bytes,
+        stall_timeout,
+    } = handling;
     let started = Instant::now();
     let version = live.current();
     let request_id = request
@@ -57,26 +73,37 @@ pub(crate) async fn handle(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
+    let count_limit = |limit: &'static str| {
+        metrics().limits.add(
+            1,
+            &[
+                version.component_attribute().clone(),
+                KeyValue::new("limit", limit),
+            ],
+        );
+    };
     let outcome = match announced {
-        Some(length) if length > max_body_bytes => {
-            metrics().limits.add(
-                1,
-                &[
-                    version.component_attribute().clone(),
-                    KeyValue::new("limit", "body"),
-                ],
-            );
+        Some(length) if length > *max_body_bytes => {
+            count_limit("body");
             Ok(plain_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "413 Payload Too Large: the request body is over the server's limit\n",
             ))
         }
-        _ => {
-            let request = request.map(|body| LimitedBody::new(body, max_body_bytes));
-            invoke(&version, request, request_id.clone())
-                .instrument(span.clone())
-                .await
-        }
+        _ => match slots.admit().await {
+            Ok(slot) => {
+                let request =
+                    request.map(|body| CheckedBody::new(body, *max_body_bytes, *stall_timeout));
+                invoke(&version, request, request_id.clone(), slot)
+                    .instrument(span.clone())
+                    .await
+            }
+            Err(busy) => {
+                count_limit("instances");
+                span.in_scope(|| tracing::debug!("{method} {uri} turned away: {busy}"));
+                Ok(turned_away(busy))
+            }
+        },
     };
     let mut response = match outcome {
         Ok(response) => response,
@@ -134,8 +161,9 @@ pub const STALE_HEADER: &str = "x-tempo-stale";
 
 async fn invoke(
     version: &Arc<Version>,
-    request: Request<LimitedBody>,
+    request: Request<CheckedBody>,
     request_id: RequestId,
+    slot: Slot,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     let proxy = version
         .prepared::<ProxyPre<State>>()
@@ -174,7 +202,11 @@ async fn invoke(
             }
             // Set before the store (and with it the body's sender) goes.
             stopped_guest.store(outcome.is_err(), Ordering::Release);
-            outcome.map_err(|err| explain_failure(err, store.data(), &component))
+            let outcome = outcome.map_err(|err| explain_failure(err, store.data(), &component));
+            // The slot is free once the instance is gone.
+            drop(store);
+            drop(slot);
+            outcome
         }
         .in_current_span(),
     );
@@ -188,6 +220,26 @@ async fn invoke(
             Err(join) => anyhow!("the component's task failed: {join}"),
         }),
     }
+}
+
+/// The 503 of a request that found no instance. The first one is logged as a warning; a flood of
+/// them would flood the log too, so the rest are only counted.
+fn turned_away(busy: Busy) -> Response<HyperOutgoingBody> {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "turning requests away with 503: {busy} (`max-instances`, `queue-timeout-ms`); \
+             counted in tempo_limits_hit_total{{limit=\"instances\"}} from now on"
+        );
+    }
+    let mut response = plain_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "503 Service Unavailable: the server is at its limit of instances; retry shortly\n",
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// A short text response tempo gives in the guest's place.

@@ -33,7 +33,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::{InstancePre, Linker};
 use tempo_runtime_core::{
-    InterfaceName, LiveComponent, Running, Service, State, Trigger, WASI_VERSION,
+    InterfaceName, LiveComponent, Running, Service, Slots, State, Trigger, WASI_VERSION,
 };
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -47,6 +47,11 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// How long a client may take to send a request's head (and may stay idle between requests).
     pub header_timeout: Duration,
+    /// How long a client may leave a request body it is sending, or a response it is being sent,
+    /// without progress before the connection fails.
+    pub stall_timeout: Duration,
+    /// The most connections open at once; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
     /// The largest request body, in bytes: a larger announced one gets 413, a larger streamed one
     /// is cut off with an error the guest reads.
     pub max_body_bytes: u64,
@@ -66,6 +71,12 @@ pub struct HttpConfig {
 /// The default time a client has to send a request's head: 10 s.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default time a body may stall: 30 s.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default number of connections open at once: 10,000.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// The default largest request body: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
 
@@ -78,6 +89,8 @@ impl Default for HttpConfig {
             listen: DEFAULT_LISTEN,
             shutdown_grace: Duration::from_secs(10),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allowed_outbound_hosts: None,
             outbound_connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -137,10 +150,13 @@ impl Service for HttpService {
     }
 
     fn describe(&self) -> String {
+        let config = &self.config;
         format!(
-            "request heads within {:?}, bodies up to {} bytes; {}",
-            self.config.header_timeout,
-            self.config.max_body_bytes,
+            "up to {} connections, request heads within {:?}, bodies up to {} bytes stalling at most {:?}; {}",
+            config.max_connections,
+            config.header_timeout,
+            config.max_body_bytes,
+            config.stall_timeout,
             self.outbound.load().describe()
         )
     }
@@ -176,6 +192,7 @@ impl Trigger for HttpService {
     fn start(
         self: Arc<Self>,
         live: LiveComponent,
+        slots: Slots,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, anyhow::Result<Running>> {
         async move {
@@ -195,7 +212,7 @@ impl Trigger for HttpService {
                 current.connect_timeout,
                 current.response_timeout,
             )));
-            let serve = server::serve(listener, live, shutdown, self.config.clone());
+            let serve = server::serve(listener, live, slots, shutdown, self.config.clone());
             Ok(Running {
                 address: format!("http://{address}"),
                 serve: serve.boxed(),

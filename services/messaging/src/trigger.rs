@@ -2,23 +2,25 @@
 //! `incoming-handler` in a fresh instance of the version current when it arrives.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use futures::future::BoxFuture;
+use futures::stream::SelectAll;
 use futures::{FutureExt as _, StreamExt as _};
 use opentelemetry::KeyValue;
+use tempo_runtime_core::admission::Slot;
 use tempo_runtime_core::limits::{DeadlineExceeded, explain_failure, within_deadline};
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::wasmtime::Trap;
 use tempo_runtime_core::wasmtime::component::InstancePre;
 use tempo_runtime_core::{
-    InterfaceName, LiveComponent, RequestId, Running, State, Trigger, Version,
+    Demand, InterfaceName, LiveComponent, RequestId, Running, Slots, State, Trigger, Version,
 };
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::broker::Envelope;
+use crate::broker::{Envelope, Subscription};
 use crate::host::MessageHandle;
 use crate::host::generated::MessagingRequestReplyPre;
 use crate::{MessagingService, subject};
@@ -40,9 +42,17 @@ impl Trigger for MessagingService {
         Ok(())
     }
 
+    fn demand(&self) -> Demand {
+        Demand::Fixed {
+            instances: self.shared.config.concurrency,
+            setting: "[messaging] concurrency",
+        }
+    }
+
     fn start(
         self: Arc<Self>,
         live: LiveComponent,
+        slots: Slots,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, anyhow::Result<Running>> {
         async move {
@@ -73,8 +83,9 @@ impl Trigger for MessagingService {
             let serve = dispatch(
                 futures::stream::select_all(streams),
                 live,
+                slots,
                 shutdown,
-                self.clone(),
+                self.shared.config.shutdown_grace,
             );
             Ok(Running {
                 address,
@@ -85,22 +96,22 @@ impl Trigger for MessagingService {
     }
 }
 
-/// Hands each message to a task of its own, at most `concurrency` at once, until `shutdown`;
-/// then unsubscribes and gives the handlers running `shutdown_grace` to finish.
+/// Hands each message to a task of its own, at most as many at once as `slots` has, until
+/// `shutdown`. Then it drains the subscriptions: the broker sends no more, and the queue group's
+/// other members get what this one would have. What had already arrived is still handled, and
+/// the handlers get `grace` to finish.
 async fn dispatch(
-    mut messages: futures::stream::SelectAll<futures::stream::BoxStream<'static, Envelope>>,
+    mut messages: SelectAll<Subscription>,
     live: LiveComponent,
+    slots: Slots,
     shutdown: CancellationToken,
-    service: Arc<MessagingService>,
+    grace: Duration,
 ) -> anyhow::Result<()> {
-    let config = &service.shared.config;
-    let concurrency = config.concurrency.max(1);
-    let slots = Arc::new(Semaphore::new(concurrency));
     loop {
         let slot = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot?,
+            slot = slots.wait() => slot,
         };
         let message = tokio::select! {
             biased;
@@ -110,23 +121,35 @@ async fn dispatch(
                 None => bail!("the broker ended the subscriptions"),
             },
         };
-        let version = live.current();
-        tokio::spawn(async move {
-            handle(&version, message).await;
-            drop(slot);
-        });
+        spawn_handler(&live, message, slot);
     }
-    drop(messages);
 
-    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
-    let grace = config.shutdown_grace;
-    if tokio::time::timeout(grace, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let stop_at = tokio::time::Instant::now() + grace;
+    for subscription in messages.iter_mut() {
+        subscription.drain().await;
+    }
+    let drained = async {
+        while let Some(message) = messages.next().await {
+            let slot = slots.wait().await;
+            spawn_handler(&live, message, slot);
+        }
+    };
+    let left = tokio::time::timeout_at(stop_at, drained).await.is_err();
+    let all_done = slots
+        .all_free_within(stop_at.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
+    if left || !all_done {
         tracing::warn!("messages still being handled after {grace:?}; leaving them");
     }
     Ok(())
+}
+
+fn spawn_handler(live: &LiveComponent, message: Envelope, slot: Slot) {
+    let version = live.current();
+    tokio::spawn(async move {
+        handle(&version, message).await;
+        drop(slot);
+    });
 }
 
 /// Runs one message through `version`'s handler in a `message` span with a fresh id. A trap or

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use crate::bodies::TimedBody;
+use crate::bodies::CheckedBody;
 use http::uri::Scheme as UriScheme;
 use http_body_util::BodyExt as _;
 use tempo_runtime_core::OnceSet;
@@ -167,8 +167,9 @@ impl Outbound {
             .await
             .map_err(|_| Error::ConnectionReadTimeout)?
             .map_err(Error::from)?;
-        let response =
-            response.map(|incoming| TimedBody::new(incoming, between_bytes_timeout).boxed_unsync());
+        let response = response.map(|incoming| {
+            CheckedBody::new(incoming, u64::MAX, between_bytes_timeout).boxed_unsync()
+        });
         Ok((response, connection))
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tempo_http::{HttpConfig, HttpService};
 use tempo_runtime_core::{
-    EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
+    Admission, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,12 @@ impl Server {
         let trigger = version.triggers()[0].clone();
         let live = LiveComponent::new(version);
         let shutdown = CancellationToken::new();
-        let running = trigger.start(live.clone(), shutdown.clone()).await.unwrap();
+        let slots = Admission::default().divide(&[trigger.demand()]).unwrap();
+        let slots = slots.into_iter().next().unwrap();
+        let running = trigger
+            .start(live.clone(), slots, shutdown.clone())
+            .await
+            .unwrap();
         let serving = tokio::spawn(running.serve);
         Self {
             runtime,

@@ -33,6 +33,23 @@ impl wasip2::exports::http::incoming_handler::Guest for Fixture {
                 Err(err) => respond(out, 502, &[err.as_bytes()]),
             },
             "/hold" => hold(out, url),
+            "/echo" => echo(request, out),
+            "/resources" => {
+                // Holds N header collections at once, each a resource in the host's table.
+                let n: usize = query.strip_prefix("n=").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let held: Vec<Fields> = (0..n).map(|_| Fields::new()).collect();
+                respond(out, 200, &[format!("held {} resources\n", held.len()).as_bytes()]);
+            }
+            "/upload" => match drain(request) {
+                Ok(bytes) => respond(out, 200, &[format!("received {bytes} bytes\n").as_bytes()]),
+                Err(err) => respond(out, 400, &[err.as_bytes()]),
+            },
+            "/download" => {
+                let mib: usize = query.strip_prefix("mib=").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let block = [b'x'; 64 * 1024];
+                let pieces = vec![&block[..]; mib * 16];
+                respond(out, 200, &pieces);
+            }
             "/loop" => {
                 // Computes for ever: only the host's deadline stops it.
                 let mut n = 0u64;
@@ -63,6 +80,45 @@ fn respond(out: ResponseOutparam, status: u16, pieces: &[&[u8]]) {
         stream.flush().expect("flush body");
     }
     drop(stream);
+    OutgoingBody::finish(body, None).expect("finish body");
+}
+
+/// Reads the request body to its end and returns its length.
+fn drain(request: IncomingRequest) -> Result<usize, String> {
+    let incoming = request.consume().expect("body taken once");
+    let input = incoming.stream().expect("stream taken once");
+    let mut bytes = 0;
+    loop {
+        match input.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes += chunk.len(),
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(StreamError::LastOperationFailed(err)) => return Err(err.to_debug_string()),
+        }
+    }
+}
+
+/// Streams the request body back as it arrives. A body that fails to arrive (cut off, stalled)
+/// leaves the response unfinished, which the host reports to the client as an error.
+fn echo(request: IncomingRequest, out: ResponseOutparam) {
+    let incoming = request.consume().expect("body taken once");
+    let input = incoming.stream().expect("stream taken once");
+    let response = OutgoingResponse::new(Fields::new());
+    let body = response.body().expect("body taken once");
+    ResponseOutparam::set(out, Ok(response));
+    let mut output = body.write().expect("stream taken once");
+    loop {
+        match input.blocking_read(64 * 1024) {
+            Ok(chunk) => {
+                let written = output.write_all(&chunk);
+                if written.and_then(|()| std::io::Write::flush(&mut output)).is_err() {
+                    return;
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(_)) => return,
+        }
+    }
+    drop(output);
     OutgoingBody::finish(body, None).expect("finish body");
 }
 

