@@ -30,18 +30,8 @@ artifacts=$(cd examples/hello-http && "$tempo" build --release --quiet --target-
 wasm=$(grep '\.wasm$' <<<"$artifacts")
 bin=$(grep '\.bin$' <<<"$artifacts")
 
-server_pid=
-stop_server() { if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; fi; }
-trap stop_server EXIT
-
-wait_until_up() {
-  for _ in $(seq 1 200); do
-    curl -sf "$1" >/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server at $1 did not come up" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 # Runs wrk against $1 and prints "<requests/s> <p99 in ms>".
 load() {

@@ -4,9 +4,13 @@
 # mixed load by bench/load-mix: REQUESTS requests, CONCURRENCY at a time, of every hundred 87
 # hellos, 5 uploads of 3 MiB, 5 downloads of 4 MiB, 2 traps and 1 guest that loops until the
 # 1 s deadline. Prints per server the unexpected outcomes (anything but 200, 500 for a trap,
-# 500/504 for a loop), the hello p50/p99, the wall time, and the server's RSS before and after.
+# 500/504 for a loop, and a download cut off mid-body by the deadline), the hello p50/p99, the
+# wall time, and the server's RSS before (after a warm-up of the same mix, a twentieth as long)
+# and after.
 # Then a slowloris run: HALF_OPEN connections that send half a request head and hold still
-# (replaced as the server closes them) while hellos are measured.
+# (replaced as the server closes them) while SLOW_REQUESTS hellos, 8 at a time, are measured.
+# Each run stops sending after SECONDS_PER_RUN (the slowloris run after 120 s) and says how many
+# requests it did not send.
 #
 #   bench/limits.sh                                   # 100000 requests, 64 at once, 2000 half-open
 #   REQUESTS=20000 CONCURRENCY=32 HALF_OPEN=500 SLOW_REQUESTS=20000 bench/limits.sh
@@ -21,6 +25,8 @@ SLOW_REQUESTS=${SLOW_REQUESTS:-100000}
 WASMTIME=${WASMTIME:-wasmtime}
 TEMPO_PORT=${TEMPO_PORT:-18091}
 WASMTIME_PORT=${WASMTIME_PORT:-18092}
+ADMIN_PORT=${ADMIN_PORT:-18093}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-600}
 MEMORY_BYTES=$((128 << 20))
 
 command -v "$WASMTIME" >/dev/null || {
@@ -39,30 +45,22 @@ wasm=$PWD/target/bench-guests/wasm32-wasip2/release/http_fixture.wasm
 bin=$PWD/target/bench-guests/http_fixture.bin
 "$tempo" compile --quiet "$wasm" -o "$bin"
 
-server_pid=
-stop_server() { if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=; fi; }
-trap stop_server EXIT
-
-wait_until_up() {
-  for _ in $(seq 1 200); do
-    curl -sf "$1" >/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server at $1 did not come up" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
-# Runs load-mix against the server started by "$@" at $url with the load-mix arguments in
-# $LOAD_ARGS; prints "<result line> rss_before_mib=… rss_after_mib=…".
+# Runs load-mix against the server started by "$@" at $url, first with $WARMUP_ARGS (so that
+# "before" is the RSS of a server that has seen this load), then with $LOAD_ARGS; prints "<result line> rss_before_mib=… rss_after_mib=… deadline_stops=…" (the last
+# read from tempo's /metrics at $2, or "-").
 measure() {
-  local url=$1
-  shift
+  local url=$1 metrics=$2
+  shift 2
   "$@" >/dev/null 2>&1 &
   server_pid=$!
   wait_until_up "$url/"
-  "$load" "$url" 2000 "$CONCURRENCY" hello >/dev/null # warm-up
+  # shellcheck disable=SC2086
+  "$load" "$url" $WARMUP_ARGS >/dev/null || true
   local before after result out
   before=$(rss_mib "$server_pid")
   out=$(mktemp)
@@ -72,35 +70,43 @@ measure() {
   result=$(grep '^result' "$out")
   rm -f "$out"
   after=$(rss_mib "$server_pid")
+  local stops=-
+  if [ "$metrics" != - ]; then
+    stops=$(curl -sf "$metrics" | awk '/^tempo_limits_hit_total/ && /limit="deadline"/ { n += $NF } END { print n + 0 }')
+  fi
   stop_server
-  echo "$result rss_before_mib=$before rss_after_mib=$after"
+  echo "$result rss_before_mib=$before rss_after_mib=$after deadline_stops=$stops"
 }
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-serve_tempo=(env TEMPO_DEADLINE_MS=1000 TEMPO_MEMORY_MIB=128 RUST_LOG=off "$tempo" run --quiet "$bin" --listen "127.0.0.1:$TEMPO_PORT")
+serve_tempo=(env TEMPO_DEADLINE_MS=1000 TEMPO_MEMORY_MIB=128 RUST_LOG=off "$tempo" run --quiet "$bin"
+  --listen "127.0.0.1:$TEMPO_PORT" --admin "127.0.0.1:$ADMIN_PORT")
+tempo_metrics=http://127.0.0.1:$ADMIN_PORT/metrics
 serve_wasmtime=("$WASMTIME" serve -Scli -W timeout=1s -W "max-memory-size=$MEMORY_BYTES" --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
 
 echo "==> mixed load on tempo" >&2
-LOAD_ARGS="$REQUESTS $CONCURRENCY full 0"
-mixed_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "${serve_tempo[@]}")
+WARMUP_ARGS="$((REQUESTS / 20)) $CONCURRENCY full 0 $SECONDS_PER_RUN"
+LOAD_ARGS="$REQUESTS $CONCURRENCY full 0 $SECONDS_PER_RUN"
+mixed_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "$tempo_metrics" "${serve_tempo[@]}")
 echo "==> mixed load on wasmtime serve" >&2
-mixed_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" "${serve_wasmtime[@]}")
+mixed_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" - "${serve_wasmtime[@]}")
 echo "==> hellos beside $HALF_OPEN half-open connections, on tempo" >&2
-LOAD_ARGS="$SLOW_REQUESTS 8 hello $HALF_OPEN"
-slow_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "${serve_tempo[@]}")
+WARMUP_ARGS="2000 8 hello 0 60"
+LOAD_ARGS="$SLOW_REQUESTS 8 hello $HALF_OPEN 120"
+slow_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "$tempo_metrics" "${serve_tempo[@]}")
 echo "==> the same on wasmtime serve" >&2
-slow_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" "${serve_wasmtime[@]}")
+slow_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" - "${serve_wasmtime[@]}")
 
 echo
 echo "http-fixture, deadline 1 s, 128 MiB per instance; $($WASMTIME --version)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
 row() {
-  printf '%-34s %10s %9s %11s %11s %8s %14s\n' "$1" "$(field unexpected "$2")" "$(field seconds "$2")" \
-    "$(field hello_p50_ms "$2")" "$(field hello_p99_ms "$2")" \
+  printf '%-34s %10s %8s %5s %9s %10s %10s %8s %9s\n' "$1" "$(field unexpected "$2")" "$(field not_sent "$2")" \
+    "$(field cut "$2")" "$(field seconds "$2")" "$(field hello_p50_ms "$2")" "$(field hello_p99_ms "$2")" \
     "$(field rss_before_mib "$2")" "$(field rss_after_mib "$2")"
 }
-printf '%-34s %10s %9s %11s %11s %8s %14s\n' run unexpected "time (s)" "hello p50" "hello p99" "RSS MiB" "RSS MiB after"
+printf '%-34s %10s %8s %5s %9s %10s %10s %8s %9s\n' run unexpected "not sent" cut "time (s)" "hello p50" "hello p99" "RSS MiB" "RSS after"
 row "mixed, $REQUESTS at c=$CONCURRENCY: tempo" "$mixed_tempo"
 row "mixed: wasmtime serve" "$mixed_wasmtime"
 row "slowloris $HALF_OPEN, hellos c=8: tempo" "$slow_tempo"
@@ -108,4 +114,5 @@ row "slowloris: wasmtime serve" "$slow_wasmtime"
 awk -v t="$(field seconds "$mixed_tempo")" -v w="$(field seconds "$mixed_wasmtime")" \
   -v tp="$(field hello_p99_ms "$mixed_tempo")" -v wp="$(field hello_p99_ms "$mixed_wasmtime")" \
   'BEGIN { printf "mixed load: tempo took %.2fx the time of wasmtime serve, with %.2fx its hello p99\n", t / w, tp / wp }'
+echo "(p50/p99 in ms; cut: downloads whose body ended early; tempo's deadline stops in the mixed run: $(field deadline_stops "$mixed_tempo"), for 1% of $REQUESTS loops and the cut downloads)"
 echo "(half-open connections closed by the server: tempo $(field half_open_closed_by_server "$slow_tempo"), wasmtime $(field half_open_closed_by_server "$slow_wasmtime"))"

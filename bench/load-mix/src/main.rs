@@ -1,4 +1,4 @@
-//! Load for `bench/limits.sh`: `load-mix URL [REQUESTS] [CONCURRENCY] [MIX] [HALF_OPEN]`.
+//! Load for `bench/limits.sh`: `load-mix URL [REQUESTS] [CONCURRENCY] [MIX] [HALF_OPEN] [SECONDS]`.
 //!
 //! Sends REQUESTS (default 100000) requests, CONCURRENCY (64) at a time, to a server of the
 //! http-fixture test guest. MIX `full` (the default) sends, of every 100 requests: 1 to `/loop`
@@ -47,19 +47,43 @@ impl Kind {
         }
     }
 
-    fn expected(self, status: u16) -> bool {
+    fn expected(self, outcome: Outcome) -> bool {
+        use Outcome::{Cut, Status};
+        matches!(
+            (self, outcome),
+            (Kind::Hello | Kind::Upload, Status(200))
+                | (Kind::Download, Status(200) | Cut)
+                | (Kind::Trap, Status(500))
+                | (Kind::Loop, Status(500 | 504))
+        )
+    }
+}
+
+/// What became of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    /// A response with this status, its whole body received.
+    Status(u16),
+    /// A 200 whose body ended early (the server closed the connection mid-body).
+    Cut,
+    /// No response.
+    Failed,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Kind::Hello | Kind::Upload | Kind::Download => status == 200,
-            Kind::Trap => status == 500,
-            Kind::Loop => status == 500 || status == 504,
+            Outcome::Status(status) => write!(f, "{status}"),
+            Outcome::Cut => f.write_str("cut"),
+            Outcome::Failed => f.write_str("failed"),
         }
     }
 }
 
-/// What came back for each kind: statuses (0 for a transport error) and hello latencies.
+/// What came back for each kind, and the hello latencies.
 #[derive(Default)]
 struct Tally {
-    outcomes: BTreeMap<(Kind, u16), usize>,
+    outcomes: BTreeMap<(Kind, Outcome), usize>,
     hello_micros: Vec<u64>,
 }
 
@@ -71,7 +95,7 @@ struct Tally {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(url) = args.first().cloned() else {
-        bail!("usage: load-mix URL [REQUESTS] [CONCURRENCY] [full|hello] [HALF_OPEN]");
+        bail!("usage: load-mix URL [REQUESTS] [CONCURRENCY] [full|hello] [HALF_OPEN] [SECONDS]");
     };
     let number = |i: usize, default: usize| -> anyhow::Result<usize> {
         args.get(i)
@@ -81,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
     let concurrency = number(2, 64)?;
     let mix = args.get(3).cloned().unwrap_or_else(|| "full".to_owned());
     let half_open = number(4, 0)?;
+    let budget = Duration::from_secs(u64::try_from(number(5, 300)?)?);
 
     let stop_holding = tokio_util::sync::CancellationToken::new();
     let holders = hold_half_open(&url, half_open, stop_holding.clone());
@@ -90,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let client = reqwest::Client::builder()
         .no_proxy()
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_secs(30))
         .build()?;
     let upload = bytes::Bytes::from(vec![b'u'; UPLOAD_BYTES]);
     let next = Arc::new(AtomicUsize::new(0));
@@ -103,17 +128,20 @@ async fn main() -> anyhow::Result<()> {
             let (next, tally) = (next.clone(), tally.clone());
             tokio::spawn(async move {
                 loop {
+                    if started.elapsed() > budget {
+                        return;
+                    }
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     if index >= requests {
                         return;
                     }
                     let kind = Kind::of(index, &mix);
                     let sent = Instant::now();
-                    let status = send(&client, &url, kind, &upload).await;
+                    let outcome = send(&client, &url, kind, &upload).await;
                     let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                     let mut tally = tally.lock().await;
-                    *tally.outcomes.entry((kind, status)).or_default() += 1;
-                    if kind == Kind::Hello && status == 200 {
+                    *tally.outcomes.entry((kind, outcome)).or_default() += 1;
+                    if kind == Kind::Hello && outcome == Outcome::Status(200) {
                         tally.hello_micros.push(micros);
                     }
                 }
@@ -124,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
         worker.await?;
     }
     let elapsed = started.elapsed();
+    let not_sent = requests.saturating_sub(next.load(Ordering::Relaxed));
     stop_holding.cancel();
     let mut closed_by_server = 0;
     for holder in holders {
@@ -131,17 +160,20 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut tally = tally.lock().await;
-    println!("{:<10} {:>7} {:>9}", "kind", "status", "requests");
-    let mut unexpected = 0;
-    for ((kind, status), count) in &tally.outcomes {
-        let mark = if kind.expected(*status) {
+    println!("{:<10} {:>7} {:>9}", "kind", "outcome", "requests");
+    let (mut unexpected, mut cut) = (0, 0);
+    for ((kind, outcome), count) in &tally.outcomes {
+        let mark = if kind.expected(*outcome) {
             ""
         } else {
             unexpected += count;
             "  unexpected"
         };
+        if *outcome == Outcome::Cut {
+            cut += count;
+        }
         let kind = format!("{kind:?}").to_lowercase();
-        println!("{kind:<10} {status:>7} {count:>9}{mark}");
+        println!("{kind:<10} {:>7} {count:>9}{mark}", outcome.to_string());
     }
     tally.hello_micros.sort_unstable();
     let percentile = |p: f64| -> f64 {
@@ -154,18 +186,17 @@ async fn main() -> anyhow::Result<()> {
     };
     let (p50, p99) = (percentile(0.50), percentile(0.99));
     println!(
-        "result requests={requests} seconds={:.1} hello_p50_ms={p50:.2} hello_p99_ms={p99:.2} unexpected={unexpected} half_open={half_open} half_open_closed_by_server={closed_by_server}",
+        "result requests={requests} seconds={:.1} hello_p50_ms={p50:.2} hello_p99_ms={p99:.2} unexpected={unexpected} not_sent={not_sent} cut={cut} half_open={half_open} half_open_closed_by_server={closed_by_server}",
         elapsed.as_secs_f64()
     );
-    if unexpected > 0 {
+    if unexpected > 0 || not_sent > 0 {
         std::process::exit(1);
     }
     Ok(())
 }
 
-/// Sends one request of `kind` and returns its status once the whole body has arrived (0 if
-/// the request failed, or a download came back short).
-async fn send(client: &reqwest::Client, url: &str, kind: Kind, upload: &bytes::Bytes) -> u16 {
+/// Sends one request of `kind` and returns what became of it once its whole body has arrived.
+async fn send(client: &reqwest::Client, url: &str, kind: Kind, upload: &bytes::Bytes) -> Outcome {
     let request = match kind {
         Kind::Hello => client.get(format!("{url}/")),
         Kind::Trap => client.get(format!("{url}/trap")),
@@ -174,13 +205,16 @@ async fn send(client: &reqwest::Client, url: &str, kind: Kind, upload: &bytes::B
         Kind::Upload => client.post(format!("{url}/upload")).body(upload.clone()),
     };
     let Ok(response) = request.send().await else {
-        return 0;
+        return Outcome::Failed;
     };
     let status = response.status().as_u16();
     match response.bytes().await {
-        Ok(body) if kind == Kind::Download && status == 200 && body.len() != DOWNLOAD_BYTES => 0,
-        Ok(_) => status,
-        Err(_) => 0,
+        Ok(body) if kind == Kind::Download && status == 200 && body.len() != DOWNLOAD_BYTES => {
+            Outcome::Cut
+        }
+        Ok(_) => Outcome::Status(status),
+        Err(_) if status == 200 => Outcome::Cut,
+        Err(_) => Outcome::Failed,
     }
 }
 
