@@ -260,12 +260,31 @@ fn an_import_nobody_provides_is_named() {
 }
 
 #[test]
-fn a_component_that_is_neither_served_nor_run_is_refused_with_its_exports() {
+fn a_component_that_is_neither_served_nor_run_is_refused_with_its_exports_and_missing_imports() {
     let err = refused(tempo_test_fixtures::library_only());
     assert!(
-        err.contains("exports no handler tempo serves (wasi:http/incoming-handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports tempo-fixtures:library/api@0.1.0"),
+        err.contains("exports no handler tempo serves (wasi:http/incoming-handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports tempo-fixtures:library/api@0.1.0; it also imports what no tempo service provides: tempo-fixtures:library/host@0.1.0"),
         "{err}"
     );
+}
+
+#[test]
+fn a_trap_after_the_response_has_started_is_logged_and_the_body_cut_off() {
+    let mut served = Served::start(tempo_test_fixtures::http());
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}/trap-late", served.url))
+        .header("x-request-id", "late-trap-1")
+        .send();
+    // The head may or may not have left before the connection was closed; the body never ends
+    // as if it were whole.
+    if let Ok(response) = response {
+        assert_eq!(response.status(), 200);
+        assert!(response.text().is_err(), "a cut-off body read as whole");
+    }
+    let line = served.wait_for_stderr("GET /trap-late failed");
+    assert!(line.contains("late-trap-1"), "{line}");
+    assert!(served.stderr().contains("trap late"), "{}", served.stderr());
+    assert_eq!(get(&format!("{}/", served.url)).0, 200);
 }
 
 #[test]

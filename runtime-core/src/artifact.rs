@@ -42,7 +42,7 @@ fn producer() -> String {
 
 /// The wasmtime version this build links, as recorded in `.bin` headers.
 pub fn wasmtime_version() -> &'static str {
-    // Pinned with `=` in the workspace manifest; keep in step.
+    // Pinned with `=` in the workspace manifest; a test holds it to Cargo.lock.
     "48.0.8"
 }
 

@@ -26,6 +26,7 @@ pub mod limits;
 mod live;
 pub mod metrics;
 mod once;
+pub mod outcome;
 mod request_id;
 mod runtime;
 mod service;

@@ -108,15 +108,12 @@ impl Runtime {
         let exports = self.exports_of(component);
 
         let mut used = BTreeSet::new();
-        let mut missing = Vec::new();
         for (import, _) in ty.imports(&self.engine) {
-            match self.provider_of(import) {
-                Some(index) => {
-                    used.insert(index);
-                }
-                None => missing.push(import.to_owned()),
+            if let Some(index) = self.provider_of(import) {
+                used.insert(index);
             }
         }
+        let missing = self.missing_imports(component);
         let name = settings.name.to_string();
         if !missing.is_empty() {
             return Err(PrepareError::MissingImports {
@@ -175,6 +172,16 @@ impl Runtime {
         let ty = component.component_type();
         ty.exports(&self.engine)
             .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// The imports of `component` that no registered service provides, as the component names
+    /// them.
+    pub fn missing_imports(&self, component: &Component) -> Vec<String> {
+        let ty = component.component_type();
+        ty.imports(&self.engine)
+            .filter(|(import, _)| self.provider_of(import).is_none())
+            .map(|(import, _)| import.to_owned())
             .collect()
     }
 

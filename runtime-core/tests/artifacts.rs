@@ -202,3 +202,22 @@ fn missing_files_and_bins_as_input_are_named() {
     let err = artifact::compile(&engine(), &bin, &dir.path().join("again.bin")).unwrap_err();
     assert!(err.to_string().contains("already a tempo `.bin`"), "{err}");
 }
+
+#[test]
+fn the_wasmtime_version_in_bin_headers_is_the_one_linked() {
+    // The literal in `artifact::wasmtime_version` must follow the pin in the workspace manifest;
+    // Cargo.lock says what is really linked.
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
+        .unwrap();
+    let linked = lock
+        .split("[[package]]")
+        .find(|package| package.contains("\nname = \"wasmtime\"\n"))
+        .and_then(|package| {
+            package
+                .lines()
+                .find_map(|line| line.strip_prefix("version = "))
+        })
+        .map(|version| version.trim_matches('"'))
+        .unwrap();
+    assert_eq!(artifact::wasmtime_version(), linked);
+}

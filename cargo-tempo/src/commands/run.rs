@@ -107,8 +107,17 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
         } else {
             exports.join(", ")
         };
+        let missing = runtime.missing_imports(&loaded.component);
+        let imports = if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; it also imports what no tempo service provides: {}",
+                missing.join(", ")
+            )
+        };
         anyhow::bail!(
-            "`{}` exports no handler tempo serves (wasi:http/incoming-handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports {exports}",
+            "`{}` exports no handler tempo serves (wasi:http/incoming-handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports {exports}{imports}",
             display_path(&args.file)
         );
     }

@@ -13,9 +13,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use opentelemetry::KeyValue;
 use tempo_runtime_core::admission::{Busy, Slot};
-use tempo_runtime_core::limits::{DeadlineExceeded, explain_failure, within_deadline};
+use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
 use tempo_runtime_core::metrics::metrics;
-use tempo_runtime_core::wasmtime::Trap;
+use tempo_runtime_core::outcome::{finish_run, log_failure};
 use tempo_runtime_core::{LiveComponent, RequestId, Slots, State, Version};
 use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpView as _;
@@ -94,7 +94,8 @@ pub(crate) async fn handle(
             Ok(slot) => {
                 let request =
                     request.map(|body| CheckedBody::new(body, *max_body_bytes, *stall_timeout));
-                invoke(&version, request, request_id.clone(), slot)
+                let what = format!("{method} {uri}");
+                invoke(&version, request, request_id.clone(), slot, what)
                     .instrument(span.clone())
                     .await
             }
@@ -105,18 +106,10 @@ pub(crate) async fn handle(
             }
         },
     };
+    // A failure was logged where it happened (see `invoke`).
     let mut response = match outcome {
         Ok(response) => response,
         Err(err) => {
-            span.in_scope(|| {
-                tracing::error!(
-                    component = version.name(),
-                    request_id = request_id.as_str(),
-                    "{method} {uri} failed: {}",
-                    err.root_cause()
-                );
-                tracing::debug!(component = version.name(), "{err:?}");
-            });
             if err.is::<DeadlineExceeded>() {
                 plain_response(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -159,17 +152,22 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// value says why.
 pub const STALE_HEADER: &str = "x-tempo-stale";
 
+/// Runs the guest for `request` (described as `what` in the log) on its own task, holding `slot`
+/// until the instance is gone, and returns its response once it has one. Every failure is logged
+/// here, once: a guest failure by the guest's task, also when it comes after the response has
+/// gone out (the client then sees the body cut off), and a response that never came here.
 async fn invoke(
     version: &Arc<Version>,
     request: Request<CheckedBody>,
     request_id: RequestId,
     slot: Slot,
+    what: String,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     let proxy = version
         .prepared::<ProxyPre<State>>()
         .context("this version was not prepared for wasi:http")?
         .clone();
-    let mut store = version.new_store(request_id);
+    let mut store = version.new_store(request_id.clone());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let request = store
         .data_mut()
@@ -178,13 +176,15 @@ async fn invoke(
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
 
     // The guest runs on its own task, in the request's span: it keeps writing the body after it
-    // has handed over the response, and it must finish even if the client goes away. A trap is
-    // counted here, since it may come after the response has gone.
+    // has handed over the response, and it must finish even if the client goes away. Its failure
+    // is counted and logged there, since it may come after the response has gone.
     // Past its deadline the guest is stopped and its store dropped, which ends its response.
     let component = version.component_attribute().clone();
     let deadline = version.limits().deadline;
     let stopped = Arc::new(AtomicBool::new(false));
     let stopped_guest = stopped.clone();
+    let (task_version, task_request_id, task_what) =
+        (version.clone(), request_id.clone(), what.clone());
     let guest = tokio::spawn(
         async move {
             let outcome = within_deadline(deadline, async {
@@ -195,31 +195,34 @@ async fn invoke(
                     .await
             })
             .await;
-            if let Err(err) = &outcome
-                && err.downcast_ref::<Trap>().is_some()
-            {
-                metrics().traps.add(1, std::slice::from_ref(&component));
-            }
             // Set before the store (and with it the body's sender) goes.
             stopped_guest.store(outcome.is_err(), Ordering::Release);
-            let outcome = outcome.map_err(|err| explain_failure(err, store.data(), &component));
+            let outcome = finish_run(outcome, store.data(), &component);
             // The slot is free once the instance is gone.
             drop(store);
             drop(slot);
+            if let Err(err) = &outcome {
+                log_failure(&task_version, &task_request_id, &task_what, err);
+            }
             outcome
         }
         .in_current_span(),
     );
 
-    match receiver.await {
-        Ok(Ok(response)) => Ok(response.map(|body| GuardedBody::new(body, stopped).boxed_unsync())),
-        Ok(Err(code)) => Err(anyhow!("the component answered with the error {code:?}")),
-        Err(_) => Err(match guest.await {
+    let failure = match receiver.await {
+        Ok(Ok(response)) => {
+            return Ok(response.map(|body| GuardedBody::new(body, stopped).boxed_unsync()));
+        }
+        Ok(Err(code)) => anyhow!("the component answered with the error {code:?}"),
+        Err(_) => match guest.await {
+            // Logged by the guest's task.
+            Ok(Err(err)) => return Err(err),
             Ok(Ok(())) => anyhow!("the component returned without setting a response"),
-            Ok(Err(err)) => err,
             Err(join) => anyhow!("the component's task failed: {join}"),
-        }),
-    }
+        },
+    };
+    log_failure(version, &request_id, &what, &failure);
+    Err(failure)
 }
 
 /// The 503 of a request that found no instance. The first one is logged as a warning; a flood of

@@ -10,9 +10,9 @@ use futures::stream::SelectAll;
 use futures::{FutureExt as _, StreamExt as _};
 use opentelemetry::KeyValue;
 use tempo_runtime_core::admission::Slot;
-use tempo_runtime_core::limits::{DeadlineExceeded, explain_failure, within_deadline};
+use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
 use tempo_runtime_core::metrics::metrics;
-use tempo_runtime_core::wasmtime::Trap;
+use tempo_runtime_core::outcome::{finish_run, log_failure};
 use tempo_runtime_core::wasmtime::component::InstancePre;
 use tempo_runtime_core::{
     Demand, InterfaceName, LiveComponent, RequestId, Running, Slots, State, Trigger, Version,
@@ -166,21 +166,11 @@ async fn handle(version: &Arc<Version>, message: Envelope) {
     let outcome = invoke(version, message, id.clone())
         .instrument(span.clone())
         .await;
-    let component = version.component_attribute().clone();
     if let Err(err) = &outcome {
-        if err.downcast_ref::<Trap>().is_some() {
-            metrics().traps.add(1, std::slice::from_ref(&component));
-        }
-        span.in_scope(|| {
-            tracing::error!(
-                component = version.name(),
-                request_id = id.as_str(),
-                "the message on `{subject}` failed: {}",
-                err.root_cause()
-            );
-            tracing::debug!(component = version.name(), "{err:?}");
-        });
+        let what = format!("the message on `{subject}`");
+        span.in_scope(|| log_failure(version, &id, &what, err));
     }
+    let component = version.component_attribute().clone();
     let outcome = match &outcome {
         Ok(()) => "ok",
         Err(err) if err.is::<DeadlineExceeded>() => "timeout",
@@ -208,7 +198,7 @@ async fn invoke(version: &Arc<Version>, message: Envelope, id: RequestId) -> any
             .call_handle(&mut store, message)
             .await
     })
-    .await
-    .map_err(|err| explain_failure(err, store.data(), version.component_attribute()))?;
+    .await;
+    let handled = finish_run(handled, store.data(), version.component_attribute())?;
     handled.map_err(|err| anyhow!("the handler returned an error: {err:?}"))
 }

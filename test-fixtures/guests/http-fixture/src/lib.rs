@@ -23,6 +23,16 @@ impl wasip2::exports::http::incoming_handler::Guest for Fixture {
         let url = query.strip_prefix("url=").unwrap_or_default();
         match path {
             "/trap" => panic!("trap requested"),
+            "/trap-late" => {
+                // The head and a first line go out, then the guest traps.
+                let response = OutgoingResponse::new(Fields::new());
+                let body = response.body().expect("body taken once");
+                ResponseOutparam::set(out, Ok(response));
+                let mut stream = body.write().expect("stream taken once");
+                stream.write_all(b"a first line\n").expect("write body");
+                stream.flush().expect("flush body");
+                panic!("trap late");
+            }
             "/stdout" => {
                 println!("hello on stdout from {NAME}");
                 eprintln!("hello on stderr from {NAME}");

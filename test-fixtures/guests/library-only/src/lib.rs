@@ -1,4 +1,5 @@
-//! A component that exports only a custom interface: no HTTP handler, no `wasi:cli/run`.
+//! A component that exports only a custom interface (no HTTP handler, no `wasi:cli/run`) and
+//! imports one that no host provides.
 
 wit_bindgen::generate!({
     inline: r#"
@@ -6,7 +7,11 @@ wit_bindgen::generate!({
         interface api {
             double: func(x: u32) -> u32;
         }
+        interface host {
+            note: func(x: u32);
+        }
         world library {
+            import host;
             export api;
         }
     "#,
@@ -16,6 +21,7 @@ struct Library;
 
 impl exports::tempo_fixtures::library::api::Guest for Library {
     fn double(x: u32) -> u32 {
+        tempo_fixtures::library::host::note(x);
         x.wrapping_mul(2)
     }
 }
