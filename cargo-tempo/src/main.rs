@@ -4,6 +4,7 @@
 mod cargo_build;
 mod cli;
 mod commands;
+mod host;
 mod log_format;
 mod project;
 mod settings;

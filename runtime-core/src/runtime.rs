@@ -95,6 +95,17 @@ impl Runtime {
         &self.triggers
     }
 
+    /// The exports the registered triggers serve, unversioned and comma-separated, for messages:
+    /// `wasi:http/incoming-handler, wasi:messaging/incoming-handler`.
+    pub fn served_exports(&self) -> String {
+        let exports: Vec<String> = self
+            .triggers
+            .iter()
+            .map(|trigger| trigger.export().unversioned())
+            .collect();
+        exports.join(", ")
+    }
+
     /// Links `component` against the services whose interfaces it imports, pre-instantiates it,
     /// and lets each trigger whose export it has prepare for it.
     ///

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cargo_build::{self, Artifact, Build, Group, PackageArgs};
-use crate::commands::host::{self, Observability, component_name};
+use crate::host::{self, Observability, component_name};
 use crate::project::Project;
 use crate::settings::{HostArgs, Settings};
 use crate::shell::{Exit, Shell, display_path};
@@ -334,7 +334,8 @@ impl<'a> Dev<'a> {
     async fn start_serving(&mut self, name: &str, version: Version) -> anyhow::Result<()> {
         if version.triggers().is_empty() {
             self.shell.error(&anyhow!(
-                "`{name}` exports no wasi:http/incoming-handler: `cargo tempo dev` serves HTTP components (run others with `cargo tempo run`)"
+                "`{name}` exports no handler tempo serves ({}): `cargo tempo dev` serves components that handle requests or messages (run wasi:cli programs with `cargo tempo run`)",
+                self.runtime.served_exports()
             ));
             self.failed("the build cannot be served");
             return Ok(());

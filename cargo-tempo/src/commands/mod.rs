@@ -3,7 +3,6 @@
 pub(crate) mod build;
 pub(crate) mod compile;
 pub(crate) mod dev;
-mod host;
 pub(crate) mod new;
 pub(crate) mod run;
 pub(crate) mod test;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use tempo_otel::Telemetry;
 
-use crate::commands::host::{self, Observability, component_name};
+use crate::host::{self, Observability, component_name};
 use crate::settings::{HostArgs, Settings};
 use crate::shell::{Shell, display_path};
 use crate::signals::stop_on_signal;
@@ -117,8 +117,9 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
             )
         };
         anyhow::bail!(
-            "`{}` exports no handler tempo serves (wasi:http/incoming-handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports {exports}{imports}",
-            display_path(&args.file)
+            "`{}` exports no handler tempo serves ({}) and no wasi:cli/run to run; it exports {exports}{imports}",
+            display_path(&args.file),
+            runtime.served_exports()
         );
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use tempo_runtime_core::{Compiler, EngineSettings, GuestStdio, InstanceSettings, artifact};
 
 use crate::cargo_build::{self, PackageArgs, WASM_TARGET, cargo_command};
-use crate::commands::host::{self, component_name};
+use crate::host::{self, component_name};
 use crate::settings::{Backend, HostArgs, Settings};
 use crate::shell::Shell;
 
