@@ -125,10 +125,10 @@ async fn dispatch(
     }
 
     let stop_at = tokio::time::Instant::now() + grace;
-    for subscription in messages.iter_mut() {
-        subscription.drain().await;
-    }
     let drained = async {
+        for subscription in messages.iter_mut() {
+            subscription.drain().await;
+        }
         while let Some(message) = messages.next().await {
             let slot = slots.wait().await;
             spawn_handler(&live, message, slot);
