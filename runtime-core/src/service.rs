@@ -36,6 +36,13 @@ pub trait Service: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// Finishes, at shutdown, what the service still owes for work already done: messages a guest
+    /// sent that are not yet written to the broker, say. Called once after the last unit of work,
+    /// before the process exits; it must not wait without limit.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// Adds this service's per-instance context to a fresh instance's state.
     fn init_instance(&self, _state: &mut State) {}
 

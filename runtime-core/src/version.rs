@@ -81,6 +81,13 @@ impl Version {
         Ok(())
     }
 
+    /// Closes every service this version is linked with (see [`Service::close`]), at shutdown.
+    pub async fn close_services(&self) {
+        for service in &self.services {
+            service.close().await;
+        }
+    }
+
     /// The triggers whose export this version has, in the order the runtime knows them.
     pub fn triggers(&self) -> &[Arc<dyn Trigger>] {
         &self.triggers

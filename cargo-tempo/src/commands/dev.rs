@@ -395,6 +395,9 @@ impl<'a> Dev<'a> {
         for handle in self.loops.drain(..) {
             handle.await??;
         }
+        if let Some(live) = &self.live {
+            live.current().close_services().await;
+        }
         if serving {
             self.shell.status("Stopped", "all requests finished");
         }

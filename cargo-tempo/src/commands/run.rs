@@ -138,6 +138,7 @@ async fn serve(
     let serving = host::serve(shell, version, admission, observability, &shutdown).await?;
     tokio::spawn(stop_on_signal(*shell, shutdown));
     try_join_all(serving.loops).await?;
+    serving.live.current().close_services().await;
     shell.status("Stopped", "all requests finished");
     Ok(())
 }

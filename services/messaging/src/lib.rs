@@ -44,6 +44,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// How many messages are handled at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 64;
 
+/// How long shutdown waits for the broker to confirm what guests sent.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a request waits for replies when the guest sets no timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -214,6 +217,23 @@ impl Service for MessagingService {
 
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async { self.shared.broker().await.map(drop) })
+    }
+
+    /// Writes out what guests sent (their replies above all) before the process exits: NATS
+    /// sends are queued, and a queue dropped at exit loses them.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let Some(broker) = self.shared.broker.get() else {
+                return;
+            };
+            match tokio::time::timeout(CLOSE_TIMEOUT, broker.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!("messages sent at shutdown may be lost: {err:#}"),
+                Err(_) => tracing::warn!(
+                    "messages sent at shutdown may be lost: the broker did not confirm them within {CLOSE_TIMEOUT:?}"
+                ),
+            }
+        })
     }
 
     fn describe(&self) -> String {
