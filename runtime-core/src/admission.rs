@@ -84,11 +84,17 @@ impl Admission {
                     Demand::Rest => None,
                 })
                 .collect();
+            let settings = settings.join(" and ");
+            let max = self.max_instances;
+            let shortfall = if wants_rest {
+                format!(
+                    "`max-instances` ({max}) leaves no instances for HTTP requests after {settings}"
+                )
+            } else {
+                format!("`max-instances` ({max}) is fewer than {settings}")
+            };
             return Err(format!(
-                "{} leave no instances for HTTP requests out of `max-instances` ({}): raise `max-instances` or lower {}",
-                settings.join(" and "),
-                self.max_instances,
-                settings.join(", ")
+                "{shortfall}: raise `max-instances` or lower {settings}"
             ));
         };
         Ok(demands
@@ -226,7 +232,8 @@ mod tests {
         let err = admission(4).divide(&[Demand::Rest, MESSAGES]).unwrap_err();
         assert!(err.contains("`[messaging] concurrency` (4)"), "{err}");
         assert!(err.contains("`max-instances` (4)"), "{err}");
-        assert!(admission(3).divide(&[MESSAGES]).is_err());
+        let err = admission(3).divide(&[MESSAGES]).unwrap_err();
+        assert!(err.contains("`max-instances` (3) is fewer than"), "{err}");
     }
 
     #[tokio::test]
