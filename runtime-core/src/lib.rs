@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod artifact;
 mod command;
+pub mod context;
 mod engine;
 mod escape;
 mod guest_output;
@@ -36,6 +37,7 @@ mod wasi;
 
 pub use admission::{Admission, Demand, Slots};
 pub use command::{cli_run_export, run_command};
+pub use context::{LazyBackend, ServiceContext, ServiceData, ServiceView};
 pub use engine::{
     Compiler, EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir,
 };

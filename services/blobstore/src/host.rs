@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tempo_runtime_core::State;
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use tempo_runtime_core::context::view;
+use tempo_runtime_core::{ServiceData, ServiceView, State};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
@@ -56,66 +57,37 @@ pub struct ObjectNames {
     next: usize,
 }
 
-/// What each instance carries for this service (in its state's extensions).
-#[derive(Clone)]
-pub(crate) struct BlobContext {
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// The host functions' view of an instance's state.
-pub(crate) struct BlobView<'a> {
-    table: &'a mut ResourceTable,
-    context: Option<&'a BlobContext>,
-}
-
-struct BlobData;
-
-impl HasData for BlobData {
-    type Data<'a> = BlobView<'a>;
-}
-
-fn view(state: &mut State) -> BlobView<'_> {
-    let (table, extensions) = state.table_and_extensions();
-    BlobView {
-        table,
-        context: extensions.get::<BlobContext>(),
-    }
-}
+/// The host functions' view of an instance: its resource table and the service's shared part.
+type BlobView<'a> = ServiceView<'a, Shared>;
 
 /// Adds the types, container and blobstore interfaces to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    types::add_to_linker::<State, BlobData>(linker, view)?;
-    container::add_to_linker::<State, BlobData>(linker, view)?;
-    blobstore::add_to_linker::<State, BlobData>(linker, view)?;
+    types::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+    container::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+    blobstore::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
     Ok(())
 }
 
 type Outcome<T> = wasmtime::Result<Result<T, String>>;
 
-impl BlobView<'_> {
-    fn shared(&self) -> wasmtime::Result<Arc<Shared>> {
-        // The runtime sets every linked service up in each instance; a missing context is a
-        // host bug, so it traps.
-        self.context
-            .map(|context| context.shared.clone())
-            .ok_or_else(|| wasmtime::format_err!("wasi:blobstore has no context in this instance"))
-    }
+/// The name of the container behind a guest's handle.
+fn container_name(
+    table: &ResourceTable,
+    handle: &Resource<ContainerHandle>,
+) -> wasmtime::Result<String> {
+    Ok(table.get(handle)?.name.clone())
+}
 
-    fn container_name(&self, handle: &Resource<ContainerHandle>) -> wasmtime::Result<String> {
-        Ok(self.table.get(handle)?.name.clone())
-    }
-
-    /// Gives the guest a new resource made from `result`, or passes its error on.
-    fn push<T, R: Send + 'static>(
-        &mut self,
-        result: Result<T, String>,
-        make: impl FnOnce(T) -> R,
-    ) -> Outcome<Resource<R>> {
-        Ok(match result {
-            Ok(value) => Ok(self.table.push(make(value))?),
-            Err(err) => Err(err),
-        })
-    }
+/// Gives the guest a new resource made from `result`, or passes its error on.
+fn push<T, R: Send + 'static>(
+    table: &mut ResourceTable,
+    result: Result<T, String>,
+    make: impl FnOnce(T) -> R,
+) -> Outcome<Resource<R>> {
+    Ok(match result {
+        Ok(value) => Ok(table.push(make(value))?),
+        Err(err) => Err(err),
+    })
 }
 
 /// The open backend, with the grants every container name is checked against.
@@ -160,7 +132,8 @@ where
     Fut: Future<Output = Result<T, String>>,
 {
     let blobs = shared
-        .blobs()
+        .blobs
+        .get()
         .await
         .cloned()
         .map_err(|err| format!("the blobstore cannot be opened: {err:#}"))?;
@@ -192,7 +165,7 @@ impl types::Host for BlobView<'_> {}
 
 impl types::HostOutgoingValue for BlobView<'_> {
     async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
-        let limit = self.shared()?.max_object_bytes;
+        let limit = self.context()?.clone().max_object_bytes;
         Ok(self.table.push(OutgoingValue {
             buffer: LimitedBuffer::new(limit),
             stream_taken: false,
@@ -222,7 +195,7 @@ impl types::HostOutgoingValue for BlobView<'_> {
         if matches!(&contents, Ok(data) if data.len() == stored) {
             return Ok(Ok(()));
         }
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing(&container).await?;
             blobs.write(&container, &object, contents?).await
         })
@@ -266,15 +239,15 @@ impl container::Host for BlobView<'_> {}
 
 impl container::HostContainer for BlobView<'_> {
     async fn name(&mut self, handle: Resource<ContainerHandle>) -> Outcome<String> {
-        Ok(Ok(self.container_name(&handle)?))
+        Ok(Ok(container_name(self.table, &handle)?))
     }
 
     async fn info(
         &mut self,
         handle: Resource<ContainerHandle>,
     ) -> Outcome<types::ContainerMetadata> {
-        let name = self.container_name(&handle)?;
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        let name = container_name(self.table, &handle)?;
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             let created_at = blobs.existing(&name).await?;
             Ok(types::ContainerMetadata { name, created_at })
         })
@@ -288,8 +261,8 @@ impl container::HostContainer for BlobView<'_> {
         start: u64,
         end: u64,
     ) -> Outcome<Resource<IncomingValue>> {
-        let name = self.container_name(&handle)?;
-        let read = with_blobs(self.shared()?, |blobs| async move {
+        let name = container_name(self.table, &handle)?;
+        let read = with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing_object(&name, &object).await?;
             let data = blobs
                 .read(&name, &object)
@@ -298,7 +271,7 @@ impl container::HostContainer for BlobView<'_> {
             range(&object, data, start, end)
         })
         .await;
-        self.push(read, |bytes| IncomingValue {
+        push(self.table, read, |bytes| IncomingValue {
             bytes: bytes.into(),
         })
     }
@@ -309,10 +282,10 @@ impl container::HostContainer for BlobView<'_> {
         object: String,
         value: Resource<OutgoingValue>,
     ) -> Outcome<()> {
-        let name = self.container_name(&handle)?;
+        let name = container_name(self.table, &handle)?;
         let contents = self.table.get(&value)?.buffer.contents();
         let destination = (name.clone(), object.clone());
-        let stored = with_blobs(self.shared()?, |blobs| async move {
+        let stored = with_blobs(self.context()?.clone(), |blobs| async move {
             let data = contents?;
             if object.is_empty() {
                 return Err("an object name must not be empty".to_owned());
@@ -337,15 +310,15 @@ impl container::HostContainer for BlobView<'_> {
         &mut self,
         handle: Resource<ContainerHandle>,
     ) -> Outcome<Resource<ObjectNames>> {
-        let name = self.container_name(&handle)?;
-        let listed = with_blobs(self.shared()?, |blobs| async move {
+        let name = container_name(self.table, &handle)?;
+        let listed = with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing(&name).await?;
             let mut names = blobs.list_objects(&name).await?;
             names.sort();
             Ok(names)
         })
         .await;
-        self.push(listed, |names| ObjectNames { names, next: 0 })
+        push(self.table, listed, |names| ObjectNames { names, next: 0 })
     }
 
     async fn delete_object(
@@ -361,8 +334,8 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
         objects: Vec<String>,
     ) -> Outcome<()> {
-        let name = self.container_name(&handle)?;
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        let name = container_name(self.table, &handle)?;
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             objects
                 .iter()
                 .try_for_each(|object| check_object_name(object))?;
@@ -380,8 +353,8 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
         object: String,
     ) -> Outcome<bool> {
-        let name = self.container_name(&handle)?;
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        let name = container_name(self.table, &handle)?;
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing_object(&name, &object).await?;
             Ok(blobs.stat(&name, &object).await?.is_some())
         })
@@ -393,8 +366,8 @@ impl container::HostContainer for BlobView<'_> {
         handle: Resource<ContainerHandle>,
         object: String,
     ) -> Outcome<types::ObjectMetadata> {
-        let name = self.container_name(&handle)?;
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        let name = container_name(self.table, &handle)?;
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing_object(&name, &object).await?;
             let stat = blobs
                 .stat(&name, &object)
@@ -411,8 +384,8 @@ impl container::HostContainer for BlobView<'_> {
     }
 
     async fn clear(&mut self, handle: Resource<ContainerHandle>) -> Outcome<()> {
-        let name = self.container_name(&handle)?;
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        let name = container_name(self.table, &handle)?;
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing(&name).await?;
             for object in blobs.list_objects(&name).await? {
                 blobs.delete_object(&name, &object).await?;
@@ -464,26 +437,26 @@ impl container::HostStreamObjectNames for BlobView<'_> {
 
 impl blobstore::Host for BlobView<'_> {
     async fn create_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let created = with_blobs(self.shared()?, |blobs| async move {
+        let created = with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.shared.grants.check(&name)?;
             blobs.create_container(&name).await?;
             Ok(name)
         })
         .await;
-        self.push(created, |name| ContainerHandle { name })
+        push(self.table, created, |name| ContainerHandle { name })
     }
 
     async fn get_container(&mut self, name: String) -> Outcome<Resource<ContainerHandle>> {
-        let found = with_blobs(self.shared()?, |blobs| async move {
+        let found = with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing(&name).await?;
             Ok(name)
         })
         .await;
-        self.push(found, |name| ContainerHandle { name })
+        push(self.table, found, |name| ContainerHandle { name })
     }
 
     async fn delete_container(&mut self, name: String) -> Outcome<()> {
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.existing(&name).await?;
             blobs.delete_container(&name).await
         })
@@ -491,7 +464,7 @@ impl blobstore::Host for BlobView<'_> {
     }
 
     async fn container_exists(&mut self, name: String) -> Outcome<bool> {
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             blobs.shared.grants.check(&name)?;
             Ok(blobs.container_created(&name).await?.is_some())
         })
@@ -499,14 +472,14 @@ impl blobstore::Host for BlobView<'_> {
     }
 
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             copy(&blobs, &src, &dest).await
         })
         .await)
     }
 
     async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Outcome<()> {
-        Ok(with_blobs(self.shared()?, |blobs| async move {
+        Ok(with_blobs(self.context()?.clone(), |blobs| async move {
             copy(&blobs, &src, &dest).await?;
             if (&src.container, &src.object) != (&dest.container, &dest.object) {
                 blobs.delete_object(&src.container, &src.object).await?;

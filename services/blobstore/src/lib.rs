@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, Service, State};
+use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
 pub use access::check_container_name;
 pub use host::{ContainerHandle, IncomingValue, ObjectNames, OutgoingValue};
@@ -78,33 +78,34 @@ pub(crate) struct Shared {
     backend: BlobstoreBackend,
     max_object_bytes: usize,
     grants: Arc<access::Grants>,
-    blobs: tokio::sync::OnceCell<Arc<dyn backend::Blobs>>,
+    /// The backend: the folder, or NATS connected.
+    blobs: LazyBackend<Arc<dyn backend::Blobs>>,
 }
 
-impl Shared {
-    /// The backend, opened (NATS connected) on first use; a failed attempt is tried again.
-    async fn blobs(&self) -> anyhow::Result<&Arc<dyn backend::Blobs>> {
-        self.blobs
-            .get_or_try_init(|| async {
-                let blobs: Arc<dyn backend::Blobs> = match &self.backend {
-                    BlobstoreBackend::Embedded { dir } => Arc::new(
-                        backend::embedded::Embedded::open(dir, self.max_object_bytes)?,
-                    ),
-                    BlobstoreBackend::Nats { url } => Arc::new(
-                        backend::nats::Nats::connect(url, self.max_object_bytes, &self.grants)
-                            .await?,
-                    ),
-                };
-                Ok(blobs)
-            })
-            .await
-    }
+impl ServiceContext for Shared {
+    const SERVICE: &'static str = "wasi:blobstore";
+}
+
+/// Opens `backend`, storing objects of up to `max_object_bytes`.
+async fn open_blobs(
+    backend: BlobstoreBackend,
+    max_object_bytes: usize,
+    grants: Arc<access::Grants>,
+) -> anyhow::Result<Arc<dyn backend::Blobs>> {
+    Ok(match &backend {
+        BlobstoreBackend::Embedded { dir } => {
+            Arc::new(backend::embedded::Embedded::open(dir, max_object_bytes)?)
+        }
+        BlobstoreBackend::Nats { url } => {
+            Arc::new(backend::nats::Nats::connect(url, max_object_bytes, &grants).await?)
+        }
+    })
 }
 
 /// The `wasi:blobstore` service.
 pub struct BlobstoreService {
     provides: Vec<InterfaceName>,
-    context: host::BlobContext,
+    shared: Arc<Shared>,
 }
 
 impl BlobstoreService {
@@ -114,23 +115,25 @@ impl BlobstoreService {
             .iter()
             .map(|name| InterfaceName::known(&format!("wasi:blobstore/{name}@0.2.0-draft")))
             .collect();
+        let grants = Arc::new(access::Grants::new(config.containers.as_deref()));
         Self {
             provides,
-            context: host::BlobContext {
-                shared: Arc::new(Shared {
-                    backend: config.backend,
-                    max_object_bytes: config.max_object_bytes,
-                    grants: Arc::new(access::Grants::new(config.containers.as_deref())),
-                    blobs: tokio::sync::OnceCell::new(),
+            shared: Arc::new(Shared {
+                blobs: LazyBackend::new({
+                    let (backend, grants) = (config.backend.clone(), grants.clone());
+                    move || open_blobs(backend.clone(), config.max_object_bytes, grants.clone())
                 }),
-            },
+                backend: config.backend,
+                max_object_bytes: config.max_object_bytes,
+                grants,
+            }),
         }
     }
 
     /// A service for `config` with its backend opened now.
     pub async fn start(config: BlobstoreConfig) -> anyhow::Result<Self> {
         let service = Self::new(config);
-        service.context.shared.blobs().await?;
+        service.shared.blobs.get().await?;
         Ok(service)
     }
 }
@@ -150,18 +153,18 @@ impl Service for BlobstoreService {
     }
 
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(async { self.context.shared.blobs().await.map(drop) })
+        Box::pin(async { self.shared.blobs.get().await.map(drop) })
     }
 
     fn describe(&self) -> String {
-        let backend = match &self.context.shared.backend {
+        let backend = match &self.shared.backend {
             BlobstoreBackend::Embedded { dir } => format!("embedded, in {}", dir.display()),
             BlobstoreBackend::Nats { url } => format!("NATS JetStream object stores at {url}"),
         };
-        format!("{backend}; {}", self.context.shared.grants.describe())
+        format!("{backend}; {}", self.shared.grants.describe())
     }
 
     fn init_instance(&self, state: &mut State) {
-        state.extensions_mut().insert(self.context.clone());
+        state.insert_context(self.shared.clone());
     }
 }

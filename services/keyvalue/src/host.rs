@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use tempo_runtime_core::State;
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use tempo_runtime_core::context::view;
+use tempo_runtime_core::{ServiceData, ServiceView, State};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 
-use crate::KvError;
 use crate::backend::Bucket;
+use crate::{KvError, Shared};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -36,78 +37,46 @@ pub struct BucketHandle {
     bucket: Arc<dyn Bucket>,
 }
 
-/// What each instance carries for this service (in its state's extensions).
-#[derive(Clone)]
-pub(crate) struct KvContext {
-    pub(crate) shared: Arc<crate::Shared>,
-}
-
-/// The host functions' view of an instance's state.
-pub(crate) struct KvView<'a> {
-    table: &'a mut ResourceTable,
-    context: Option<&'a KvContext>,
-}
-
-struct KvData;
-
-impl HasData for KvData {
-    type Data<'a> = KvView<'a>;
-}
-
-fn view(state: &mut State) -> KvView<'_> {
-    let (table, extensions) = state.table_and_extensions();
-    KvView {
-        table,
-        context: extensions.get::<KvContext>(),
-    }
-}
+/// The host functions' view of an instance: its resource table and the service's shared part.
+type KvView<'a> = ServiceView<'a, Shared>;
 
 /// Adds the store, atomics and batch interfaces to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    store::add_to_linker::<State, KvData>(linker, view)?;
-    atomics::add_to_linker::<State, KvData>(linker, view)?;
-    batch::add_to_linker::<State, KvData>(linker, view)?;
+    store::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+    atomics::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+    batch::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
     Ok(())
 }
 
-impl KvView<'_> {
-    fn context(&self) -> Result<&KvContext, KvError> {
-        // The runtime sets every linked service up in each instance; a missing context is a
-        // host bug, so it traps rather than telling the guest a story.
-        self.context.ok_or_else(|| {
-            KvError::Trap(wasmtime::format_err!(
-                "wasi:keyvalue has no context in this instance"
-            ))
-        })
-    }
+/// The name and the bucket behind a guest's handle.
+fn opened_bucket(
+    table: &ResourceTable,
+    handle: &Resource<BucketHandle>,
+) -> Result<(String, Arc<dyn Bucket>), KvError> {
+    let handle = table.get(handle)?;
+    Ok((handle.name.clone(), handle.bucket.clone()))
+}
 
-    fn bucket(
-        &self,
-        handle: &Resource<BucketHandle>,
-    ) -> Result<(String, Arc<dyn Bucket>), KvError> {
-        let handle = self.table.get(handle)?;
-        Ok((handle.name.clone(), handle.bucket.clone()))
+/// Keys are checked at every entry point, on every backend: not empty, and short enough that
+/// NATS carries them (escaped, up to three bytes each) in a subject within its 4096-byte control
+/// line; a longer one would make the server close tempo's connection.
+fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() {
+        return Err(KvError::Other("a key must not be empty".into()));
     }
-
-    /// Keys are checked at every entry point, on every backend: not empty, and short enough
-    /// that NATS carries them (escaped, up to three bytes each) in a subject within its
-    /// 4096-byte control line; a longer one would make the server close tempo's connection.
-    fn check_key(key: &str) -> Result<(), KvError> {
-        if key.is_empty() {
-            return Err(KvError::Other("a key must not be empty".into()));
-        }
-        if key.len() > MAX_KEY_BYTES {
-            return Err(KvError::Other(format!(
-                "a key of {} bytes is longer than the limit of {MAX_KEY_BYTES}",
-                key.len()
-            )));
-        }
-        Ok(())
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KvError::Other(format!(
+            "a key of {} bytes is longer than the limit of {MAX_KEY_BYTES}",
+            key.len()
+        )));
     }
+    Ok(())
+}
 
+impl Shared {
     fn check_value(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        Self::check_key(key)?;
-        let limit = self.context()?.shared.limits.max_value_bytes;
+        check_key(key)?;
+        let limit = self.limits.max_value_bytes;
         if value.len() > limit {
             return Err(KvError::Other(format!(
                 "the value for `{key}` has {} bytes, over the limit of {limit} (keyvalue max-value-bytes)",
@@ -120,7 +89,7 @@ impl KvView<'_> {
 
 impl store::Host for KvView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, KvError> {
-        let shared = self.context()?.shared.clone();
+        let shared = self.context()?.clone();
         let Some(name) = shared.limits.resolve_bucket(&identifier) else {
             if shared.hinted.first(&identifier) {
                 tracing::warn!(
@@ -131,7 +100,7 @@ impl store::Host for KvView<'_> {
             }
             return Err(KvError::NoSuchStore);
         };
-        let store = shared.store().await.map_err(|err| {
+        let store = shared.store.get().await.map_err(|err| {
             KvError::Other(format!("the key-value store cannot be opened: {err:#}"))
         })?;
         let bucket = store.bucket(&name).await?;
@@ -154,8 +123,8 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<BucketHandle>,
         key: String,
     ) -> Result<Option<Vec<u8>>, KvError> {
-        Self::check_key(&key)?;
-        let (_, bucket) = self.bucket(&bucket)?;
+        check_key(&key)?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         bucket.get(&key).await
     }
 
@@ -165,14 +134,14 @@ impl store::HostBucket for KvView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), KvError> {
-        self.check_value(&key, &value)?;
-        let (_, bucket) = self.bucket(&bucket)?;
+        self.context()?.check_value(&key, &value)?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         bucket.set(&key, value).await
     }
 
     async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<(), KvError> {
-        Self::check_key(&key)?;
-        let (_, bucket) = self.bucket(&bucket)?;
+        check_key(&key)?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         bucket.delete(&key).await
     }
 
@@ -181,8 +150,8 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<BucketHandle>,
         key: String,
     ) -> Result<bool, KvError> {
-        Self::check_key(&key)?;
-        let (_, bucket) = self.bucket(&bucket)?;
+        check_key(&key)?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         bucket.exists(&key).await
     }
 
@@ -191,8 +160,8 @@ impl store::HostBucket for KvView<'_> {
         bucket: Resource<BucketHandle>,
         cursor: Option<u64>,
     ) -> Result<store::KeyResponse, KvError> {
-        let (name, bucket) = self.bucket(&bucket)?;
-        let cursors = &self.context()?.shared.cursors;
+        let (name, bucket) = opened_bucket(self.table, &bucket)?;
+        let cursors = &self.context()?.cursors;
         let after = cursor
             .map(|cursor| cursors.resume(cursor, &name))
             .transpose()?;
@@ -219,8 +188,8 @@ impl atomics::Host for KvView<'_> {
         key: String,
         delta: u64,
     ) -> Result<u64, KvError> {
-        Self::check_key(&key)?;
-        let (_, bucket) = self.bucket(&bucket)?;
+        check_key(&key)?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         bucket.increment(&key, delta).await
     }
 }
@@ -231,8 +200,8 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
-        keys.iter().try_for_each(|key| Self::check_key(key))?;
-        let (_, bucket) = self.bucket(&bucket)?;
+        keys.iter().try_for_each(|key| check_key(key))?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
             let value = bucket.get(&key).await?;
@@ -247,9 +216,9 @@ impl batch::Host for KvView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvError> {
         for (key, value) in &key_values {
-            self.check_value(key, value)?;
+            self.context()?.check_value(key, value)?;
         }
-        let (_, bucket) = self.bucket(&bucket)?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         bucket.set_many(key_values).await
     }
 
@@ -258,8 +227,8 @@ impl batch::Host for KvView<'_> {
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<(), KvError> {
-        keys.iter().try_for_each(|key| Self::check_key(key))?;
-        let (_, bucket) = self.bucket(&bucket)?;
+        keys.iter().try_for_each(|key| check_key(key))?;
+        let (_, bucket) = opened_bucket(self.table, &bucket)?;
         bucket.delete_many(keys).await
     }
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, Service, State};
+use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
 pub use host::{BucketHandle, MAX_KEY_BYTES};
 
@@ -126,10 +126,16 @@ impl From<wasmtime::component::ResourceTableError> for KvError {
     }
 }
 
+impl From<wasmtime::Error> for KvError {
+    fn from(err: wasmtime::Error) -> Self {
+        KvError::Trap(err)
+    }
+}
+
 /// The `wasi:keyvalue` service.
 pub struct KeyValueService {
     provides: Vec<InterfaceName>,
-    context: host::KvContext,
+    shared: Arc<Shared>,
 }
 
 /// What every instance shares: the configuration and the backend, opened on first need.
@@ -138,34 +144,24 @@ pub(crate) struct Shared {
     limits: KvLimits,
     /// Undeclared buckets guests asked for, explained in the log once each.
     hinted: tempo_runtime_core::OnceSet,
-    store: tokio::sync::OnceCell<Arc<dyn backend::Store>>,
+    /// The backend: the file created, or NATS connected and its buckets made.
+    store: LazyBackend<Arc<dyn backend::Store>>,
     /// The `list-keys` cursors handed out.
     cursors: cursor::Cursors,
 }
 
-impl Shared {
-    /// The backend, opened (the file created, NATS connected and its buckets made) on first
-    /// use; a failed attempt is tried again next time.
-    async fn store(&self) -> anyhow::Result<&Arc<dyn backend::Store>> {
-        self.store
-            .get_or_try_init(|| async {
-                let store: Arc<dyn backend::Store> = match &self.config.backend {
-                    KeyValueBackend::Embedded { path } => {
-                        Arc::new(backend::embedded::Embedded::open(path)?)
-                    }
-                    KeyValueBackend::Nats { url } => Arc::new(
-                        backend::nats::Nats::connect(
-                            url,
-                            &self.config.buckets,
-                            self.config.max_value_bytes,
-                        )
-                        .await?,
-                    ),
-                };
-                Ok(store)
-            })
-            .await
-    }
+impl ServiceContext for Shared {
+    const SERVICE: &'static str = "wasi:keyvalue";
+}
+
+/// Opens the backend `config` names.
+async fn open_store(config: KeyValueConfig) -> anyhow::Result<Arc<dyn backend::Store>> {
+    Ok(match &config.backend {
+        KeyValueBackend::Embedded { path } => Arc::new(backend::embedded::Embedded::open(path)?),
+        KeyValueBackend::Nats { url } => Arc::new(
+            backend::nats::Nats::connect(url, &config.buckets, config.max_value_bytes).await?,
+        ),
+    })
 }
 
 impl KeyValueService {
@@ -191,22 +187,23 @@ impl KeyValueService {
         };
         Ok(Self {
             provides,
-            context: host::KvContext {
-                shared: Arc::new(Shared {
-                    config,
-                    limits,
-                    hinted: tempo_runtime_core::OnceSet::default(),
-                    store: tokio::sync::OnceCell::new(),
-                    cursors: cursor::Cursors::default(),
+            shared: Arc::new(Shared {
+                store: LazyBackend::new({
+                    let config = config.clone();
+                    move || open_store(config.clone())
                 }),
-            },
+                config,
+                limits,
+                hinted: tempo_runtime_core::OnceSet::default(),
+                cursors: cursor::Cursors::default(),
+            }),
         })
     }
 
     /// A service for `config` with its backend opened now.
     pub async fn start(config: KeyValueConfig) -> anyhow::Result<Self> {
         let service = Self::new(config)?;
-        service.context.shared.store().await?;
+        service.shared.store.get().await?;
         Ok(service)
     }
 }
@@ -226,11 +223,11 @@ impl Service for KeyValueService {
     }
 
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(async { self.context.shared.store().await.map(drop) })
+        Box::pin(async { self.shared.store.get().await.map(drop) })
     }
 
     fn describe(&self) -> String {
-        let shared = &self.context.shared;
+        let shared = &self.shared;
         let backend = match &shared.config.backend {
             KeyValueBackend::Embedded { path } => format!("embedded, in {}", path.display()),
             KeyValueBackend::Nats { url } => format!("NATS JetStream KV at {url}"),
@@ -239,6 +236,6 @@ impl Service for KeyValueService {
     }
 
     fn init_instance(&self, state: &mut State) {
-        state.extensions_mut().insert(self.context.clone());
+        state.insert_context(self.shared.clone());
     }
 }

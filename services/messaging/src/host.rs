@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tempo_runtime_core::State;
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use tempo_runtime_core::context::view;
+use tempo_runtime_core::{ServiceData, ServiceView, State};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 
 use crate::broker::{self, Broker, Envelope};
 use crate::{MsgError, Shared, subject};
@@ -48,86 +49,52 @@ pub struct RequestOptions {
     expected_replies: Option<u32>,
 }
 
-/// What each instance carries for this service (in its state's extensions).
-#[derive(Clone)]
-pub(crate) struct MsgContext {
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// The host functions' view of an instance's state.
-pub(crate) struct MsgView<'a> {
-    table: &'a mut ResourceTable,
-    context: Option<&'a MsgContext>,
-}
-
-struct MsgData;
-
-impl HasData for MsgData {
-    type Data<'a> = MsgView<'a>;
-}
-
-fn view(state: &mut State) -> MsgView<'_> {
-    let (table, extensions) = state.table_and_extensions();
-    MsgView {
-        table,
-        context: extensions.get::<MsgContext>(),
-    }
-}
+/// The host functions' view of an instance: its resource table and the service's shared part.
+type MsgView<'a> = ServiceView<'a, Shared>;
 
 /// Adds the types, producer and request-reply interfaces to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    types::add_to_linker::<State, MsgData>(linker, view)?;
-    producer::add_to_linker::<State, MsgData>(linker, view)?;
-    request_reply::add_to_linker::<State, MsgData>(linker, view)?;
+    types::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+    producer::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+    request_reply::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
     Ok(())
 }
 
-impl MsgView<'_> {
-    fn shared(&self) -> Result<Arc<Shared>, MsgError> {
-        // The runtime sets every linked service up in each instance; a missing context is a
-        // host bug, so it traps rather than telling the guest a story.
-        self.context.map(|c| c.shared.clone()).ok_or_else(|| {
-            MsgError::Trap(wasmtime::format_err!(
-                "wasi:messaging has no context in this instance"
-            ))
-        })
-    }
+/// The service's shared part and its broker, connected. It owns what it needs, so the host
+/// functions await it without holding the view (which is not `Sync`).
+async fn connected(shared: Arc<Shared>) -> BrokerResult {
+    let broker = shared
+        .broker
+        .get()
+        .await
+        .map_err(|err| MsgError::Connection(format!("{err:#}")))?
+        .clone();
+    Ok((shared, broker))
+}
 
-    /// The service's shared part and its broker, connected. The future owns what it needs, so
-    /// the host functions can await it without holding the view (which is not `Sync`).
-    fn broker(&self) -> Result<impl Future<Output = BrokerResult> + Send + 'static, MsgError> {
-        let shared = self.shared()?;
-        Ok(async move {
-            let broker = shared
-                .broker()
-                .await
-                .map_err(|err| MsgError::Connection(format!("{err:#}")))?
-                .clone();
-            Ok((shared, broker))
-        })
-    }
+/// The message behind `handle`; a stale handle is a table error, which traps in the functions
+/// that return no error and converts to [`MsgError::Trap`] in those that do.
+fn envelope<'t>(
+    table: &'t ResourceTable,
+    handle: &Resource<MessageHandle>,
+) -> Result<&'t Envelope, wasmtime::component::ResourceTableError> {
+    Ok(&table.get(handle)?.envelope)
+}
 
-    /// The message behind `handle`; a stale handle is a table error, which traps in the
-    /// functions that return no error and converts to [`MsgError::Trap`] in those that do.
-    fn message(
-        &self,
-        handle: &Resource<MessageHandle>,
-    ) -> Result<&Envelope, wasmtime::component::ResourceTableError> {
-        Ok(&self.table.get(handle)?.envelope)
-    }
+/// The message behind `handle`, to change.
+fn envelope_mut<'t>(
+    table: &'t mut ResourceTable,
+    handle: &Resource<MessageHandle>,
+) -> Result<&'t mut Envelope, wasmtime::component::ResourceTableError> {
+    Ok(&mut table.get_mut(handle)?.envelope)
+}
 
-    fn message_mut(
-        &mut self,
-        handle: &Resource<MessageHandle>,
-    ) -> Result<&mut Envelope, wasmtime::component::ResourceTableError> {
-        Ok(&mut self.table.get_mut(handle)?.envelope)
-    }
-
+impl Shared {
     /// `message` addressed to `topic`, checked against the subject rules, the allow-list, the
     /// header rules and the size limit.
-    fn addressed(shared: &Shared, topic: String, message: Envelope) -> Result<Envelope, MsgError> {
+    fn addressed(&self, topic: String, message: Envelope) -> Result<Envelope, MsgError> {
         subject::check_topic(&topic).map_err(MsgError::PermissionDenied)?;
-        if let Some(allowed) = &shared.config.allowed_subjects
+        if let Some(allowed) = &self.config.allowed_subjects
             && !allowed
                 .iter()
                 .any(|pattern| subject::matches(pattern, &topic))
@@ -136,24 +103,16 @@ impl MsgView<'_> {
                 "`{topic}` is not among the subjects guests may send to (messaging allowed-subjects)"
             )));
         }
-        Self::checked(shared, topic, message)
+        self.checked(topic, message)
     }
 
     /// `message` as the answer to a request whose reply subject is `reply_to`.
-    fn answering(
-        shared: &Shared,
-        reply_to: String,
-        message: Envelope,
-    ) -> Result<Envelope, MsgError> {
+    fn answering(&self, reply_to: String, message: Envelope) -> Result<Envelope, MsgError> {
         subject::check_reply_subject(&reply_to).map_err(MsgError::PermissionDenied)?;
-        Self::checked(shared, reply_to, message)
+        self.checked(reply_to, message)
     }
 
-    fn checked(
-        shared: &Shared,
-        topic: String,
-        mut message: Envelope,
-    ) -> Result<Envelope, MsgError> {
+    fn checked(&self, topic: String, mut message: Envelope) -> Result<Envelope, MsgError> {
         let headers = message
             .metadata
             .iter()
@@ -165,7 +124,7 @@ impl MsgView<'_> {
                     .map(|value| ("content-type", value)),
             );
         subject::check_headers(headers).map_err(MsgError::Other)?;
-        let limit = shared.config.max_message_bytes;
+        let limit = self.config.max_message_bytes;
         if message.payload.len() > limit {
             return Err(MsgError::Other(format!(
                 "the message to `{topic}` has {} bytes, over the limit of {limit} (messaging max-message-bytes)",
@@ -193,7 +152,7 @@ impl types::Host for MsgView<'_> {
 
 impl types::HostClient for MsgView<'_> {
     async fn connect(&mut self, name: String) -> Result<Resource<ClientHandle>, MsgError> {
-        self.broker()?.await?;
+        connected(self.context()?.clone()).await?;
         Ok(self.table.push(ClientHandle { name })?)
     }
 
@@ -222,7 +181,7 @@ impl types::HostMessage for MsgView<'_> {
         &mut self,
         message: Resource<MessageHandle>,
     ) -> wasmtime::Result<Option<String>> {
-        let subject = &self.message(&message)?.subject;
+        let subject = &envelope(self.table, &message)?.subject;
         Ok((!subject.is_empty()).then(|| subject.clone()))
     }
 
@@ -230,7 +189,7 @@ impl types::HostMessage for MsgView<'_> {
         &mut self,
         message: Resource<MessageHandle>,
     ) -> wasmtime::Result<Option<String>> {
-        Ok(self.message(&message)?.content_type.clone())
+        Ok(envelope(self.table, &message)?.content_type.clone())
     }
 
     async fn set_content_type(
@@ -238,12 +197,12 @@ impl types::HostMessage for MsgView<'_> {
         message: Resource<MessageHandle>,
         content_type: String,
     ) -> wasmtime::Result<()> {
-        self.message_mut(&message)?.content_type = Some(content_type);
+        envelope_mut(self.table, &message)?.content_type = Some(content_type);
         Ok(())
     }
 
     async fn data(&mut self, message: Resource<MessageHandle>) -> wasmtime::Result<Vec<u8>> {
-        Ok(self.message(&message)?.payload.to_vec())
+        Ok(envelope(self.table, &message)?.payload.to_vec())
     }
 
     async fn set_data(
@@ -251,7 +210,7 @@ impl types::HostMessage for MsgView<'_> {
         message: Resource<MessageHandle>,
         data: Vec<u8>,
     ) -> wasmtime::Result<()> {
-        self.message_mut(&message)?.payload = data.into();
+        envelope_mut(self.table, &message)?.payload = data.into();
         Ok(())
     }
 
@@ -259,7 +218,7 @@ impl types::HostMessage for MsgView<'_> {
         &mut self,
         message: Resource<MessageHandle>,
     ) -> wasmtime::Result<Option<Vec<(String, String)>>> {
-        let metadata = &self.message(&message)?.metadata;
+        let metadata = &envelope(self.table, &message)?.metadata;
         Ok((!metadata.is_empty()).then(|| metadata.clone()))
     }
 
@@ -269,7 +228,7 @@ impl types::HostMessage for MsgView<'_> {
         key: String,
         value: String,
     ) -> wasmtime::Result<()> {
-        let metadata = &mut self.message_mut(&message)?.metadata;
+        let metadata = &mut envelope_mut(self.table, &message)?.metadata;
         metadata.retain(|(k, _)| *k != key);
         metadata.push((key, value));
         Ok(())
@@ -280,7 +239,7 @@ impl types::HostMessage for MsgView<'_> {
         message: Resource<MessageHandle>,
         meta: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        self.message_mut(&message)?.metadata = meta;
+        envelope_mut(self.table, &message)?.metadata = meta;
         Ok(())
     }
 
@@ -289,7 +248,7 @@ impl types::HostMessage for MsgView<'_> {
         message: Resource<MessageHandle>,
         key: String,
     ) -> wasmtime::Result<()> {
-        self.message_mut(&message)?
+        envelope_mut(self.table, &message)?
             .metadata
             .retain(|(k, _)| *k != key);
         Ok(())
@@ -310,10 +269,8 @@ impl producer::Host for MsgView<'_> {
     ) -> Result<(), MsgError> {
         self.table.get(&client)?;
         let message = self.table.delete(message)?.envelope;
-        let (shared, broker) = self.broker()?.await?;
-        broker
-            .publish(Self::addressed(&shared, topic, message)?)
-            .await
+        let (shared, broker) = connected(self.context()?.clone()).await?;
+        broker.publish(shared.addressed(topic, message)?).await
     }
 }
 
@@ -359,9 +316,9 @@ impl request_reply::Host for MsgView<'_> {
             Some(options) => self.table.delete(options)?,
             None => RequestOptions::default(),
         };
-        let message = self.message(&message)?.clone();
-        let (shared, broker) = self.broker()?.await?;
-        let message = Self::addressed(&shared, topic, message)?;
+        let message = envelope(self.table, &message)?.clone();
+        let (shared, broker) = connected(self.context()?.clone()).await?;
+        let message = shared.addressed(topic, message)?;
         let timeout = options.timeout.unwrap_or(shared.config.request_timeout);
         let expected = options
             .expected_replies
@@ -378,15 +335,13 @@ impl request_reply::Host for MsgView<'_> {
         reply_to: Resource<MessageHandle>,
         message: Resource<MessageHandle>,
     ) -> Result<(), MsgError> {
-        let Some(subject) = self.message(&reply_to)?.reply_to.clone() else {
+        let Some(subject) = envelope(self.table, &reply_to)?.reply_to.clone() else {
             return Err(MsgError::Other(
                 "this message has no reply-to subject: it was not sent as a request".into(),
             ));
         };
         let message = self.table.delete(message)?.envelope;
-        let (shared, broker) = self.broker()?.await?;
-        broker
-            .publish(Self::answering(&shared, subject, message)?)
-            .await
+        let (shared, broker) = connected(self.context()?.clone()).await?;
+        broker.publish(shared.answering(subject, message)?).await
     }
 }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, Service, State, Trigger};
+use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State, Trigger};
 
 pub use host::{ClientHandle, MessageHandle, RequestOptions};
 pub use subject::check_pattern as check_subject_pattern;
@@ -141,33 +141,37 @@ impl From<wasmtime::component::ResourceTableError> for MsgError {
     }
 }
 
+impl From<wasmtime::Error> for MsgError {
+    fn from(err: wasmtime::Error) -> Self {
+        MsgError::Trap(err)
+    }
+}
+
 /// What every instance and the trigger share: the configuration and the broker.
 pub(crate) struct Shared {
     config: MessagingConfig,
-    broker: tokio::sync::OnceCell<Arc<dyn broker::Broker>>,
+    /// The broker, connected on first use.
+    broker: LazyBackend<Arc<dyn broker::Broker>>,
 }
 
-impl Shared {
-    /// The broker, connected on first use; a failed attempt is tried again next time.
-    async fn broker(&self) -> anyhow::Result<&Arc<dyn broker::Broker>> {
-        self.broker
-            .get_or_try_init(|| async {
-                let capacity = broker::subscription_capacity(self.config.concurrency);
-                let broker: Arc<dyn broker::Broker> = match &self.config.backend {
-                    MessagingBackend::Embedded => {
-                        Arc::new(broker::embedded::Embedded::new(broker::embedded::Backlog {
-                            messages: capacity,
-                            bytes: self.config.max_pending_bytes,
-                        }))
-                    }
-                    MessagingBackend::Nats { url } => {
-                        Arc::new(broker::nats::Nats::connect(url, capacity).await?)
-                    }
-                };
-                Ok(broker)
-            })
-            .await
-    }
+impl ServiceContext for Shared {
+    const SERVICE: &'static str = "wasi:messaging";
+}
+
+/// Connects the broker `config` names.
+async fn open_broker(config: MessagingConfig) -> anyhow::Result<Arc<dyn broker::Broker>> {
+    let capacity = broker::subscription_capacity(config.concurrency);
+    Ok(match &config.backend {
+        MessagingBackend::Embedded => {
+            Arc::new(broker::embedded::Embedded::new(broker::embedded::Backlog {
+                messages: capacity,
+                bytes: config.max_pending_bytes,
+            }))
+        }
+        MessagingBackend::Nats { url } => {
+            Arc::new(broker::nats::Nats::connect(url, capacity).await?)
+        }
+    })
 }
 
 /// The `wasi:messaging` service.
@@ -187,8 +191,11 @@ impl MessagingService {
             provides: vec![name("types"), name("producer"), name("request-reply")],
             export: name("incoming-handler"),
             shared: Arc::new(Shared {
+                broker: LazyBackend::new({
+                    let config = config.clone();
+                    move || open_broker(config.clone())
+                }),
                 config,
-                broker: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -216,14 +223,14 @@ impl Service for MessagingService {
     }
 
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(async { self.shared.broker().await.map(drop) })
+        Box::pin(async { self.shared.broker.get().await.map(drop) })
     }
 
     /// Writes out what guests sent (their replies above all) before the process exits: NATS
     /// sends are queued, and a queue dropped at exit loses them.
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {
-            let Some(broker) = self.shared.broker.get() else {
+            let Some(broker) = self.shared.broker.get_if_open() else {
                 return;
             };
             match tokio::time::timeout(CLOSE_TIMEOUT, broker.flush()).await {
@@ -248,9 +255,7 @@ impl Service for MessagingService {
     }
 
     fn init_instance(&self, state: &mut State) {
-        state.extensions_mut().insert(host::MsgContext {
-            shared: self.shared.clone(),
-        });
+        state.insert_context(self.shared.clone());
     }
 
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {

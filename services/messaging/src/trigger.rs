@@ -68,7 +68,7 @@ impl Trigger for MessagingService {
                     .map_err(|reason| anyhow!("cannot subscribe to {reason}"))?;
             }
             let queue = config.queue_group.clone().unwrap_or(name);
-            let broker = self.shared.broker().await?;
+            let broker = self.shared.broker.get().await?;
             let mut streams = Vec::new();
             for pattern in &config.subscriptions {
                 streams.push(broker.subscribe(pattern, Some(&queue)).await?);

@@ -1,0 +1,146 @@
+//! The one way a service keeps what its host functions need: a context shared by every instance,
+//! put in each instance's state, handed to the bindings with the instance's resource table; and a
+//! backend opened on first use.
+//!
+//! A service implements [`ServiceContext`] for its shared part, puts it in each instance with
+//! [`State::insert_context`], and links its bindings with [`ServiceData`] and [`view`]:
+//!
+//! ```ignore
+//! store::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+//! impl store::Host for ServiceView<'_, Shared> { … }
+//! ```
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use wasmtime::component::{HasData, ResourceTable};
+
+use crate::state::State;
+
+/// What a service shares with every instance it is linked into.
+pub trait ServiceContext: Send + Sync + 'static {
+    /// The service's name, e.g. `wasi:keyvalue`, said when an instance lacks the context.
+    const SERVICE: &'static str;
+}
+
+/// What a service's host functions work on: the instance's resource table and the service's
+/// context.
+pub struct ServiceView<'a, C> {
+    /// The instance's resource table, where the guest's handles live.
+    pub table: &'a mut ResourceTable,
+    context: Option<&'a Arc<C>>,
+}
+
+impl<'a, C: ServiceContext> ServiceView<'a, C> {
+    /// The service's context. The runtime puts every linked service's context in each instance,
+    /// so a missing one is a host bug: the error traps the instance rather than telling the
+    /// guest a story.
+    pub fn context(&self) -> wasmtime::Result<&'a Arc<C>> {
+        self.context
+            .ok_or_else(|| wasmtime::format_err!("{} has no context in this instance", C::SERVICE))
+    }
+}
+
+/// The [`HasData`] of a service whose host functions are implemented on [`ServiceView<C>`].
+pub struct ServiceData<C>(PhantomData<C>);
+
+impl<C: ServiceContext> HasData for ServiceData<C> {
+    type Data<'a> = ServiceView<'a, C>;
+}
+
+/// The view of `state` for the service whose context is `C`: the getter to link bindings with.
+pub fn view<C: ServiceContext>(state: &mut State) -> ServiceView<'_, C> {
+    let (table, extensions) = state.table_and_extensions();
+    ServiceView {
+        table,
+        context: extensions.get::<Arc<C>>(),
+    }
+}
+
+impl State {
+    /// Puts a service's context in this instance, for [`view`] to find.
+    pub fn insert_context<C: ServiceContext>(&mut self, context: Arc<C>) {
+        self.extensions_mut().insert(context);
+    }
+}
+
+type Opener<T> = Box<dyn Fn() -> BoxFuture<'static, anyhow::Result<T>> + Send + Sync>;
+
+/// A backend (a file, a connection) opened on first use and shared from then on. A failed
+/// attempt is not remembered: the next use tries again, so a server that comes up later heals.
+pub struct LazyBackend<T> {
+    open: Opener<T>,
+    opened: tokio::sync::OnceCell<T>,
+}
+
+impl<T: Send + Sync> LazyBackend<T> {
+    /// A backend that `open` opens when it is first needed.
+    pub fn new<F, Fut>(open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+    {
+        Self {
+            open: Box::new(move || Box::pin(open())),
+            opened: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The backend, opened now if it was not yet.
+    pub async fn get(&self) -> anyhow::Result<&T> {
+        self.opened.get_or_try_init(|| (self.open)()).await
+    }
+
+    /// The backend if it has been opened; for work at shutdown that is moot otherwise.
+    pub fn get_if_open(&self) -> Option<&T> {
+        self.opened.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_failed_open_is_tried_again_and_a_success_is_kept() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counted = attempts.clone();
+        let backend = LazyBackend::new(move || {
+            let attempt = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                anyhow::ensure!(attempt > 0, "down");
+                Ok(attempt)
+            }
+        });
+        assert!(backend.get_if_open().is_none());
+        assert!(backend.get().await.is_err());
+        assert_eq!(*backend.get().await.unwrap(), 1);
+        assert_eq!(*backend.get().await.unwrap(), 1);
+        assert_eq!(backend.get_if_open(), Some(&1));
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+
+    struct Named;
+
+    impl ServiceContext for Named {
+        const SERVICE: &'static str = "wasi:example";
+    }
+
+    #[test]
+    fn a_missing_context_names_the_service() {
+        let mut state = State::new(
+            &crate::InstanceSettings::named("app"),
+            crate::RequestId::generate(),
+        );
+        let err = view::<Named>(&mut state).context().err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "wasi:example has no context in this instance"
+        );
+        state.insert_context(Arc::new(Named));
+        assert!(view::<Named>(&mut state).context().is_ok());
+    }
+}
