@@ -16,6 +16,7 @@ use tempo_http::{
 };
 use tempo_keyvalue::{DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig};
 use tempo_messaging::{MessagingBackend, MessagingConfig};
+use tempo_nats::NatsServer;
 use tempo_runtime_core::admission::{DEFAULT_MAX_INSTANCES, DEFAULT_QUEUE_TIMEOUT};
 use tempo_runtime_core::limits::{
     DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_RESOURCES,
@@ -269,11 +270,23 @@ impl Settings {
             .or(file.state.dir)
             .unwrap_or_else(|| PathBuf::from(".tempo"));
         let state_dir = project.join(state_dir);
+        let messaging_defaults = MessagingConfig::default();
+        let concurrency = file
+            .messaging
+            .concurrency
+            .unwrap_or(messaging_defaults.concurrency);
+        // One connection for every service on the nats backend.
         let nats = args
             .nats
             .clone()
             .or_else(|| from_env("NATS_ADDR"))
-            .or(file.nats.url);
+            .or(file.nats.url)
+            .map(|url| {
+                NatsServer::with_subscription_capacity(
+                    url,
+                    tempo_messaging::subscription_capacity(concurrency),
+                )
+            });
 
         // Which backend a service uses: flag, environment, tempo.toml; else NATS when a NATS
         // server is given, else embedded.
@@ -296,7 +309,9 @@ impl Settings {
             };
             match (chosen, &nats) {
                 (Some(Backend::Embedded), _) | (None, None) => Ok(None),
-                (Some(Backend::Nats), Some(url)) | (None, Some(url)) => Ok(Some(url.clone())),
+                (Some(Backend::Nats), Some(server)) | (None, Some(server)) => {
+                    Ok(Some(server.clone()))
+                }
                 (Some(Backend::Nats), None) => Err(anyhow::anyhow!(
                     "{service} is set to the nats backend but no NATS server is given: set `NATS_ADDR`, `--nats` or `[nats] url` in {TEMPO_TOML}"
                 )),
@@ -308,7 +323,7 @@ impl Settings {
             file.keyvalue.backend,
             "wasi:keyvalue",
         )? {
-            Some(url) => KeyValueBackend::Nats { url },
+            Some(server) => KeyValueBackend::Nats(server),
             None => KeyValueBackend::Embedded {
                 path: state_dir.join("keyvalue.redb"),
             },
@@ -319,7 +334,7 @@ impl Settings {
             file.blobstore.backend,
             "wasi:blobstore",
         )? {
-            Some(url) => BlobstoreBackend::Nats { url },
+            Some(server) => BlobstoreBackend::Nats(server),
             None => BlobstoreBackend::Embedded {
                 dir: state_dir.join("blobstore"),
             },
@@ -330,7 +345,7 @@ impl Settings {
             file.messaging.backend,
             "wasi:messaging",
         )? {
-            Some(url) => MessagingBackend::Nats { url },
+            Some(server) => MessagingBackend::Nats(server),
             None => MessagingBackend::Embedded,
         };
         let subscriptions = if args.subscriptions.is_empty() {
@@ -347,15 +362,11 @@ impl Settings {
             "`[messaging] allowed-subjects` (or TEMPO_MESSAGING_ALLOWED_SUBJECTS)",
             tempo_messaging::check_subject_pattern,
         )?;
-        let messaging_defaults = MessagingConfig::default();
         let messaging = MessagingConfig {
             backend: messaging_backend,
             subscriptions,
             queue_group: from_env("TEMPO_QUEUE_GROUP").or(file.messaging.queue_group),
-            concurrency: file
-                .messaging
-                .concurrency
-                .unwrap_or(messaging_defaults.concurrency),
+            concurrency,
             max_message_bytes: file
                 .messaging
                 .max_message_bytes
@@ -804,14 +815,32 @@ mod tests {
     }
 
     #[test]
+    fn every_service_on_nats_shares_one_connection() {
+        let env = [("NATS_ADDR", "nats://127.0.0.1:4222")];
+        let settings = resolve(&HostArgs::default(), None, &env).unwrap();
+        let (
+            KeyValueBackend::Nats(keyvalue),
+            BlobstoreBackend::Nats(blobstore),
+            MessagingBackend::Nats(messaging),
+        ) = (
+            &settings.keyvalue.backend,
+            &settings.blobstore.backend,
+            &settings.messaging.backend,
+        )
+        else {
+            panic!("{settings:?}");
+        };
+        assert!(keyvalue.shares_connection_with(blobstore));
+        assert!(keyvalue.shares_connection_with(messaging));
+    }
+
+    #[test]
     fn a_nats_address_moves_keyvalue_to_nats_unless_told_otherwise() {
         let env = [("NATS_ADDR", "nats://127.0.0.1:4222")];
         let settings = resolve(&HostArgs::default(), None, &env).unwrap();
         assert_eq!(
             settings.keyvalue.backend,
-            KeyValueBackend::Nats {
-                url: "nats://127.0.0.1:4222".into()
-            }
+            KeyValueBackend::Nats(NatsServer::new("nats://127.0.0.1:4222"))
         );
         let toml = "[keyvalue]\nbackend = \"embedded\"\n";
         let settings = resolve(&HostArgs::default(), Some(toml), &env).unwrap();
@@ -847,9 +876,7 @@ mod tests {
         assert_eq!(settings.messaging.subscriptions, ["a.*", "b"]);
         assert_eq!(
             settings.messaging.backend,
-            MessagingBackend::Nats {
-                url: "nats://127.0.0.1:4222".into()
-            }
+            MessagingBackend::Nats(NatsServer::new("nats://127.0.0.1:4222"))
         );
 
         let args = HostArgs {
@@ -910,9 +937,7 @@ mod tests {
         let settings = Settings::load(&HostArgs::default(), dir.path()).unwrap();
         assert_eq!(
             settings.keyvalue.backend,
-            KeyValueBackend::Nats {
-                url: "nats://10.0.0.1:4222".into()
-            }
+            KeyValueBackend::Nats(NatsServer::new("nats://10.0.0.1:4222"))
         );
         assert!(std::env::var("NATS_ADDR").is_err());
     }

@@ -26,6 +26,7 @@ mod interface;
 pub mod limits;
 mod live;
 pub mod metrics;
+pub mod names;
 mod once;
 pub mod outcome;
 mod request_id;

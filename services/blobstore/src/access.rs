@@ -4,30 +4,16 @@
 use std::collections::BTreeSet;
 
 use tempo_runtime_core::OnceSet;
-
-/// The longest container name: far below a file name's 255 bytes and NATS' subject limits.
-pub(crate) const MAX_CONTAINER_NAME: usize = 128;
+use tempo_runtime_core::names;
 
 /// The longest object name, in bytes. NATS carries it base64-encoded in a subject, which must fit
 /// the server's 4096-byte control line; the embedded backend has its own, lower, file-name limit.
 pub(crate) const MAX_OBJECT_NAME: usize = 1024;
 
-/// Checks a container name: the same rule on every backend, 1 to 128 letters, digits, `-`
-/// and `_` (what a NATS object store allows, and a plain file name). Nothing else reaches a
-/// backend.
+/// Checks a container name: the same rule on every backend, and for key-value buckets
+/// ([`names::check_store_name`]). Nothing else reaches a backend.
 pub fn check_container_name(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.len() > MAX_CONTAINER_NAME
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(format!(
-            "`{}` cannot be a container name: use 1 to {MAX_CONTAINER_NAME} letters, digits, `-` and `_`",
-            name.escape_debug()
-        ));
-    }
-    Ok(())
+    names::check_store_name("container", name)
 }
 
 /// Object names may be any text up to [`MAX_OBJECT_NAME`] bytes.
@@ -110,9 +96,9 @@ mod tests {
     #[test]
     fn container_names_are_checked() {
         assert!(check_container_name("photos_2024-01").is_ok());
-        let longest = "a".repeat(MAX_CONTAINER_NAME);
+        let longest = "a".repeat(names::MAX_STORE_NAME);
         assert!(check_container_name(&longest).is_ok());
-        let too_long = "a".repeat(MAX_CONTAINER_NAME + 1);
+        let too_long = "a".repeat(names::MAX_STORE_NAME + 1);
         for bad in [
             "",
             "has space",

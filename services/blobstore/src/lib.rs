@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
@@ -42,11 +43,8 @@ pub enum BlobstoreBackend {
         /// The folder of containers.
         dir: PathBuf,
     },
-    /// JetStream object stores on the NATS server at `url`.
-    Nats {
-        /// e.g. `nats://127.0.0.1:4222`.
-        url: String,
-    },
+    /// JetStream object stores on this NATS server, whose connection other services may share.
+    Nats(NatsServer),
 }
 
 /// How the service is set up.
@@ -96,8 +94,8 @@ async fn open_blobs(
         BlobstoreBackend::Embedded { dir } => {
             Arc::new(backend::embedded::Embedded::open(dir, max_object_bytes)?)
         }
-        BlobstoreBackend::Nats { url } => {
-            Arc::new(backend::nats::Nats::connect(url, max_object_bytes, &grants).await?)
+        BlobstoreBackend::Nats(server) => {
+            Arc::new(backend::nats::Nats::connect(server, max_object_bytes, &grants).await?)
         }
     })
 }
@@ -159,7 +157,9 @@ impl Service for BlobstoreService {
     fn describe(&self) -> String {
         let backend = match &self.shared.backend {
             BlobstoreBackend::Embedded { dir } => format!("embedded, in {}", dir.display()),
-            BlobstoreBackend::Nats { url } => format!("NATS JetStream object stores at {url}"),
+            BlobstoreBackend::Nats(server) => {
+                format!("NATS JetStream object stores at {}", server.url())
+            }
         };
         format!("{backend}; {}", self.shared.grants.describe())
     }

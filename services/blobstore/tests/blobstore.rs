@@ -104,9 +104,9 @@ async fn embedded_objects_are_files_that_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_function_works_on_nats() {
     let server = NatsServer::start();
-    let host = Host::start(BlobstoreBackend::Nats {
-        url: server.url.clone(),
-    })
+    let host = Host::start(BlobstoreBackend::Nats(tempo_nats::NatsServer::new(
+        server.url.clone(),
+    )))
     .await;
     assert_eq!(host.run(&["suite", "65536"]).await, 0);
 }
@@ -116,9 +116,9 @@ async fn a_plain_nats_client_reads_what_the_guest_wrote_and_nats_outages_heal() 
     use tokio::io::AsyncReadExt as _;
 
     let mut server = NatsServer::start();
-    let host = Host::start(BlobstoreBackend::Nats {
-        url: server.url.clone(),
-    })
+    let host = Host::start(BlobstoreBackend::Nats(tempo_nats::NatsServer::new(
+        server.url.clone(),
+    )))
     .await;
     assert_eq!(host.run(&["write", "photos", "cat.txt", "meow"]).await, 0);
 
@@ -244,9 +244,7 @@ async fn bytes_written_after_write_data_are_stored_by_finish() {
     let server = NatsServer::start();
     for backend in [
         embedded(dir.path()),
-        BlobstoreBackend::Nats {
-            url: server.url.clone(),
-        },
+        BlobstoreBackend::Nats(tempo_nats::NatsServer::new(server.url.clone())),
     ] {
         let host = Host::start(backend.clone()).await;
         assert_eq!(
@@ -282,9 +280,7 @@ async fn guests_reach_only_granted_containers() {
         .await
         .unwrap();
     other.put("ledger", &mut &b"private"[..]).await.unwrap();
-    let nats = BlobstoreBackend::Nats {
-        url: server.url.clone(),
-    };
+    let nats = BlobstoreBackend::Nats(tempo_nats::NatsServer::new(server.url.clone()));
     let host = Host::start(nats.clone()).await;
     assert_eq!(
         host.run(&["expect", "billing", "ledger", "private"]).await,

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
@@ -47,11 +48,8 @@ pub enum KeyValueBackend {
         /// The database file.
         path: PathBuf,
     },
-    /// JetStream KV on the NATS server at `url`.
-    Nats {
-        /// e.g. `nats://127.0.0.1:4222`.
-        url: String,
-    },
+    /// JetStream KV on this NATS server, whose connection other services may share.
+    Nats(NatsServer),
 }
 
 /// How the service is set up.
@@ -158,8 +156,8 @@ impl ServiceContext for Shared {
 async fn open_store(config: KeyValueConfig) -> anyhow::Result<Arc<dyn backend::Store>> {
     Ok(match &config.backend {
         KeyValueBackend::Embedded { path } => Arc::new(backend::embedded::Embedded::open(path)?),
-        KeyValueBackend::Nats { url } => Arc::new(
-            backend::nats::Nats::connect(url, &config.buckets, config.max_value_bytes).await?,
+        KeyValueBackend::Nats(server) => Arc::new(
+            backend::nats::Nats::connect(server, &config.buckets, config.max_value_bytes).await?,
         ),
     })
 }
@@ -169,13 +167,8 @@ impl KeyValueService {
     /// [`Service::open`]).
     pub fn new(config: KeyValueConfig) -> anyhow::Result<Self> {
         for bucket in &config.buckets {
-            anyhow::ensure!(
-                !bucket.is_empty()
-                    && bucket
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-                "`{bucket}` cannot be a bucket name: use letters, digits, `-` and `_`"
-            );
+            tempo_runtime_core::names::check_store_name("bucket", bucket)
+                .map_err(anyhow::Error::msg)?;
         }
         let provides = ["store", "atomics", "batch"]
             .iter()
@@ -230,7 +223,7 @@ impl Service for KeyValueService {
         let shared = &self.shared;
         let backend = match &shared.config.backend {
             KeyValueBackend::Embedded { path } => format!("embedded, in {}", path.display()),
-            KeyValueBackend::Nats { url } => format!("NATS JetStream KV at {url}"),
+            KeyValueBackend::Nats(server) => format!("NATS JetStream KV at {}", server.url()),
         };
         format!("{backend}; buckets {}", shared.limits.buckets.join(", "))
     }

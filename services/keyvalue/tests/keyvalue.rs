@@ -64,9 +64,7 @@ fn embedded(dir: &Path) -> KeyValueBackend {
 }
 
 fn nats(server: &NatsServer) -> KeyValueBackend {
-    KeyValueBackend::Nats {
-        url: server.url.clone(),
-    }
+    KeyValueBackend::Nats(tempo_nats::NatsServer::new(server.url.clone()))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -124,7 +122,7 @@ async fn bucket_names_are_checked() {
         .to_string();
     assert_eq!(
         err,
-        "`has space` cannot be a bucket name: use letters, digits, `-` and `_`"
+        "`has space` cannot be a bucket name: use 1 to 128 letters, digits, `-` and `_`"
     );
 }
 

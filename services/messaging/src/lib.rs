@@ -29,9 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State, Trigger};
 
+pub use broker::subscription_capacity;
 pub use host::{ClientHandle, MessageHandle, RequestOptions};
 pub use subject::check_pattern as check_subject_pattern;
 
@@ -56,11 +58,9 @@ pub enum MessagingBackend {
     /// Within this process.
     #[default]
     Embedded,
-    /// Core NATS at `url`.
-    Nats {
-        /// e.g. `nats://127.0.0.1:4222`.
-        url: String,
-    },
+    /// Core NATS on this server, whose connection other services may share. Its subscription
+    /// capacity should be [`subscription_capacity`] of the configured concurrency.
+    Nats(NatsServer),
 }
 
 /// How the service is set up.
@@ -168,9 +168,7 @@ async fn open_broker(config: MessagingConfig) -> anyhow::Result<Arc<dyn broker::
                 bytes: config.max_pending_bytes,
             }))
         }
-        MessagingBackend::Nats { url } => {
-            Arc::new(broker::nats::Nats::connect(url, capacity).await?)
-        }
+        MessagingBackend::Nats(server) => Arc::new(broker::nats::Nats::connect(server).await?),
     })
 }
 
@@ -203,7 +201,7 @@ impl MessagingService {
     fn backend_description(&self) -> String {
         match &self.shared.config.backend {
             MessagingBackend::Embedded => "the embedded broker".into(),
-            MessagingBackend::Nats { url } => format!("NATS at {url}"),
+            MessagingBackend::Nats(server) => format!("NATS at {}", server.url()),
         }
     }
 }

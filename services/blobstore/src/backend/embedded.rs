@@ -12,7 +12,6 @@
 //! not start the name is written `%HH` (`photos/cat.png` is `photos%2Fcat.png`), so no name leaves
 //! its folder or looks like a temporary file.
 
-use std::fmt::Write as _;
 use std::io::{self, Read as _, Write as _};
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +21,8 @@ use cap_fs_ext::{
     DirExt as _, FollowSymlinks, OpenOptionsFollowExt as _, OpenOptionsMaybeDirExt as _,
 };
 use cap_std::fs::{Dir, OpenOptions};
+
+use tempo_runtime_core::names::Escaping;
 
 use super::{Blobs, ObjectStat, unix_seconds};
 
@@ -323,41 +324,23 @@ fn write_file(folder: &Dir, file: &str, data: &[u8]) -> io::Result<()> {
     out.sync_data()
 }
 
-/// An object name as a file name (see the module documentation).
+/// How object names are written as file names (see the module documentation).
+const FILE_NAMES: Escaping = Escaping {
+    marker: b'%',
+    keep: |bytes, i| {
+        let byte = bytes[i];
+        byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || (byte == b'.' && i > 0)
+    },
+};
+
+/// An object name as a file name.
 fn encode_name(name: &str) -> String {
-    let mut file = String::with_capacity(name.len());
-    for (i, byte) in name.bytes().enumerate() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || (byte == b'.' && i > 0) {
-            file.push(char::from(byte));
-        } else {
-            let _ = write!(file, "%{byte:02X}");
-        }
-    }
-    file
+    FILE_NAMES.escape(name)
 }
 
 /// The object name [`encode_name`] made `file` from.
 fn decode_name(file: &str) -> String {
-    let bytes = file.as_bytes();
-    let mut name = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| file.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                name.push(byte);
-                i += 3;
-            }
-            None => {
-                name.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&name).into_owned()
+    String::from_utf8_lossy(&FILE_NAMES.unescape(file)).into_owned()
 }
 
 #[cfg(test)]

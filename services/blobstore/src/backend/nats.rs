@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use async_nats::jetstream::{self, object_store};
 use futures::TryStreamExt as _;
+use tempo_nats::NatsServer;
 use tokio::io::AsyncReadExt as _;
 
 use super::{Blobs, ObjectStat};
@@ -29,17 +29,13 @@ pub(crate) struct Nats {
 }
 
 impl Nats {
-    /// Connects to `url`.
+    /// Connects to `server`.
     pub(crate) async fn connect(
-        url: &str,
+        server: &NatsServer,
         max_object_bytes: usize,
         grants: &std::sync::Arc<Grants>,
     ) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
-            .name("tempo blobstore")
-            .connect(url)
-            .await
-            .with_context(|| format!("cannot reach NATS at {url}"))?;
+        let client = server.client().await?;
         Ok(Self {
             js: jetstream::ContextBuilder::new()
                 .timeout(REQUEST_TIMEOUT)

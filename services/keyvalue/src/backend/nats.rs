@@ -6,13 +6,14 @@
 //! stored as they are and every key round-trips.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, kv};
 use futures::TryStreamExt as _;
+use tempo_nats::NatsServer;
+use tempo_runtime_core::names::Escaping;
 
 use super::{Bucket, Store, incremented};
 use crate::KvError;
@@ -29,18 +30,14 @@ pub(crate) struct Nats {
 }
 
 impl Nats {
-    /// Connects to `url` and makes sure each of `buckets` exists (creating it with one value per
+    /// Connects to `server` and makes sure each of `buckets` exists (creating it with one value per
     /// key and file storage).
     pub(crate) async fn connect(
-        url: &str,
+        server: &NatsServer,
         buckets: &[String],
         max_value_bytes: usize,
     ) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
-            .name("tempo keyvalue")
-            .connect(url)
-            .await
-            .with_context(|| format!("cannot reach NATS at {url}"))?;
+        let (client, url) = (server.client().await?, server.url());
         let js = jetstream::ContextBuilder::new()
             .timeout(REQUEST_TIMEOUT)
             .build(client);
@@ -163,45 +160,25 @@ impl Bucket for NatsBucket {
     }
 }
 
-/// A guest key as a valid NATS key (see the module documentation).
-pub(crate) fn encode_key(key: &str) -> String {
-    let bytes = key.as_bytes();
-    let mut encoded = String::with_capacity(bytes.len());
-    for (i, &byte) in bytes.iter().enumerate() {
+/// How guest keys are written as NATS keys (see the module documentation).
+const NATS_KEYS: Escaping = Escaping {
+    marker: b'=',
+    keep: |bytes, i| {
+        let byte = bytes[i];
         let plain = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'/' | b'_');
-        let dot_ok = byte == b'.' && i > 0 && i + 1 < bytes.len() && bytes[i - 1] != b'.';
-        if plain || dot_ok {
-            encoded.push(char::from(byte));
-        } else {
-            let _ = write!(encoded, "={byte:02X}");
-        }
-    }
-    encoded
+        plain || (byte == b'.' && i > 0 && i + 1 < bytes.len() && bytes[i - 1] != b'.')
+    },
+};
+
+/// A guest key as a valid NATS key.
+pub(crate) fn encode_key(key: &str) -> String {
+    NATS_KEYS.escape(key)
 }
 
 /// The guest key that [`encode_key`] stored as `stored`. A key written by another NATS client
 /// that is not valid escaping is returned as it is.
 pub(crate) fn decode_key(stored: &str) -> String {
-    let bytes = stored.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'=')
-            .then(|| stored.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(decoded).unwrap_or_else(|_| stored.to_owned())
+    String::from_utf8(NATS_KEYS.unescape(stored)).unwrap_or_else(|_| stored.to_owned())
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub(crate) type Subscription = Box<dyn Inbox>;
 /// How many messages a subscription holds for its handlers before the broker drops new ones
 /// (NATS calls it a slow consumer): sixteen per message handled at once, and at least 1024, so
 /// that a burst is absorbed while the backlog stays bounded (async-nats holds 65,536 by default).
-pub(crate) fn subscription_capacity(concurrency: usize) -> usize {
+pub fn subscription_capacity(concurrency: usize) -> usize {
     concurrency.saturating_mul(16).max(1024)
 }
 

@@ -5,9 +5,10 @@
 use anyhow::Context as _;
 use async_nats::connection::State;
 use async_nats::header::HeaderMap;
-use async_nats::{Client, Event, StatusCode};
+use async_nats::{Client, StatusCode};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tempo_nats::NatsServer;
 
 use futures::{Stream, StreamExt as _};
 
@@ -24,34 +25,12 @@ pub(crate) struct Nats {
 }
 
 impl Nats {
-    /// Connects to `url`, each subscription holding up to `capacity` messages; an unreachable
-    /// server is an error now, an outage later is retried.
-    pub(crate) async fn connect(url: &str, capacity: usize) -> anyhow::Result<Self> {
-        let logged_url = url.to_owned();
-        let client = async_nats::ConnectOptions::new()
-            .name("tempo messaging")
-            .subscription_capacity(capacity)
-            .event_callback(move |event| {
-                let url = logged_url.clone();
-                async move {
-                    match event {
-                        Event::Disconnected => {
-                            tracing::warn!("lost NATS at {url}; reconnecting");
-                        }
-                        Event::Connected => tracing::info!("connected to NATS at {url}"),
-                        Event::SlowConsumer(_) => {
-                            tracing::warn!("a subscription fell behind; NATS dropped messages");
-                        }
-                        other => tracing::debug!("NATS: {other}"),
-                    }
-                }
-            })
-            .connect(url)
-            .await
-            .with_context(|| format!("cannot reach NATS at {url}"))?;
+    /// Connects to `server` (each subscription holds what the server's subscription capacity
+    /// says); an unreachable server is an error now, an outage later is retried.
+    pub(crate) async fn connect(server: &NatsServer) -> anyhow::Result<Self> {
         Ok(Self {
-            client,
-            url: url.to_owned(),
+            client: server.client().await?,
+            url: server.url().to_owned(),
         })
     }
 
