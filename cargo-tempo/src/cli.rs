@@ -1,6 +1,11 @@
 //! The command line: global flags and the subcommands.
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{
+    Arg, ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum,
+};
 
 use crate::commands::{build, compile, dev, new, run, test};
 
@@ -17,6 +22,70 @@ pub(crate) struct Cli {
     pub(crate) global: GlobalArgs,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// The command line in `args`. Each flag reads its variable through clap, except that an
+    /// empty variable counts as unset (as in `.env`); a bad value from a variable is an error
+    /// that names the variable. On an error, or for `--help`, the process exits.
+    pub(crate) fn parse_args(args: Vec<OsString>) -> Self {
+        let command = Self::command().mut_subcommands(|command| command.mut_args(unset_if_empty));
+        let given = args.clone();
+        command
+            .clone()
+            .try_get_matches_from(args)
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .unwrap_or_else(|err| name_the_variable(err, &command, &given).exit())
+    }
+}
+
+/// `arg` without its variable when that is set but empty.
+fn unset_if_empty(arg: Arg) -> Arg {
+    match arg.get_env() {
+        Some(var) if std::env::var_os(var).is_some_and(|value| value.is_empty()) => {
+            arg.env(None::<&str>)
+        }
+        _ => arg,
+    }
+}
+
+/// `err`, saying which variable a bad value came from when it was not on the command line.
+fn name_the_variable(err: clap::Error, command: &clap::Command, given: &[OsString]) -> clap::Error {
+    let (Some(ContextValue::String(flag)), Some(ContextValue::String(value))) = (
+        err.get(ContextKind::InvalidArg),
+        err.get(ContextKind::InvalidValue),
+    ) else {
+        return err;
+    };
+    let long = flag
+        .trim_start_matches("--")
+        .split(' ')
+        .next()
+        .unwrap_or_default();
+    let on_command_line = given.iter().any(|arg| {
+        arg.to_str()
+            .and_then(|arg| arg.strip_prefix("--"))
+            .is_some_and(|arg| arg == long || arg.starts_with(&format!("{long}=")))
+    });
+    let var = std::iter::once(command)
+        .chain(command.get_subcommands())
+        .flat_map(clap::Command::get_arguments)
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(Arg::get_env);
+    match var {
+        Some(var)
+            if !on_command_line && std::env::var_os(var).is_some_and(|v| v == value.as_str()) =>
+        {
+            let message = err.to_string();
+            let message = message.lines().next().unwrap_or_default();
+            let message = message.strip_prefix("error: ").unwrap_or(message);
+            clap::Error::raw(
+                ErrorKind::InvalidValue,
+                format!("`{}={value}`: {message}\n", var.to_string_lossy()),
+            )
+        }
+        _ => err,
+    }
 }
 
 /// Flags every subcommand takes.

@@ -3,17 +3,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::anyhow;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tempo_blobstore::BlobstoreService;
-use tempo_config::ConfigService;
-use tempo_http::HttpService;
-use tempo_keyvalue::KeyValueService;
-use tempo_messaging::MessagingService;
-use tempo_otel::{AdminServer, LoggingService, OTLP_ENDPOINT_VAR, Telemetry};
+use tempo_otel::{AdminServer, OTLP_ENDPOINT_VAR, Telemetry};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
 use tempo_runtime_core::{
@@ -40,14 +34,11 @@ pub(crate) struct Serving {
 
 /// A runtime on `engine` with every service tempo has, set up as `settings` says. Nothing is
 /// opened yet: a service opens its backend when a version that links it is served or run.
-pub(crate) fn runtime(engine: Engine, settings: Settings) -> anyhow::Result<Runtime> {
+pub(crate) fn runtime(engine: Engine, settings: &Settings) -> anyhow::Result<Runtime> {
     let mut runtime = Runtime::new(engine);
-    runtime.add_service(Arc::new(HttpService::new(settings.http)?));
-    runtime.add_service(Arc::new(KeyValueService::new(settings.keyvalue)?));
-    runtime.add_service(Arc::new(BlobstoreService::new(settings.blobstore)));
-    runtime.add_service(Arc::new(MessagingService::new(settings.messaging)));
-    runtime.add_service(Arc::new(ConfigService::new(settings.config)));
-    runtime.add_service(Arc::new(LoggingService::default()));
+    for service in settings.services()? {
+        runtime.add_service(service);
+    }
     Ok(runtime)
 }
 

@@ -7,6 +7,7 @@ mod commands;
 mod host;
 mod log_format;
 mod project;
+mod services;
 mod settings;
 mod shell;
 mod signals;
@@ -15,7 +16,6 @@ mod watch;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use tempo_otel::Telemetry;
 
 use crate::cli::Cli;
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|arg| arg == "tempo") {
         args.remove(1);
     }
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse_args(args);
     let shell = Shell::new(&cli.global);
     // Before anything records a metric: the runtime's instruments bind to this provider.
     let telemetry = match Telemetry::init() {

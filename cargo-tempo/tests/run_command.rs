@@ -299,7 +299,37 @@ fn a_busy_listen_address_names_the_flag() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains(&format!("cannot listen on {address} (`--listen`)")),
+        stderr(&output).contains(&format!(
+            "cannot listen on {address} (`--listen`, `TEMPO_LISTEN` or `[http] listen` in tempo.toml)"
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_bad_variable_is_named_and_an_empty_one_is_unset() {
+    let output = tempo()
+        .arg("run")
+        .arg(tempo_test_fixtures::http())
+        .env("TEMPO_LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("`TEMPO_LISTEN=nowhere`: invalid value 'nowhere' for '--listen"),
+        "{}",
+        stderr(&output)
+    );
+    let output = tempo()
+        .args(["run", "missing.wasm"])
+        .env("TEMPO_LISTEN", "")
+        .env("TEMPO_MAX_INSTANCES", "")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot read `missing.wasm`"),
         "{}",
         stderr(&output)
     );

@@ -32,6 +32,7 @@ pub mod outcome;
 mod request_id;
 mod runtime;
 mod service;
+pub mod settings;
 mod state;
 mod version;
 mod wasi;

@@ -72,12 +72,12 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     .build()?;
     if settings.admin.is_none() {
         // Guests do not reach the admin server at its default address either.
-        settings.http.own_addresses.push(host::DEV_ADMIN);
+        settings.sources.own_addresses.push(host::DEV_ADMIN);
     }
     // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
     let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));
     let limits = (settings.limits, settings.admission);
-    let runtime = host::runtime(engine, settings)?;
+    let runtime = host::runtime(engine, &settings)?;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(Dev::new(shell, args, runtime, limits, observability).run())
 }

@@ -62,7 +62,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
 
     let observability = Observability::new(telemetry, settings.admin, None);
     let limits = settings.limits;
-    let runtime = host::runtime(engine, settings)?;
+    let runtime = host::runtime(engine, &settings)?;
 
     let name = component_name(&args.file);
     let exports = runtime.exports_of(&loaded.component);

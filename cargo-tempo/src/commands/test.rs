@@ -8,7 +8,7 @@ use tempo_runtime_core::{Compiler, EngineSettings, GuestStdio, InstanceSettings,
 
 use crate::cargo_build::{self, PackageArgs, WASM_TARGET, cargo_command};
 use crate::host::{self, component_name};
-use crate::settings::{Backend, HostArgs, Settings};
+use crate::settings::{HostArgs, Settings};
 use crate::shell::Shell;
 
 /// Run the crate's tests as components, with the host services they import.
@@ -75,13 +75,15 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
     // Each test binary gets embedded backends in a state folder of its own, so tests never see
     // the data of `dev` (or of each other) and leave nothing behind.
     let state = tempfile::tempdir().context("cannot create a state folder for the tests")?;
-    let host = HostArgs {
-        state_dir: Some(state.path().to_path_buf()),
-        keyvalue: Some(Backend::Embedded),
-        blobstore: Some(Backend::Embedded),
-        ..HostArgs::default()
-    };
-    let runtime = host::runtime(engine, Settings::load(&host, Path::new(""))?)?;
+    let host = HostArgs::parse([
+        "--state-dir".as_ref(),
+        state.path().as_os_str(),
+        "--keyvalue".as_ref(),
+        "embedded".as_ref(),
+        "--blobstore".as_ref(),
+        "embedded".as_ref(),
+    ])?;
+    let runtime = host::runtime(engine, &Settings::load(&host, Path::new(""))?)?;
     let name = component_name(&args.file);
     let settings = InstanceSettings {
         args: std::iter::once(name.clone()).chain(args.args).collect(),

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 
 use tempo_runtime_core::OnceSet;
+
+use crate::BlobError;
 use tempo_runtime_core::names;
 
 /// The longest object name, in bytes. NATS carries it base64-encoded in a subject, which must fit
@@ -17,12 +19,12 @@ pub fn check_container_name(name: &str) -> Result<(), String> {
 }
 
 /// Object names may be any text up to [`MAX_OBJECT_NAME`] bytes.
-pub(crate) fn check_object_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_object_name(name: &str) -> Result<(), BlobError> {
     if name.len() > MAX_OBJECT_NAME {
-        return Err(format!(
+        return Err(BlobError::Refused(format!(
             "an object name of {} bytes is longer than the limit of {MAX_OBJECT_NAME}",
             name.len()
-        ));
+        )));
     }
     Ok(())
 }
@@ -63,14 +65,14 @@ impl Grants {
     }
 
     /// Checks the name, then the allow-list.
-    pub(crate) fn check(&self, name: &str) -> Result<(), String> {
-        check_container_name(name)?;
+    pub(crate) fn check(&self, name: &str) -> Result<(), BlobError> {
+        check_container_name(name).map_err(BlobError::Refused)?;
         match &self.declared {
             Some(declared) if !declared.contains(name) => {
-                self.hint(name, "is not in `[blobstore] containers`");
-                Err(format!(
+                self.hint(name, "is not granted");
+                Err(BlobError::Refused(format!(
                     "the container `{name}` is not granted to guests (blobstore containers)"
-                ))
+                )))
             }
             _ => Ok(()),
         }
@@ -80,9 +82,9 @@ impl Grants {
     pub(crate) fn hint(&self, name: &str, why: &str) {
         if self.hinted.first(name) {
             tracing::warn!(
-                "a guest asked for the blobstore container `{name}`, which {why}; add it to \
-                 `containers` under `[blobstore]` in tempo.toml (or TEMPO_BLOBSTORE_CONTAINERS) \
-                 to grant it"
+                "a guest asked for the blobstore container `{name}`, which {why}; list it in {} \
+                 to grant it",
+                crate::settings::CONTAINERS.how_to_set()
             );
         }
     }
@@ -123,7 +125,7 @@ mod tests {
         let listed = Grants::new(Some(&["photos".to_owned()]));
         assert!(listed.check("photos").is_ok());
         assert!(listed.declares("photos"));
-        let refused = listed.check("archive").unwrap_err();
+        let refused = listed.check("archive").unwrap_err().to_string();
         assert!(refused.contains("not granted"), "{refused}");
         assert!(!listed.declares("archive"));
     }

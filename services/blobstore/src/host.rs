@@ -9,10 +9,10 @@ use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
-use crate::Shared;
 use crate::access::check_object_name;
 use crate::backend::Blobs;
 use crate::values::LimitedBuffer;
+use crate::{BlobError, Shared};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -106,52 +106,59 @@ impl std::ops::Deref for Store {
 
 impl Store {
     /// Checks `object`'s name, that the guest may name `container` and that it exists.
-    async fn existing_object(&self, container: &str, object: &str) -> Result<(), String> {
+    async fn existing_object(&self, container: &str, object: &str) -> Result<(), BlobError> {
         check_object_name(object)?;
         self.existing(container).await.map(drop)
     }
 
     /// Checks that the guest may name `container` and that it exists; returns when it was made.
-    async fn existing(&self, container: &str) -> Result<u64, String> {
+    async fn existing(&self, container: &str) -> Result<u64, BlobError> {
         self.shared.grants.check(container)?;
         self.blobs
             .container_created(container)
             .await?
-            .ok_or_else(|| format!("there is no container `{container}`"))
+            .ok_or_else(|| BlobError::NoSuchContainer(container.to_owned()))
     }
 }
 
-/// Runs `work` against the backend once it is open, or returns the guest's error saying why it
-/// cannot be. (It takes the shared state rather than the view so that no borrow of the
-/// instance's table is held across an await.)
+/// Runs `work` against the backend once it is open, and gives the guest its error as the text
+/// wasi:blobstore passes. (It takes the shared state rather than the view so that no borrow of
+/// the instance's table is held across an await.)
 async fn with_blobs<T, Fut>(
     shared: Arc<Shared>,
     work: impl FnOnce(Store) -> Fut,
 ) -> Result<T, String>
 where
-    Fut: Future<Output = Result<T, String>>,
+    Fut: Future<Output = Result<T, BlobError>>,
 {
-    let blobs = shared
-        .blobs
-        .get()
-        .await
-        .cloned()
-        .map_err(|err| format!("the blobstore cannot be opened: {err:#}"))?;
-    work(Store { blobs, shared }).await
+    let opened =
+        shared.blobs.get().await.cloned().map_err(|err| {
+            BlobError::Unavailable(format!("the blobstore cannot be opened: {err:#}"))
+        });
+    match opened {
+        Ok(blobs) => work(Store { blobs, shared }).await,
+        Err(err) => Err(err),
+    }
+    .map_err(|err| err.to_string())
 }
 
 /// The bytes `start..=end` of `data` (both inclusive, `end` clamped to the last byte).
-pub(crate) fn range(object: &str, data: Vec<u8>, start: u64, end: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn range(
+    object: &str,
+    data: Vec<u8>,
+    start: u64,
+    end: u64,
+) -> Result<Vec<u8>, BlobError> {
     if start > end {
-        return Err(format!(
+        return Err(BlobError::Refused(format!(
             "the range {start}..={end} of `{object}` is empty: start after end"
-        ));
+        )));
     }
     let size = data.len() as u64;
     if start >= size && !(start == 0 && size == 0) {
-        return Err(format!(
+        return Err(BlobError::Refused(format!(
             "the range {start}..={end} starts past the end of `{object}` ({size} bytes)"
-        ));
+        )));
     }
     let end = end.min(size.saturating_sub(1));
     // Both fit in usize: they are below the length of a Vec.
@@ -189,7 +196,7 @@ impl types::HostOutgoingValue for BlobView<'_> {
         let value = self.table.delete(value)?;
         let contents = value.buffer.contents();
         let Some((container, object, stored)) = value.destination else {
-            return Ok(contents.map(drop));
+            return Ok(contents.map(drop).map_err(|err| err.to_string()));
         };
         // What `write-data` stored is complete unless the stream grew since.
         if matches!(&contents, Ok(data) if data.len() == stored) {
@@ -267,7 +274,7 @@ impl container::HostContainer for BlobView<'_> {
             let data = blobs
                 .read(&name, &object)
                 .await?
-                .ok_or_else(|| format!("there is no object `{object}` in `{name}`"))?;
+                .ok_or_else(|| BlobError::no_such_object(&object, &name))?;
             range(&object, data, start, end)
         })
         .await;
@@ -288,7 +295,9 @@ impl container::HostContainer for BlobView<'_> {
         let stored = with_blobs(self.context()?.clone(), |blobs| async move {
             let data = contents?;
             if object.is_empty() {
-                return Err("an object name must not be empty".to_owned());
+                return Err(BlobError::Refused(
+                    "an object name must not be empty".to_owned(),
+                ));
             }
             blobs.existing_object(&name, &object).await?;
             let stored = data.len();
@@ -372,7 +381,7 @@ impl container::HostContainer for BlobView<'_> {
             let stat = blobs
                 .stat(&name, &object)
                 .await?
-                .ok_or_else(|| format!("there is no object `{object}` in `{name}`"))?;
+                .ok_or_else(|| BlobError::no_such_object(&object, &name))?;
             Ok(types::ObjectMetadata {
                 name: object,
                 container: name,
@@ -491,16 +500,22 @@ impl blobstore::Host for BlobView<'_> {
 }
 
 /// Copies an object, to the same or another container, replacing the destination.
-async fn copy(blobs: &Store, src: &types::ObjectId, dest: &types::ObjectId) -> Result<(), String> {
+async fn copy(
+    blobs: &Store,
+    src: &types::ObjectId,
+    dest: &types::ObjectId,
+) -> Result<(), BlobError> {
     if dest.object.is_empty() {
-        return Err("an object name must not be empty".to_owned());
+        return Err(BlobError::Refused(
+            "an object name must not be empty".to_owned(),
+        ));
     }
     blobs.existing_object(&src.container, &src.object).await?;
     blobs.existing_object(&dest.container, &dest.object).await?;
     let data = blobs
         .read(&src.container, &src.object)
         .await?
-        .ok_or_else(|| format!("there is no object `{}` in `{}`", src.object, src.container))?;
+        .ok_or_else(|| BlobError::no_such_object(&src.object, &src.container))?;
     blobs.write(&dest.container, &dest.object, data).await
 }
 
@@ -524,11 +539,13 @@ mod tests {
         assert!(
             range("o", data.clone(), 5, 4)
                 .unwrap_err()
+                .to_string()
                 .contains("start after end")
         );
         assert!(
             range("o", data.clone(), 10, 12)
                 .unwrap_err()
+                .to_string()
                 .contains("past the end of `o` (10 bytes)")
         );
         assert!(range("o", data, u64::MAX, u64::MAX).is_err());

@@ -18,7 +18,9 @@
 
 mod access;
 mod backend;
+mod error;
 mod host;
+pub mod settings;
 mod values;
 
 use std::path::PathBuf;
@@ -30,7 +32,9 @@ use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
 pub use access::check_container_name;
+pub use error::BlobError;
 pub use host::{ContainerHandle, IncomingValue, ObjectNames, OutgoingValue};
+pub use settings::{BlobstoreArgs, BlobstoreToml};
 
 /// The largest object accepted by default: 16 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: usize = 16 << 20;

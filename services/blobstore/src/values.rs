@@ -2,6 +2,7 @@
 //! fails (an error the guest can handle, where wasmtime-wasi's in-memory pipe would trap) and the
 //! value is marked too large, so storing it fails too.
 
+use crate::BlobError;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -37,10 +38,10 @@ impl LimitedBuffer {
     }
 
     /// The bytes written so far, or the reason they cannot be stored.
-    pub(crate) fn contents(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn contents(&self) -> Result<Vec<u8>, BlobError> {
         let inner = self.lock();
         if inner.too_large {
-            return Err(too_large(inner.limit));
+            return Err(BlobError::Refused(too_large(inner.limit)));
         }
         Ok(inner.bytes.clone())
     }
@@ -92,6 +93,12 @@ mod tests {
             buffer.write(Bytes::from_static(b"9")),
             Err(StreamError::LastOperationFailed(_))
         ));
-        assert!(buffer.contents().unwrap_err().contains("limit of 8 bytes"));
+        assert!(
+            buffer
+                .contents()
+                .unwrap_err()
+                .to_string()
+                .contains("limit of 8 bytes")
+        );
     }
 }

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
+use tempo_runtime_core::settings::{Configured, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, Service, State};
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
@@ -41,6 +42,41 @@ pub fn values(
         }
     }
     values
+}
+
+/// The values guests read: `[config]` in `tempo.toml`, and `TEMPO_CONFIG_<KEY>` variables.
+pub const VALUES: Setting = Setting::new("config", "<key>").var("TEMPO_CONFIG_<KEY>");
+
+/// The values `[config]` and the `TEMPO_CONFIG_*` variables of `sources` declare. A value in
+/// `tempo.toml` must be text, a number or a boolean.
+pub fn values_from(sources: &Sources) -> anyhow::Result<BTreeMap<String, String>> {
+    let table: BTreeMap<String, toml::Value> = sources.section("config")?;
+    let mut declared = BTreeMap::new();
+    for (key, value) in table {
+        let text = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(x) => x.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => anyhow::bail!(
+                "`{}`: `[config] {key}` must be text, a number or a boolean, not a TOML {}",
+                sources.project().join("tempo.toml").display(),
+                other.type_str()
+            ),
+        };
+        declared.insert(key, text);
+    }
+    Ok(values(declared, [], sources.variables()))
+}
+
+impl Configured for ConfigService {
+    const SECTION: Option<&'static str> = Some("config");
+    const SETTINGS: &'static [Setting] = &[VALUES];
+    type Args = NoArgs;
+
+    fn configure(_: NoArgs, sources: &Sources) -> anyhow::Result<Self> {
+        Ok(ConfigService::new(values_from(sources)?))
+    }
 }
 
 /// The `wasi:config/store` service over a fixed set of values.
@@ -126,6 +162,40 @@ mod tests {
                 pair("colour", "blue"),
                 pair("greeting", "dotenv"),
             ])
+        );
+    }
+
+    #[test]
+    fn config_comes_from_tempo_toml_and_prefixed_variables_only() {
+        let sources = |toml: &str, env: &[(&str, &str)]| {
+            let env = env.iter().map(|(k, v)| pair(k, v)).collect();
+            Sources::new("/project".as_ref(), Some(toml), Default::default(), env).unwrap()
+        };
+        let toml = "[config]\ngreeting = \"hello\"\nretries = 3\nverbose = true\n";
+        let env = [
+            ("TEMPO_CONFIG_GREETING", "hi"),
+            ("TEMPO_CONFIG_API_URL", "http://api"),
+            ("SECRET_TOKEN", "never"),
+        ];
+        let config: Vec<_> = values_from(&sources(toml, &env))
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            config,
+            [
+                "api_url=http://api",
+                "greeting=hi",
+                "retries=3",
+                "verbose=true"
+            ]
+        );
+        let err = values_from(&sources("[config]\nlist = [1]\n", &[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`[config] list` must be text, a number or a boolean, not a TOML array"),
+            "{err}"
         );
     }
 

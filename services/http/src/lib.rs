@@ -20,9 +20,11 @@ mod bodies;
 mod handler;
 mod outbound;
 mod server;
+pub mod settings;
 
 pub use handler::{REQUEST_ID_HEADER, STALE_HEADER};
 pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
+pub use settings::{HttpArgs, HttpToml};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -120,7 +122,7 @@ impl HttpService {
             config.allowed_outbound_hosts.as_deref(),
             config.own_addresses.clone(),
         )
-        .map_err(|err| anyhow::anyhow!("`[http] allowed-outbound-hosts`: {err}"))?;
+        .map_err(|err| anyhow::anyhow!("{}: {err}", settings::ALLOWED_OUTBOUND_HOSTS))?;
         let outbound = outbound::Outbound::new(
             policy,
             config.outbound_connect_timeout,
@@ -199,7 +201,12 @@ impl Trigger for HttpService {
             let listen = self.config.listen;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
-                .with_context(|| format!("cannot listen on {listen} (`--listen`)"))?;
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {listen} ({})",
+                        settings::LISTEN.how_to_set()
+                    )
+                })?;
             let address = listener
                 .local_addr()
                 .context("cannot read the bound address")?;

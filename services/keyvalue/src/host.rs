@@ -94,8 +94,9 @@ impl store::Host for KvView<'_> {
             if shared.hinted.first(&identifier) {
                 tracing::warn!(
                     "a guest opened the key-value bucket `{}`, which is not declared; add it to \
-                     `buckets` under `[keyvalue]` in tempo.toml to grant it",
-                    identifier.escape_debug()
+                     {} to grant it",
+                    identifier.escape_debug(),
+                    crate::settings::BUCKETS
                 );
             }
             return Err(KvError::NoSuchStore);

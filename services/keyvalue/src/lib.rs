@@ -23,6 +23,7 @@
 mod backend;
 mod cursor;
 mod host;
+pub mod settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
 pub use host::{BucketHandle, MAX_KEY_BYTES};
+pub use settings::{KeyValueArgs, KeyValueToml};
 
 /// The bucket guests get by default, and the one the empty identifier names.
 pub const DEFAULT_BUCKET: &str = "default";
@@ -95,27 +97,20 @@ impl KvLimits {
 }
 
 /// An error of a keyvalue host function: what the guest sees, or a trap for host bugs.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum KvError {
     /// The bucket is not one the configuration declares.
+    #[error("no such bucket")]
     NoSuchStore,
     /// Not allowed.
+    #[error("access denied")]
     AccessDenied,
     /// Anything else: a limit, a bad counter, the backend failing.
+    #[error("{0}")]
     Other(String),
     /// A host bug or a broken resource handle: the instance traps.
+    #[error("{0}")]
     Trap(wasmtime::Error),
-}
-
-impl std::fmt::Display for KvError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KvError::NoSuchStore => f.write_str("no such bucket"),
-            KvError::AccessDenied => f.write_str("access denied"),
-            KvError::Other(message) => f.write_str(message),
-            KvError::Trap(err) => write!(f, "{err}"),
-        }
-    }
 }
 
 impl From<wasmtime::component::ResourceTableError> for KvError {

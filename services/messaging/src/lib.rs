@@ -22,6 +22,7 @@
 
 mod broker;
 mod host;
+pub mod settings;
 mod subject;
 mod trigger;
 
@@ -35,6 +36,7 @@ use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, St
 
 pub use broker::subscription_capacity;
 pub use host::{ClientHandle, MessageHandle, RequestOptions};
+pub use settings::{MessagingArgs, MessagingToml};
 pub use subject::check_pattern as check_subject_pattern;
 
 /// The version of `wasi:messaging` tempo implements.
@@ -59,7 +61,8 @@ pub enum MessagingBackend {
     #[default]
     Embedded,
     /// Core NATS on this server, whose connection other services may share. Its subscription
-    /// capacity should be [`subscription_capacity`] of the configured concurrency.
+    /// capacity should be at least [`subscription_capacity`] of the configured concurrency
+    /// ([`MessagingConfig::from_settings`] asks for it).
     Nats(NatsServer),
 }
 
@@ -109,30 +112,23 @@ impl Default for MessagingConfig {
 }
 
 /// An error of a messaging host function: what the guest sees, or a trap for host bugs.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum MsgError {
     /// No reply in time.
+    #[error("no reply in time")]
     Timeout,
     /// The broker cannot be reached.
+    #[error("{0}")]
     Connection(String),
     /// Not allowed.
+    #[error("{0}")]
     PermissionDenied(String),
     /// Anything else: a bad subject, a limit.
+    #[error("{0}")]
     Other(String),
     /// A host bug or a broken resource handle: the instance traps.
+    #[error("{0}")]
     Trap(wasmtime::Error),
-}
-
-impl std::fmt::Display for MsgError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MsgError::Timeout => f.write_str("no reply in time"),
-            MsgError::Connection(message)
-            | MsgError::PermissionDenied(message)
-            | MsgError::Other(message) => f.write_str(message),
-            MsgError::Trap(err) => write!(f, "{err}"),
-        }
-    }
 }
 
 impl From<wasmtime::component::ResourceTableError> for MsgError {

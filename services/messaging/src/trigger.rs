@@ -60,7 +60,8 @@ impl Trigger for MessagingService {
             let name = live.current().name().to_owned();
             if config.subscriptions.is_empty() {
                 bail!(
-                    "`{name}` handles messages but subscribes to no subject: set `--subscribe`, `TEMPO_SUBSCRIBE` or `[messaging] subscriptions` in tempo.toml"
+                    "`{name}` handles messages but subscribes to no subject: set {}",
+                    crate::settings::SUBSCRIPTIONS.how_to_set()
                 );
             }
             for pattern in &config.subscriptions {

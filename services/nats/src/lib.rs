@@ -9,43 +9,56 @@
 //! # let _ = client; Ok(()) }
 //! ```
 
+mod backend;
+
+pub use backend::{Backend, URL, server_for};
+
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 use async_nats::{Client, Event};
 use tempo_runtime_core::LazyBackend;
 
-/// How many messages a subscription holds when nothing else is said: async-nats' own default.
-pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 65_536;
+/// How many messages a subscription holds when no service asks for more: 1024.
+pub const MIN_SUBSCRIPTION_CAPACITY: usize = 1024;
 
 /// A NATS server (or cluster), connected once and shared. Clones share the connection.
 #[derive(Clone)]
 pub struct NatsServer {
     url: Arc<str>,
-    subscription_capacity: usize,
+    subscription_capacity: Arc<AtomicUsize>,
     client: Arc<LazyBackend<Client>>,
 }
 
 impl NatsServer {
     /// The server at `url`, e.g. `nats://127.0.0.1:4222`; nothing is connected yet.
     pub fn new(url: impl Into<String>) -> Self {
-        Self::with_subscription_capacity(url, DEFAULT_SUBSCRIPTION_CAPACITY)
-    }
-
-    /// The server at `url`, each subscription holding up to `capacity` messages before NATS
-    /// drops new ones as a slow consumer's.
-    pub fn with_subscription_capacity(url: impl Into<String>, capacity: usize) -> Self {
         let url: Arc<str> = url.into().into();
+        let subscription_capacity = Arc::new(AtomicUsize::new(MIN_SUBSCRIPTION_CAPACITY));
         let client = LazyBackend::new({
-            let url = url.clone();
-            move || connect(url.clone(), capacity)
+            let (url, capacity) = (url.clone(), subscription_capacity.clone());
+            move || connect(url.clone(), capacity.load(Ordering::Relaxed))
         });
         Self {
             url,
-            subscription_capacity: capacity,
+            subscription_capacity,
             client: Arc::new(client),
         }
+    }
+
+    /// Asks that each subscription hold up to `capacity` messages before NATS drops new ones as
+    /// a slow consumer's. The connection takes the largest capacity asked for before it is
+    /// made, so services ask when they are set up.
+    pub fn require_subscription_capacity(&self, capacity: usize) {
+        self.subscription_capacity
+            .fetch_max(capacity, Ordering::Relaxed);
+    }
+
+    /// How many messages each subscription holds.
+    pub fn subscription_capacity(&self) -> usize {
+        self.subscription_capacity.load(Ordering::Relaxed)
     }
 
     /// Whether `other` is a clone of this handle, sharing its one connection.
@@ -74,7 +87,7 @@ impl fmt::Debug for NatsServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsServer")
             .field("url", &self.url)
-            .field("subscription_capacity", &self.subscription_capacity)
+            .field("subscription_capacity", &self.subscription_capacity())
             .finish_non_exhaustive()
     }
 }
@@ -142,8 +155,11 @@ mod tests {
     }
 
     #[test]
-    fn clones_are_one_server() {
-        let nats = NatsServer::with_subscription_capacity("nats://a:4222", 16);
+    fn clones_are_one_server_with_the_largest_capacity_asked_for() {
+        let nats = NatsServer::new("nats://a:4222");
+        nats.clone().require_subscription_capacity(4096);
+        nats.require_subscription_capacity(2048);
+        assert_eq!(nats.subscription_capacity(), 4096);
         assert!(nats.shares_connection_with(&nats.clone()));
         let other = NatsServer::new("nats://a:4222");
         assert_eq!(nats, other);

@@ -1,5 +1,6 @@
 //! `wasi:logging`: a guest's log calls as tracing events, beside its stdout and stderr lines.
 
+use tempo_runtime_core::settings::{Configured, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::{HasData, Linker};
 use tempo_runtime_core::{GUEST_LOG_TARGET, InterfaceName, Service, State, escape_guest_text};
 use tracing::Level;
@@ -70,6 +71,17 @@ impl logging::Host for Logger<'_> {
             logging::Level::Warn => emit!(Level::WARN),
             logging::Level::Error | logging::Level::Critical => emit!(Level::ERROR),
         }
+    }
+}
+
+/// Guest logs need no settings: they go where tempo's own log goes.
+impl Configured for LoggingService {
+    const SECTION: Option<&'static str> = None;
+    const SETTINGS: &'static [Setting] = &[];
+    type Args = NoArgs;
+
+    fn configure(_: NoArgs, _: &Sources) -> anyhow::Result<Self> {
+        Ok(Self::default())
     }
 }
 

@@ -25,6 +25,7 @@ use cap_std::fs::{Dir, OpenOptions};
 use tempo_runtime_core::names::Escaping;
 
 use super::{Blobs, ObjectStat, unix_seconds};
+use crate::BlobError;
 
 /// Names of files being written start with this (and no encoded name can).
 const TEMPORARY: &str = ".tmp-";
@@ -68,23 +69,23 @@ impl Embedded {
     /// Runs `work` on a blocking thread with the folder handles.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Inner) -> Result<T, String> + Send + 'static,
-    ) -> Result<T, String> {
+        work: impl FnOnce(&Inner) -> Result<T, BlobError> + Send + 'static,
+    ) -> Result<T, BlobError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || work(&inner))
             .await
-            .map_err(|err| err.to_string())?
+            .map_err(|err| BlobError::Unavailable(err.to_string()))?
     }
 }
 
 impl Inner {
     /// The folder of an existing container, never through a symlink.
-    fn container(&self, name: &str) -> Result<Dir, String> {
+    fn container(&self, name: &str) -> Result<Dir, BlobError> {
         self.root
             .open_dir_nofollow(name)
             .map_err(|err| match self.root.symlink_metadata(name) {
                 Err(missing) if missing.kind() == io::ErrorKind::NotFound => {
-                    format!("there is no container `{name}`")
+                    BlobError::NoSuchContainer(name.to_owned())
                 }
                 Ok(meta) if meta.is_symlink() => symlink(name),
                 Ok(meta) if !meta.is_dir() => not_a_folder(name),
@@ -113,25 +114,33 @@ impl Inner {
     }
 }
 
-fn io_error(what: &str, err: io::Error) -> String {
-    format!("embedded blobstore: {what}: {err}")
+fn io_error(what: &str, err: io::Error) -> BlobError {
+    BlobError::io(what, err)
 }
 
-fn symlink(name: &str) -> String {
-    format!("`{name}` is a symbolic link in the blobstore folder, and tempo follows none")
+fn symlink(name: &str) -> BlobError {
+    BlobError::Refused(format!(
+        "`{name}` is a symbolic link in the blobstore folder, and tempo follows none"
+    ))
 }
 
-fn not_a_folder(name: &str) -> String {
-    format!("`{name}` in the blobstore folder is not a container folder")
+fn not_a_folder(name: &str) -> BlobError {
+    BlobError::Refused(format!(
+        "`{name}` in the blobstore folder is not a container folder"
+    ))
+}
+
+fn not_a_file(object: &str, container: &str) -> BlobError {
+    BlobError::Refused(format!("`{object}` in `{container}` is not a regular file"))
 }
 
 /// The file name of `object`, checked for the file system's limit.
-fn object_file(object: &str) -> Result<String, String> {
+fn object_file(object: &str) -> Result<String, BlobError> {
     let file = encode_name(object);
     if file.len() > 255 {
-        return Err(format!(
+        return Err(BlobError::Refused(format!(
             "the object name `{object}` is too long for the embedded backend"
-        ));
+        )));
     }
     Ok(file)
 }
@@ -146,13 +155,13 @@ fn sync_folder(folder: &Dir) -> io::Result<()> {
 
 #[async_trait::async_trait]
 impl Blobs for Embedded {
-    async fn create_container(&self, container: &str) -> Result<(), String> {
+    async fn create_container(&self, container: &str) -> Result<(), BlobError> {
         let name = container.to_owned();
         self.blocking(move |inner| {
             match inner.root.create_dir(&name) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(format!("the container `{name}` already exists"));
+                    return Err(BlobError::ContainerExists(name));
                 }
                 Err(err) => return Err(io_error(&format!("cannot create `{name}`"), err)),
             }
@@ -161,7 +170,7 @@ impl Blobs for Embedded {
         .await
     }
 
-    async fn container_created(&self, container: &str) -> Result<Option<u64>, String> {
+    async fn container_created(&self, container: &str) -> Result<Option<u64>, BlobError> {
         let name = container.to_owned();
         self.blocking(move |inner| match inner.root.symlink_metadata(&name) {
             Ok(meta) if meta.is_symlink() => Err(symlink(&name)),
@@ -180,7 +189,7 @@ impl Blobs for Embedded {
         .await
     }
 
-    async fn delete_container(&self, container: &str) -> Result<(), String> {
+    async fn delete_container(&self, container: &str) -> Result<(), BlobError> {
         let name = container.to_owned();
         self.blocking(move |inner| {
             // Checked first so that a symlink is refused, not merely unlinked; cap-std's
@@ -195,7 +204,7 @@ impl Blobs for Embedded {
         .await
     }
 
-    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, BlobError> {
         let name = container.to_owned();
         self.blocking(move |inner| {
             let folder = inner.container(&name)?;
@@ -213,7 +222,7 @@ impl Blobs for Embedded {
         .await
     }
 
-    async fn read(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, String> {
+    async fn read(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, BlobError> {
         let (name, object) = (container.to_owned(), object.to_owned());
         self.blocking(move |inner| {
             let file_name = object_file(&object)?;
@@ -234,13 +243,10 @@ impl Blobs for Embedded {
                 .metadata()
                 .map_err(|e| io_error("cannot read the object", e))?;
             if !meta.is_file() {
-                return Err(format!("`{object}` in `{name}` is not a regular file"));
+                return Err(not_a_file(&object, &name));
             }
             if meta.len() > inner.max_object_bytes {
-                return Err(format!(
-                    "`{object}` in `{name}` is larger than the limit of {} bytes (blobstore max-object-bytes)",
-                    inner.max_object_bytes
-                ));
+                return Err(BlobError::too_large(&object, &name, inner.max_object_bytes));
             }
             // The file may grow while it is read: never read past the limit.
             let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
@@ -248,14 +254,14 @@ impl Blobs for Embedded {
                 .read_to_end(&mut bytes)
                 .map_err(|e| io_error("cannot read the object", e))?;
             if bytes.len() as u64 > inner.max_object_bytes {
-                return Err(format!("`{object}` in `{name}` grew past the size limit"));
+                return Err(BlobError::grew(&object, &name));
             }
             Ok(Some(bytes))
         })
         .await
     }
 
-    async fn write(&self, container: &str, object: &str, data: Vec<u8>) -> Result<(), String> {
+    async fn write(&self, container: &str, object: &str, data: Vec<u8>) -> Result<(), BlobError> {
         let (name, object) = (container.to_owned(), object.to_owned());
         self.blocking(move |inner| {
             let file_name = object_file(&object)?;
@@ -273,7 +279,7 @@ impl Blobs for Embedded {
         .await
     }
 
-    async fn delete_object(&self, container: &str, object: &str) -> Result<(), String> {
+    async fn delete_object(&self, container: &str, object: &str) -> Result<(), BlobError> {
         let (name, object) = (container.to_owned(), object.to_owned());
         self.blocking(move |inner| {
             let file_name = object_file(&object)?;
@@ -287,16 +293,14 @@ impl Blobs for Embedded {
         .await
     }
 
-    async fn stat(&self, container: &str, object: &str) -> Result<Option<ObjectStat>, String> {
+    async fn stat(&self, container: &str, object: &str) -> Result<Option<ObjectStat>, BlobError> {
         let (name, object) = (container.to_owned(), object.to_owned());
         self.blocking(move |inner| {
             let file_name = object_file(&object)?;
             let folder = inner.container(&name)?;
             match folder.symlink_metadata(&file_name) {
                 Ok(meta) if meta.is_symlink() => Err(symlink(&object)),
-                Ok(meta) if !meta.is_file() => {
-                    Err(format!("`{object}` in `{name}` is not a regular file"))
-                }
+                Ok(meta) if !meta.is_file() => Err(not_a_file(&object, &name)),
                 Ok(meta) => Ok(Some(ObjectStat {
                     created_at: meta
                         .modified()

@@ -13,6 +13,7 @@ use tempo_nats::NatsServer;
 use tokio::io::AsyncReadExt as _;
 
 use super::{Blobs, ObjectStat};
+use crate::BlobError;
 use crate::access::Grants;
 
 /// The description tempo gives the object stores it creates for guests.
@@ -46,19 +47,19 @@ impl Nats {
     }
 
     /// The object store of `container`, telling a missing container from NATS failing.
-    async fn store(&self, container: &str) -> Result<object_store::ObjectStore, String> {
+    async fn store(&self, container: &str) -> Result<object_store::ObjectStore, BlobError> {
         match self.js.get_object_store(container).await {
             Ok(store) => Ok(store),
             Err(err) => match self.container_created(container).await {
-                Ok(None) => Err(format!("there is no container `{container}`")),
+                Ok(None) => Err(BlobError::NoSuchContainer(container.to_owned())),
                 _ => Err(nats(err)),
             },
         }
     }
 }
 
-fn nats(err: impl std::fmt::Display) -> String {
-    format!("NATS: {err}")
+fn nats(err: impl std::fmt::Display) -> BlobError {
+    BlobError::nats(err)
 }
 
 fn seconds(time: &async_nats::jetstream::stream::Info) -> u64 {
@@ -67,9 +68,9 @@ fn seconds(time: &async_nats::jetstream::stream::Info) -> u64 {
 
 #[async_trait::async_trait]
 impl Blobs for Nats {
-    async fn create_container(&self, container: &str) -> Result<(), String> {
+    async fn create_container(&self, container: &str) -> Result<(), BlobError> {
         if self.container_created(container).await?.is_some() {
-            return Err(format!("the container `{container}` already exists"));
+            return Err(BlobError::ContainerExists(container.to_owned()));
         }
         self.js
             .create_object_store(object_store::Config {
@@ -82,7 +83,7 @@ impl Blobs for Nats {
         Ok(())
     }
 
-    async fn container_created(&self, container: &str) -> Result<Option<u64>, String> {
+    async fn container_created(&self, container: &str) -> Result<Option<u64>, BlobError> {
         match self.js.get_stream(format!("OBJ_{container}")).await {
             Ok(mut stream) => {
                 let info = stream.info().await.map_err(nats)?;
@@ -109,11 +110,11 @@ impl Blobs for Nats {
         }
     }
 
-    async fn delete_container(&self, container: &str) -> Result<(), String> {
+    async fn delete_container(&self, container: &str) -> Result<(), BlobError> {
         self.js.delete_object_store(container).await.map_err(nats)
     }
 
-    async fn list_objects(&self, container: &str) -> Result<Vec<String>, String> {
+    async fn list_objects(&self, container: &str) -> Result<Vec<String>, BlobError> {
         let store = self.store(container).await?;
         let list = store.list().await.map_err(nats)?;
         let infos: Vec<object_store::ObjectInfo> = list.try_collect().await.map_err(nats)?;
@@ -124,14 +125,15 @@ impl Blobs for Nats {
             .collect())
     }
 
-    async fn read(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, String> {
+    async fn read(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, BlobError> {
         let Some(stat) = self.stat(container, object).await? else {
             return Ok(None);
         };
         if stat.size > self.max_object_bytes {
-            return Err(format!(
-                "`{object}` in `{container}` is larger than the limit of {} bytes (blobstore max-object-bytes)",
-                self.max_object_bytes
+            return Err(BlobError::too_large(
+                object,
+                container,
+                self.max_object_bytes,
             ));
         }
         let store = self.store(container).await?;
@@ -144,14 +146,12 @@ impl Blobs for Nats {
             .await
             .map_err(nats)?;
         if bytes.len() as u64 > self.max_object_bytes {
-            return Err(format!(
-                "`{object}` in `{container}` grew past the size limit"
-            ));
+            return Err(BlobError::grew(object, container));
         }
         Ok(Some(bytes))
     }
 
-    async fn write(&self, container: &str, object: &str, data: Vec<u8>) -> Result<(), String> {
+    async fn write(&self, container: &str, object: &str, data: Vec<u8>) -> Result<(), BlobError> {
         let store = self.store(container).await?;
         store
             .put(object, &mut data.as_slice())
@@ -160,7 +160,7 @@ impl Blobs for Nats {
         Ok(())
     }
 
-    async fn delete_object(&self, container: &str, object: &str) -> Result<(), String> {
+    async fn delete_object(&self, container: &str, object: &str) -> Result<(), BlobError> {
         if self.stat(container, object).await?.is_none() {
             return Ok(());
         }
@@ -168,7 +168,7 @@ impl Blobs for Nats {
         store.delete(object).await.map_err(nats)
     }
 
-    async fn stat(&self, container: &str, object: &str) -> Result<Option<ObjectStat>, String> {
+    async fn stat(&self, container: &str, object: &str) -> Result<Option<ObjectStat>, BlobError> {
         let store = self.store(container).await?;
         match store.info(object).await {
             Ok(info) if !info.deleted => Ok(Some(ObjectStat {

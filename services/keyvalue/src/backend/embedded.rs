@@ -5,6 +5,7 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use tempo_runtime_core::settings::STATE_DIR;
 
 use anyhow::Context as _;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, TableError};
@@ -28,8 +29,9 @@ impl Embedded {
         }
         let db = Database::create(path).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
-                "`{}` is in use by another tempo: give this one its own `--state-dir`",
-                path.display()
+                "`{}` is in use by another tempo: give this one its own {}",
+                path.display(),
+                STATE_DIR.how_to_set()
             ),
             other => anyhow::anyhow!(
                 "cannot open the key-value store `{}`: {other}",

@@ -162,7 +162,11 @@ impl Broker for Embedded {
         Ok(())
     }
 
-    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> anyhow::Result<Subscription> {
+    async fn subscribe(
+        &self,
+        pattern: &str,
+        queue: Option<&str>,
+    ) -> Result<Subscription, MsgError> {
         let (sender, receiver) = mpsc::channel(self.backlog.messages.max(1));
         let waiting_bytes = Arc::new(AtomicUsize::new(0));
         let mut subscriptions = self.lock();
@@ -185,7 +189,7 @@ impl Broker for Embedded {
         }))
     }
 
-    async fn flush(&self) -> anyhow::Result<()> {
+    async fn flush(&self) -> Result<(), MsgError> {
         Ok(())
     }
 

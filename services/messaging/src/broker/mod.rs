@@ -37,10 +37,11 @@ pub(crate) trait Broker: Send + Sync {
 
     /// Receives what is sent to subjects matching `pattern`. With a `queue` group, each message
     /// goes to one member of the group only.
-    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> anyhow::Result<Subscription>;
+    async fn subscribe(&self, pattern: &str, queue: Option<&str>)
+    -> Result<Subscription, MsgError>;
 
     /// Returns once the broker has seen everything sent before (subscriptions included).
-    async fn flush(&self) -> anyhow::Result<()>;
+    async fn flush(&self) -> Result<(), MsgError>;
 
     /// A subject no one else uses, for replies.
     fn new_inbox(&self) -> String;

@@ -2,7 +2,6 @@
 //! async-nats reconnects after an outage and subscribes again; while it is disconnected, sending
 //! fails at once rather than queueing behind the guest's back.
 
-use anyhow::Context as _;
 use async_nats::connection::State;
 use async_nats::header::HeaderMap;
 use async_nats::{Client, StatusCode};
@@ -72,7 +71,11 @@ impl Broker for Nats {
         sent.map_err(|err| MsgError::Other(format!("NATS refused the message: {err}")))
     }
 
-    async fn subscribe(&self, pattern: &str, queue: Option<&str>) -> anyhow::Result<Subscription> {
+    async fn subscribe(
+        &self,
+        pattern: &str,
+        queue: Option<&str>,
+    ) -> Result<Subscription, MsgError> {
         let subscriber = match queue {
             Some(queue) => {
                 self.client
@@ -81,15 +84,19 @@ impl Broker for Nats {
             }
             None => self.client.subscribe(pattern.to_owned()).await,
         }
-        .with_context(|| format!("cannot subscribe to `{pattern}` on NATS at {}", self.url))?;
+        .map_err(|err| {
+            MsgError::Connection(format!(
+                "cannot subscribe to `{pattern}` on NATS at {}: {err}",
+                self.url
+            ))
+        })?;
         Ok(Box::new(NatsInbox(subscriber)))
     }
 
-    async fn flush(&self) -> anyhow::Result<()> {
-        self.client
-            .flush()
-            .await
-            .with_context(|| format!("NATS at {} did not answer", self.url))
+    async fn flush(&self) -> Result<(), MsgError> {
+        self.client.flush().await.map_err(|err| {
+            MsgError::Connection(format!("NATS at {} did not answer: {err}", self.url))
+        })
     }
 
     fn new_inbox(&self) -> String {

@@ -1,0 +1,138 @@
+//! The services tempo offers: one line each. The flags of `run`, `dev` and `test`, the sections
+//! `tempo.toml` may have, and the runtime's services all come from this list.
+
+use tempo_blobstore::BlobstoreService;
+use tempo_config::ConfigService;
+use tempo_http::HttpService;
+use tempo_keyvalue::KeyValueService;
+use tempo_messaging::MessagingService;
+use tempo_otel::LoggingService;
+use tempo_runtime_core::settings::ServiceEntry;
+
+/// Every service beside base WASI (which the runtime always has), in the order the startup
+/// banner names them.
+pub(crate) const SERVICES: &[ServiceEntry] = &[
+    ServiceEntry::of::<HttpService>(),
+    ServiceEntry::of::<KeyValueService>(),
+    ServiceEntry::of::<BlobstoreService>(),
+    ServiceEntry::of::<MessagingService>(),
+    ServiceEntry::of::<ConfigService>(),
+    ServiceEntry::of::<LoggingService>(),
+];
+
+/// The WIT in `wit/` and the services describe the same interfaces: every import of a world
+/// tempo hosts is provided by a service, every interface a service claims is in `wit/`, and
+/// every trigger's export is exported by a world.
+#[cfg(test)]
+mod wit_coverage {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use tempo_runtime_core::{InterfaceName, Service as _, WasiService};
+    use wit_parser::{Resolve, WorldItem};
+
+    use crate::settings::{HostArgs, Settings};
+
+    fn wit_worlds() -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut resolve = Resolve::new();
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let (package, _) = resolve.push_dir(&wit).unwrap();
+        let (mut imports, mut exports) = (BTreeSet::new(), BTreeSet::new());
+        for world in resolve.packages[package].worlds.values() {
+            let world = &resolve.worlds[*world];
+            for (items, names) in [
+                (&world.imports, &mut imports),
+                (&world.exports, &mut exports),
+            ] {
+                for item in items.values() {
+                    if let WorldItem::Interface { id, .. } = item {
+                        names.insert(resolve.id_of(*id).unwrap());
+                    }
+                }
+            }
+        }
+        (imports, exports)
+    }
+
+    #[test]
+    fn services_provide_exactly_the_interfaces_in_wit() {
+        let (imports, exports) = wit_worlds();
+        let project = tempfile::tempdir().unwrap();
+        let settings = Settings::load(&HostArgs::parse::<_, &str>([]).unwrap(), project.path());
+        let services = settings.unwrap().services().unwrap();
+        let wasi = WasiService::default();
+        let provided: Vec<&InterfaceName> = wasi
+            .provides()
+            .iter()
+            .chain(services.iter().flat_map(|service| service.provides()))
+            .collect();
+
+        let unprovided: Vec<_> = imports
+            .iter()
+            .filter(|import| !provided.iter().any(|p| p.matches_str(import)))
+            .collect();
+        assert!(
+            unprovided.is_empty(),
+            "wit/ imports nobody provides: {unprovided:?}"
+        );
+
+        let unclaimed: Vec<_> = provided
+            .iter()
+            .filter(|p| !imports.iter().any(|import| p.matches_str(import)))
+            .collect();
+        assert!(
+            unclaimed.is_empty(),
+            "services provide what wit/ lacks: {unclaimed:?}"
+        );
+
+        let triggers: Vec<_> = services
+            .into_iter()
+            .filter_map(|service| service.trigger())
+            .collect();
+        assert_eq!(triggers.len(), 2, "HTTP and messaging");
+        for trigger in triggers {
+            let export = trigger.export().clone();
+            assert!(
+                exports.iter().any(|e| export.matches_str(e)),
+                "no world in wit/ exports {export:?}: {exports:?}"
+            );
+        }
+    }
+}
+
+/// The manual's settings tables name every setting: its `tempo.toml` key, its variable and its
+/// flag.
+#[cfg(test)]
+mod documented {
+    use std::path::Path;
+
+    use super::SERVICES;
+    use crate::settings::GLOBAL_SETTINGS;
+
+    #[test]
+    fn the_configuration_page_names_every_setting() {
+        let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let page = std::fs::read_to_string(&page).unwrap();
+        let settings = GLOBAL_SETTINGS
+            .iter()
+            .chain(SERVICES.iter().flat_map(|service| service.settings()));
+        let mut missing = Vec::new();
+        for setting in settings {
+            let names = [
+                Some(format!("`[{}] {}`", setting.section, setting.key)),
+                setting.var.map(|var| format!("`{var}`")),
+                setting.flag.map(|flag| format!("`--{flag}")),
+            ];
+            missing.extend(
+                names
+                    .into_iter()
+                    .flatten()
+                    .filter(|name| !page.contains(name)),
+            );
+        }
+        assert!(
+            missing.is_empty(),
+            "the configuration page lacks {missing:?}"
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! The settings of wasi:http: its flags, its `[http]` section of `tempo.toml`, and the
+//! [`HttpConfig`] they make.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tempo_runtime_core::settings::{Configured, Setting, Sources};
+
+use crate::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HttpConfig,
+    HttpService,
+};
+
+const SECTION: &str = "http";
+
+/// The address the server listens on.
+pub const LISTEN: Setting = Setting::new(SECTION, "listen")
+    .var("TEMPO_LISTEN")
+    .flag("listen");
+/// The hosts guests' outgoing requests may reach.
+pub const ALLOWED_OUTBOUND_HOSTS: Setting = Setting::new(SECTION, "allowed-outbound-hosts")
+    .var("TEMPO_ALLOWED_OUTBOUND_HOSTS")
+    .flag("allow-outbound");
+/// How long a client may take to send a request's head.
+pub const HEADER_TIMEOUT_MS: Setting =
+    Setting::new(SECTION, "header-timeout-ms").var("TEMPO_HTTP_HEADER_TIMEOUT_MS");
+/// How long a body may stall.
+pub const STALL_TIMEOUT_MS: Setting =
+    Setting::new(SECTION, "stall-timeout-ms").var("TEMPO_HTTP_STALL_TIMEOUT_MS");
+/// How many connections may be open at once.
+pub const MAX_CONNECTIONS: Setting =
+    Setting::new(SECTION, "max-connections").var("TEMPO_HTTP_MAX_CONNECTIONS");
+/// The largest request body.
+pub const MAX_BODY_BYTES: Setting =
+    Setting::new(SECTION, "max-body-bytes").var("TEMPO_HTTP_MAX_BODY_BYTES");
+/// How long an outgoing request may take to connect.
+pub const OUTBOUND_CONNECT_TIMEOUT_MS: Setting =
+    Setting::new(SECTION, "outbound-connect-timeout-ms");
+/// How long an outgoing request may wait for its response.
+pub const OUTBOUND_RESPONSE_TIMEOUT_MS: Setting =
+    Setting::new(SECTION, "outbound-response-timeout-ms");
+
+/// The flags of wasi:http.
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "wasi:http")]
+pub struct HttpArgs {
+    /// Address for the HTTP server; port 0 picks a free port [default: 127.0.0.1:8080]
+    #[arg(long = LISTEN.flag, env = LISTEN.var, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// A host guests' outgoing HTTP requests may reach, as `SCHEME://HOST[:PORT]` with `*`
+    /// wildcards (e.g. `https://api.example.com`, `http://127.0.0.1:9000`); repeat for more
+    /// [default: any public address]
+    #[arg(
+        long = ALLOWED_OUTBOUND_HOSTS.flag,
+        env = ALLOWED_OUTBOUND_HOSTS.var,
+        value_name = "RULE",
+        value_delimiter = ','
+    )]
+    pub allowed_outbound_hosts: Vec<String>,
+}
+
+/// `[http]` in `tempo.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpToml {
+    listen: Option<SocketAddr>,
+    header_timeout_ms: Option<u64>,
+    stall_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    max_body_bytes: Option<u64>,
+    allowed_outbound_hosts: Option<Vec<String>>,
+    outbound_connect_timeout_ms: Option<u64>,
+    outbound_response_timeout_ms: Option<u64>,
+}
+
+impl HttpConfig {
+    /// The configuration `args` and `sources` make.
+    pub fn from_settings(args: &HttpArgs, sources: &Sources) -> anyhow::Result<Self> {
+        let toml: HttpToml = sources.section(SECTION)?;
+        let millis = |setting, toml, default| -> anyhow::Result<Duration> {
+            Ok(sources
+                .value(setting, None, toml, "a whole number")?
+                .map_or(default, Duration::from_millis))
+        };
+        let number = "a whole number";
+        let max_connections = sources
+            .value(&MAX_CONNECTIONS, None, toml.max_connections, number)?
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        anyhow::ensure!(max_connections > 0, "{MAX_CONNECTIONS} must be at least 1");
+        Ok(Self {
+            listen: sources
+                .value(&LISTEN, args.listen, toml.listen, "an address")?
+                .unwrap_or(DEFAULT_LISTEN),
+            header_timeout: millis(
+                &HEADER_TIMEOUT_MS,
+                toml.header_timeout_ms,
+                DEFAULT_HEADER_TIMEOUT,
+            )?,
+            stall_timeout: millis(
+                &STALL_TIMEOUT_MS,
+                toml.stall_timeout_ms,
+                DEFAULT_STALL_TIMEOUT,
+            )?,
+            max_connections,
+            max_body_bytes: sources
+                .value(&MAX_BODY_BYTES, None, toml.max_body_bytes, number)?
+                .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            allowed_outbound_hosts: sources.list(
+                &ALLOWED_OUTBOUND_HOSTS,
+                &args.allowed_outbound_hosts,
+                toml.allowed_outbound_hosts,
+            ),
+            outbound_connect_timeout: toml
+                .outbound_connect_timeout_ms
+                .map_or(DEFAULT_CONNECT_TIMEOUT, Duration::from_millis),
+            outbound_response_timeout: toml
+                .outbound_response_timeout_ms
+                .map_or(DEFAULT_RESPONSE_TIMEOUT, Duration::from_millis),
+            own_addresses: sources.own_addresses.clone(),
+            ..Self::default()
+        })
+    }
+}
+
+impl Configured for HttpService {
+    const SECTION: Option<&'static str> = Some(SECTION);
+    const SETTINGS: &'static [Setting] = &[
+        LISTEN,
+        ALLOWED_OUTBOUND_HOSTS,
+        HEADER_TIMEOUT_MS,
+        STALL_TIMEOUT_MS,
+        MAX_CONNECTIONS,
+        MAX_BODY_BYTES,
+        OUTBOUND_CONNECT_TIMEOUT_MS,
+        OUTBOUND_RESPONSE_TIMEOUT_MS,
+    ];
+    type Args = HttpArgs;
+
+    fn configure(args: HttpArgs, sources: &Sources) -> anyhow::Result<Self> {
+        HttpService::new(HttpConfig::from_settings(&args, sources)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(
+        args: &HttpArgs,
+        toml: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<HttpConfig> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let sources = Sources::new(
+            Path::new("/project"),
+            toml,
+            Default::default(),
+            env.collect(),
+        )?;
+        HttpConfig::from_settings(args, &sources)
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_tempo_toml() {
+        let toml = "[http]\nlisten = \"127.0.0.1:1111\"\n";
+        assert_eq!(
+            config(&HttpArgs::default(), Some(toml), &[])
+                .unwrap()
+                .listen
+                .port(),
+            1111
+        );
+        let env = [("TEMPO_LISTEN", "127.0.0.1:2222")];
+        assert_eq!(
+            config(&HttpArgs::default(), Some(toml), &env)
+                .unwrap()
+                .listen
+                .port(),
+            2222
+        );
+        let args = HttpArgs {
+            listen: Some("127.0.0.1:3333".parse().unwrap()),
+            ..HttpArgs::default()
+        };
+        assert_eq!(config(&args, Some(toml), &env).unwrap().listen.port(), 3333);
+        assert_eq!(
+            config(&HttpArgs::default(), None, &[]).unwrap().listen,
+            DEFAULT_LISTEN
+        );
+        let err = config(&HttpArgs::default(), None, &[("TEMPO_LISTEN", "nowhere")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`TEMPO_LISTEN=nowhere` is not an address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn outbound_rules_come_from_flags_the_environment_or_tempo_toml() {
+        let toml = "[http]\nallowed-outbound-hosts = [\"https://api.example.com\"]\n\
+                    outbound-connect-timeout-ms = 500\n";
+        let settings = config(&HttpArgs::default(), Some(toml), &[]).unwrap();
+        assert_eq!(
+            settings.allowed_outbound_hosts.as_deref(),
+            Some(&["https://api.example.com".to_owned()][..])
+        );
+        assert_eq!(
+            settings.outbound_connect_timeout,
+            Duration::from_millis(500)
+        );
+        let env = [(
+            "TEMPO_ALLOWED_OUTBOUND_HOSTS",
+            "http://a.test, http://b.test",
+        )];
+        let settings = config(&HttpArgs::default(), Some(toml), &env).unwrap();
+        assert_eq!(settings.allowed_outbound_hosts.unwrap().len(), 2);
+        let args = HttpArgs {
+            allowed_outbound_hosts: vec!["*://*:*".into()],
+            ..HttpArgs::default()
+        };
+        let settings = config(&args, Some(toml), &env).unwrap();
+        assert_eq!(settings.allowed_outbound_hosts.unwrap(), ["*://*:*"]);
+    }
+
+    #[test]
+    fn limits_come_from_the_environment_or_tempo_toml() {
+        let settings = config(&HttpArgs::default(), None, &[]).unwrap();
+        assert_eq!(settings.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(settings.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let toml = "[http]\nheader-timeout-ms = 500\nmax-body-bytes = 100\n\
+                    stall-timeout-ms = 700\nmax-connections = 20\n";
+        let settings = config(&HttpArgs::default(), Some(toml), &[]).unwrap();
+        assert_eq!(settings.header_timeout, Duration::from_millis(500));
+        assert_eq!(settings.max_body_bytes, 100);
+        assert_eq!(settings.stall_timeout, Duration::from_millis(700));
+        assert_eq!(settings.max_connections, 20);
+        let env = [
+            ("TEMPO_HTTP_STALL_TIMEOUT_MS", "800"),
+            ("TEMPO_HTTP_MAX_CONNECTIONS", "30"),
+        ];
+        let settings = config(&HttpArgs::default(), Some(toml), &env).unwrap();
+        assert_eq!(settings.stall_timeout, Duration::from_millis(800));
+        assert_eq!(settings.max_connections, 30);
+        let err = config(
+            &HttpArgs::default(),
+            None,
+            &[("TEMPO_HTTP_MAX_CONNECTIONS", "0")],
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("must be at least 1"), "{err:#}");
+    }
+}
