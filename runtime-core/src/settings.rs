@@ -168,6 +168,19 @@ impl Sources {
         })
     }
 
+    /// Sources with the given `tempo.toml` text and process variables, and no `.env`: what a
+    /// service's tests and an embedder that reads no files need.
+    pub fn with_variables(
+        project: &Path,
+        toml: Option<&str>,
+        variables: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let variables = variables
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()));
+        Self::new(project, toml, HashMap::new(), variables.collect())
+    }
+
     /// The project's folder.
     pub fn project(&self) -> &Path {
         &self.project

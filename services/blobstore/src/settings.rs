@@ -87,13 +87,7 @@ mod tests {
     use std::path::Path;
 
     fn config(toml: Option<&str>, env: &[(&str, &str)]) -> anyhow::Result<BlobstoreConfig> {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let sources = Sources::new(
-            Path::new("/project"),
-            toml,
-            Default::default(),
-            env.collect(),
-        )?;
+        let sources = Sources::with_variables(Path::new("/project"), toml, env)?;
         BlobstoreConfig::from_settings(&BlobstoreArgs::default(), &sources)
     }
 

@@ -168,8 +168,7 @@ mod tests {
     #[test]
     fn config_comes_from_tempo_toml_and_prefixed_variables_only() {
         let sources = |toml: &str, env: &[(&str, &str)]| {
-            let env = env.iter().map(|(k, v)| pair(k, v)).collect();
-            Sources::new("/project".as_ref(), Some(toml), Default::default(), env).unwrap()
+            Sources::with_variables("/project".as_ref(), Some(toml), env).unwrap()
         };
         let toml = "[config]\ngreeting = \"hello\"\nretries = 3\nverbose = true\n";
         let env = [

@@ -153,13 +153,7 @@ mod tests {
         toml: Option<&str>,
         env: &[(&str, &str)],
     ) -> anyhow::Result<HttpConfig> {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let sources = Sources::new(
-            Path::new("/project"),
-            toml,
-            Default::default(),
-            env.collect(),
-        )?;
+        let sources = Sources::with_variables(Path::new("/project"), toml, env)?;
         HttpConfig::from_settings(args, &sources)
     }
 

@@ -85,8 +85,7 @@ mod tests {
         toml: Option<&str>,
         nats: bool,
     ) -> anyhow::Result<KeyValueConfig> {
-        let mut sources =
-            Sources::new(Path::new("/project"), toml, Default::default(), Vec::new())?;
+        let mut sources = Sources::with_variables(Path::new("/project"), toml, &[])?;
         if nats {
             sources.share(NatsServer::new("nats://127.0.0.1:4222"));
         }

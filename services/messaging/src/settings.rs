@@ -142,13 +142,7 @@ mod tests {
         toml: Option<&str>,
         env: &[(&str, &str)],
     ) -> anyhow::Result<MessagingConfig> {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let mut sources = Sources::new(
-            Path::new("/project"),
-            toml,
-            Default::default(),
-            env.collect(),
-        )?;
+        let mut sources = Sources::with_variables(Path::new("/project"), toml, env)?;
         if let Some(url) = sources.var("NATS_ADDR") {
             sources.share(NatsServer::new(url));
         }

@@ -57,9 +57,7 @@ mod tests {
     const DEMO: Setting = Setting::new("demo", "backend").var("DEMO_BACKEND");
 
     fn sources(vars: &[(&str, &str)], nats: bool) -> Sources {
-        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let mut sources =
-            Sources::new(Path::new("/p"), None, Default::default(), vars.collect()).unwrap();
+        let mut sources = Sources::with_variables(Path::new("/p"), None, vars).unwrap();
         if nats {
             sources.share(NatsServer::new("nats://127.0.0.1:4222"));
         }

@@ -64,9 +64,8 @@ impl Outbound {
     fn log_denied(&self, host: &str, port: u16) {
         if self.denied.first(&format!("{host}:{port}")) {
             tracing::warn!(
-                "a guest's request to {host}:{port} was denied; list it in `[http] \
-                 allowed-outbound-hosts` (or --allow-outbound, TEMPO_ALLOWED_OUTBOUND_HOSTS) \
-                 to allow it"
+                "a guest's request to {host}:{port} was denied; list it in {} to allow it",
+                crate::settings::ALLOWED_OUTBOUND_HOSTS.how_to_set()
             );
         }
     }
