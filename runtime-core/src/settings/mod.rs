@@ -22,12 +22,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
 use serde::de::DeserializeOwned;
 
-use crate::service::Service;
+mod entry;
+
+pub use entry::{Configured, NoArgs, ServiceEntry};
 
 /// The file a project's settings are in.
 pub const TEMPO_TOML: &str = "tempo.toml";
@@ -330,169 +331,5 @@ fn read_dotenv(path: &Path) -> anyhow::Result<HashMap<String, String>> {
     }
 }
 
-/// A service that makes itself from its settings.
-pub trait Configured: Service + Sized {
-    /// Its section of `tempo.toml`, if it has one.
-    const SECTION: Option<&'static str>;
-
-    /// Every setting it reads, for documentation and its tests.
-    const SETTINGS: &'static [Setting];
-
-    /// Its flags, which `run`, `dev` and `test` take; each reads its variable too.
-    type Args: clap::Args + clap::FromArgMatches;
-
-    /// The service as `args` and `sources` set it up. Nothing is opened yet.
-    fn configure(args: Self::Args, sources: &Sources) -> anyhow::Result<Self>;
-}
-
-/// A service with no flags.
-#[derive(Clone, Copy, Debug, Default, clap::Args)]
-#[group(skip)]
-pub struct NoArgs {}
-
-/// One service of the list a host offers: how to add its flags to a command, and how to make
-/// it from the command's matches.
-#[derive(Clone, Copy)]
-pub struct ServiceEntry {
-    section: Option<&'static str>,
-    settings: &'static [Setting],
-    augment: fn(clap::Command) -> clap::Command,
-    configure: fn(&clap::ArgMatches, &Sources) -> anyhow::Result<Arc<dyn Service>>,
-}
-
-impl ServiceEntry {
-    /// The entry of the service `S`.
-    pub const fn of<S: Configured>() -> Self {
-        Self {
-            section: S::SECTION,
-            settings: S::SETTINGS,
-            augment: <S::Args as clap::Args>::augment_args,
-            configure: configure::<S>,
-        }
-    }
-
-    /// Its section of `tempo.toml`, if it has one.
-    pub fn section(&self) -> Option<&'static str> {
-        self.section
-    }
-
-    /// Every setting it reads.
-    pub fn settings(&self) -> &'static [Setting] {
-        self.settings
-    }
-
-    /// `command` with the service's flags.
-    pub fn augment(&self, command: clap::Command) -> clap::Command {
-        (self.augment)(command)
-    }
-
-    /// The service, from the matches of a command its flags were [added](Self::augment) to.
-    pub fn configure(
-        &self,
-        matches: &clap::ArgMatches,
-        sources: &Sources,
-    ) -> anyhow::Result<Arc<dyn Service>> {
-        (self.configure)(matches, sources)
-    }
-}
-
-fn configure<S: Configured>(
-    matches: &clap::ArgMatches,
-    sources: &Sources,
-) -> anyhow::Result<Arc<dyn Service>> {
-    let args = <S::Args as clap::FromArgMatches>::from_arg_matches(matches)
-        .map_err(|err| anyhow!("{err}"))?;
-    Ok(Arc::new(S::configure(args, sources)?))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LIMIT: Setting = Setting::new("demo", "limit")
-        .var("DEMO_LIMIT")
-        .flag("limit");
-    const NAMES: Setting = Setting::new("demo", "names").var("DEMO_NAMES");
-
-    fn sources(toml: Option<&str>, dotenv: &[(&str, &str)], process: &[(&str, &str)]) -> Sources {
-        let pairs = |vars: &[(&str, &str)]| {
-            vars.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
-        };
-        Sources::new(
-            Path::new("/project"),
-            toml,
-            pairs(dotenv).into_iter().collect(),
-            pairs(process),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn flag_beats_the_process_which_beats_dotenv_which_beats_tempo_toml() {
-        let all = sources(None, &[("DEMO_LIMIT", "2")], &[("DEMO_LIMIT", "3")]);
-        assert_eq!(all.value(&LIMIT, Some(4), Some(1), "n").unwrap(), Some(4));
-        assert_eq!(all.value(&LIMIT, None, Some(1), "n").unwrap(), Some(3));
-        let dotenv = sources(None, &[("DEMO_LIMIT", "2")], &[]);
-        assert_eq!(dotenv.value(&LIMIT, None, Some(1), "n").unwrap(), Some(2));
-        // An empty variable is unset, and hides `.env`'s.
-        let cleared = sources(None, &[("DEMO_LIMIT", "2")], &[("DEMO_LIMIT", "")]);
-        assert_eq!(cleared.value(&LIMIT, None, Some(1), "n").unwrap(), Some(1));
-        let none = sources(None, &[], &[]);
-        assert_eq!(none.value(&LIMIT, None, Some(1), "n").unwrap(), Some(1));
-        assert_eq!(none.value::<u32>(&LIMIT, None, None, "n").unwrap(), None);
-        let bad = sources(None, &[], &[("DEMO_LIMIT", "soon")]);
-        let err = bad
-            .value::<u32>(&LIMIT, None, None, "a number")
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("`DEMO_LIMIT=soon` is not a number"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn lists_are_comma_separated_and_trimmed() {
-        let vars = sources(None, &[], &[("DEMO_NAMES", "a, b,,c ")]);
-        assert_eq!(vars.list(&NAMES, &[], None).unwrap(), ["a", "b", "c"]);
-        let flag = ["x,y".to_owned(), " z".to_owned()];
-        assert_eq!(vars.list(&NAMES, &flag, None).unwrap(), ["x", "y", "z"]);
-        let toml = Some(vec!["t".to_owned()]);
-        assert_eq!(
-            sources(None, &[], &[]).list(&NAMES, &[], toml).unwrap(),
-            ["t"]
-        );
-    }
-
-    #[test]
-    fn sections_are_typed_and_unknown_ones_are_named() {
-        #[derive(Debug, Default, serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Demo {
-            limit: Option<u32>,
-        }
-        let toml = sources(Some("[demo]\nlimit = 5\n[dmeo]\n"), &[], &[]);
-        assert_eq!(toml.section::<Demo>("demo").unwrap().limit, Some(5));
-        assert_eq!(toml.section::<Demo>("absent").unwrap().limit, None);
-        let err = toml.check_sections(["demo"]).unwrap_err().to_string();
-        assert!(err.contains("unknown section `[dmeo]`"), "{err}");
-        let bad = sources(Some("[demo]\nlimt = 5\n"), &[], &[]);
-        let err = format!("{:#}", bad.section::<Demo>("demo").unwrap_err());
-        assert!(err.contains("`/project/tempo.toml` is not valid"), "{err}");
-        assert!(err.contains("`[demo]`: unknown field `limt`"), "{err}");
-    }
-
-    #[test]
-    fn a_setting_says_every_way_to_set_it() {
-        assert_eq!(
-            LIMIT.how_to_set(),
-            "`--limit`, `DEMO_LIMIT` or `[demo] limit` in tempo.toml"
-        );
-        assert_eq!(
-            Setting::new("demo", "only").how_to_set(),
-            "`[demo] only` in tempo.toml"
-        );
-    }
-}
+mod tests;
