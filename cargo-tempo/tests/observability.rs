@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
 #[test]
@@ -174,10 +175,18 @@ fn a_real_prometheus_scrapes_the_request_count() {
     );
 }
 
-/// An OTLP/HTTP receiver keeping every request's path and body.
+/// What the receiver kept of one request.
+struct Received {
+    path: String,
+    traceparent: Option<String>,
+    body: Bytes,
+}
+
+/// An OTLP/HTTP receiver keeping every request's path, `traceparent` and body; it also stands
+/// for a guest's downstream service.
 struct Receiver {
     url: String,
-    received: Arc<Mutex<Vec<(String, Bytes)>>>,
+    received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
@@ -202,8 +211,17 @@ impl Receiver {
                             let store = store.clone();
                             async move {
                                 let path = request.uri().path().to_owned();
+                                let traceparent = request
+                                    .headers()
+                                    .get("traceparent")
+                                    .and_then(|value| value.to_str().ok())
+                                    .map(str::to_owned);
                                 let body = request.into_body().collect().await?.to_bytes();
-                                store.lock().unwrap().push((path, body));
+                                store.lock().unwrap().push(Received {
+                                    path,
+                                    traceparent,
+                                    body,
+                                });
                                 Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
                             }
                         },
@@ -223,8 +241,32 @@ impl Receiver {
         let received = self.received.lock().unwrap();
         received
             .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, body)| body.clone())
+            .filter(|r| r.path == path)
+            .map(|r| r.body.clone())
+            .collect()
+    }
+
+    /// The `traceparent` of each request to `path`.
+    fn traceparents(&self, path: &str) -> Vec<Option<String>> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.traceparent.clone())
+            .collect()
+    }
+
+    /// Every span exported to it.
+    fn spans(&self) -> Vec<Span> {
+        self.bodies("/v1/traces")
+            .iter()
+            .flat_map(|body| {
+                ExportTraceServiceRequest::decode(body.clone())
+                    .unwrap()
+                    .resource_spans
+            })
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
             .collect()
     }
 }
@@ -341,6 +383,90 @@ fn otlp_export_reaches_a_collector_as_protobuf() {
             "no {name} in {metrics:?}"
         );
     }
+}
+
+#[test]
+fn a_clients_trace_runs_through_tempo_into_the_guests_own_requests() {
+    let receiver = Receiver::start();
+    let mut served = Served::start_with(
+        tempo_test_fixtures::http(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
+            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &receiver.url),
+        ],
+    );
+    served.wait_for_stderr("Exporting traces");
+    let (trace, client_span) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    let response = reqwest::blocking::Client::new()
+        .get(format!(
+            "{}/fetch?url={}/downstream",
+            served.url, receiver.url
+        ))
+        .header("traceparent", format!("00-{trace}-{client_span}-01"))
+        .header("x-request-id", "traced-1")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text());
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let spans = receiver.spans();
+    let request = spans
+        .iter()
+        .find(|span| {
+            span.name == "request" && attribute(&span.attributes, "request_id") == Some("traced-1")
+        })
+        .unwrap_or_else(|| panic!("no request span for traced-1 in {spans:#?}"));
+    assert_eq!(hex(&request.trace_id), trace, "the client's trace goes on");
+    assert_eq!(
+        hex(&request.parent_span_id),
+        client_span,
+        "under the client's span"
+    );
+    let downstream = receiver.traceparents("/downstream");
+    assert_eq!(
+        downstream,
+        [Some(format!("00-{trace}-{}-01", hex(&request.span_id)))],
+        "the guest's request continues the trace from the request span"
+    );
+
+    // A traceparent that is not one is ignored: tempo starts a trace, and it still goes
+    // downstream.
+    let untraced = Receiver::start();
+    let mut served = Served::start_with(
+        tempo_test_fixtures::http(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &untraced.url),
+            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &untraced.url),
+        ],
+    );
+    served.wait_for_stderr("Exporting traces");
+    let response = reqwest::blocking::Client::new()
+        .get(format!(
+            "{}/fetch?url={}/downstream",
+            served.url, untraced.url
+        ))
+        .header("traceparent", format!("00-{trace}-zz-01"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+    let request = untraced
+        .spans()
+        .into_iter()
+        .find(|span| span.name == "request")
+        .unwrap();
+    assert!(request.parent_span_id.is_empty());
+    assert_eq!(
+        untraced.traceparents("/downstream"),
+        [Some(format!(
+            "00-{}-{}-01",
+            hex(&request.trace_id),
+            hex(&request.span_id)
+        ))]
+    );
 }
 
 #[test]

@@ -66,6 +66,7 @@ pub(crate) async fn handle(
         url.path = uri.path(),
         http.response.status_code = tracing::field::Empty,
     );
+    crate::trace_context::adopt_client_parent(&span, request.headers());
     // A body announced larger than the limit is refused before any guest runs; one that grows
     // past it is cut off with an error the guest reads.
     let announced = request

@@ -21,10 +21,12 @@ mod handler;
 mod outbound;
 mod server;
 pub mod settings;
+mod trace_context;
 
 pub use handler::{REQUEST_ID_HEADER, STALE_HEADER};
 pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
 pub use settings::{HttpArgs, HttpToml};
+pub use trace_context::TRACEPARENT;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -166,6 +168,7 @@ impl Service for HttpService {
     fn init_instance(&self, state: &mut State) {
         state.set_http_hooks(Box::new(outbound::GuestHttpHooks {
             outbound: self.outbound.load_full(),
+            trace: trace_context::current(),
         }));
     }
 

@@ -230,9 +230,11 @@ impl Drop for ConnectionTask {
     }
 }
 
-/// The hooks of one instance: outgoing requests through [`Outbound`].
+/// The hooks of one instance: outgoing requests through [`Outbound`], carrying the trace of
+/// the request or message the instance handles.
 pub(crate) struct GuestHttpHooks {
     pub(crate) outbound: Arc<Outbound>,
+    pub(crate) trace: opentelemetry::Context,
 }
 
 impl WasiHttpHooks for GuestHttpHooks {
@@ -252,6 +254,8 @@ impl WasiHttpHooks for GuestHttpHooks {
                 >,
             > + Send,
     > {
+        let mut request = request;
+        crate::trace_context::inject(&self.trace, request.headers_mut());
         let outbound = self.outbound.clone();
         Box::new(async move {
             let (response, connection) = outbound.send(request, options).await?;
