@@ -6,7 +6,7 @@ use tempo_config::ConfigService;
 use tempo_http::HttpService;
 use tempo_keyvalue::KeyValueService;
 use tempo_messaging::MessagingService;
-use tempo_otel::LoggingService;
+use tempo_otel::{LoggingService, OtelService};
 use tempo_runtime_core::settings::ServiceEntry;
 
 /// Every service beside base WASI (which the runtime always has), in the order the startup
@@ -18,6 +18,7 @@ pub(crate) const SERVICES: &[ServiceEntry] = &[
     ServiceEntry::of::<MessagingService>(),
     ServiceEntry::of::<ConfigService>(),
     ServiceEntry::of::<LoggingService>(),
+    ServiceEntry::of::<OtelService>(),
 ];
 
 /// The WIT in `wit/` and the services describe the same interfaces: every import of a world

@@ -470,6 +470,123 @@ fn a_clients_trace_runs_through_tempo_into_the_guests_own_requests() {
 }
 
 #[test]
+fn a_messages_trace_runs_through_its_handler_into_what_the_guest_sends() {
+    let nats = tempo_test_fixtures::NatsServer::start();
+    let receiver = Receiver::start();
+    let mut served = Served::launch(
+        tempo_test_fixtures::messaging(),
+        &[
+            ("NATS_ADDR", &nats.url),
+            ("TEMPO_SUBSCRIBE", "traced.>"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
+        ],
+    );
+    served.wait_for_stderr("Serving messages on traced.>");
+    let (trace, client_span) = ("5a3c0e2f1b9d4c7e8f6a1b2c3d4e5f60", "1a2b3c4d5e6f7081");
+    let downstream = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = async_nats::connect(&nats.url).await.unwrap();
+        let mut onward = client.subscribe("onward").await.unwrap();
+        client.flush().await.unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            format!("00-{trace}-{client_span}-01").as_str(),
+        );
+        let reply = client
+            .request_with_headers("traced.in", headers, "send onward k".into())
+            .await
+            .unwrap();
+        assert_eq!(reply.payload.as_ref(), b"sent");
+        let sent = tokio::time::timeout(PATIENCE, futures::StreamExt::next(&mut onward))
+            .await
+            .unwrap()
+            .unwrap();
+        sent.headers
+            .and_then(|headers| headers.get("traceparent").map(|v| v.to_string()))
+    });
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let spans = receiver.spans();
+    let message = spans
+        .iter()
+        .find(|span| span.name == "message")
+        .unwrap_or_else(|| panic!("no message span in {spans:#?}"));
+    assert_eq!(hex(&message.trace_id), trace, "the sender's trace goes on");
+    assert_eq!(hex(&message.parent_span_id), client_span);
+    // The message the guest sent carries the trace, from the call that sent it: a child of the
+    // message span.
+    let downstream = downstream.expect("the guest's message carries a traceparent");
+    let parts: Vec<&str> = downstream.split('-').collect();
+    assert_eq!(parts[1], trace, "{downstream}");
+    let send = spans
+        .iter()
+        .find(|span| hex(&span.span_id) == parts[2])
+        .unwrap_or_else(|| panic!("no span {} in {spans:#?}", parts[2]));
+    assert_eq!(send.parent_span_id, message.span_id);
+}
+
+#[test]
+fn a_guests_own_spans_join_the_request_trace_through_wasi_otel() {
+    let receiver = Receiver::start();
+    let mut served = Served::start_with(
+        tempo_test_fixtures::config(),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url)],
+    );
+    served.wait_for_stderr("Exporting traces");
+    let (trace, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}/otel", served.url))
+        .header("traceparent", format!("00-{trace}-{client_span}-01"))
+        .header("x-request-id", "otel-1")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer = response.text().unwrap();
+    // The guest saw the client's trace, and its own inner span as the current one.
+    assert_eq!(answer, format!("{trace}\n0000000000002222\n"));
+    let flood = get(&format!(
+        "{}/otel-flood?{}",
+        served.url,
+        tempo_otel::MAX_SPANS + 50
+    ));
+    assert_eq!(flood.0, 200);
+    let log_line = served.wait_for_stderr("otel log line");
+    assert!(log_line.contains("otel-1"), "{log_line}");
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let spans = receiver.spans();
+    let named = |name: &str| {
+        spans
+            .iter()
+            .find(|span| span.name == name)
+            .unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
+    };
+    let (request, outer, inner) = (named("request"), named("outer"), named("inner"));
+    assert_eq!(hex(&request.parent_span_id), client_span);
+    for span in [request, outer, inner] {
+        assert_eq!(hex(&span.trace_id), trace, "one trace: {span:#?}");
+    }
+    assert_eq!(
+        outer.parent_span_id, request.span_id,
+        "outer under the request"
+    );
+    assert_eq!(outer.span_id, inner.parent_span_id, "inner under outer");
+    assert_eq!(attribute(&inner.attributes, "request_id"), Some("otel-1"));
+    assert_eq!(
+        attribute(&inner.attributes, "component"),
+        Some("config_fixture")
+    );
+    assert_eq!(attribute(&inner.attributes, "fixture.step"), Some("inner"));
+    // An instance exports a bounded number of spans.
+    let flooded = spans.iter().filter(|span| span.name == "flood").count();
+    assert_eq!(flooded, tempo_otel::MAX_SPANS);
+}
+
+#[test]
 fn an_unreachable_collector_is_reported_and_serving_goes_on() {
     let closed = format!("http://127.0.0.1:{}", free_port());
     let mut served = Served::start_with(

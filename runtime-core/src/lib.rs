@@ -34,6 +34,7 @@ mod runtime;
 mod service;
 pub mod settings;
 mod state;
+pub mod trace_context;
 mod version;
 mod wasi;
 

@@ -64,6 +64,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
         Compiler::Winch
     };
     let mut settings = Settings::load(&args.host, &args.package.work_dir())?;
+    settings.sources.share(telemetry.guest_spans());
     let engine = EngineSettings {
         compiler,
         max_instances: settings.admission.max_instances,

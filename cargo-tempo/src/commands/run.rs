@@ -38,7 +38,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::Result<i32> {
-    let settings = Settings::load(&args.host, Path::new(""))?;
+    let mut settings = Settings::load(&args.host, Path::new(""))?;
+    settings.sources.share(telemetry.guest_spans());
     let admission = settings.admission;
     // The pool holds exactly the instances admission lets run.
     let engine = EngineSettings {

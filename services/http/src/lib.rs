@@ -26,7 +26,6 @@ mod trace_context;
 pub use handler::{REQUEST_ID_HEADER, STALE_HEADER};
 pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
 pub use settings::{HttpArgs, HttpToml};
-pub use trace_context::TRACEPARENT;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempo_runtime_core::context::view;
+use tempo_runtime_core::trace_context::{self, TRACEPARENT};
 use tempo_runtime_core::{ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 
@@ -134,6 +135,11 @@ impl Shared {
         message.subject = topic;
         message.reply_to = None;
         message.no_responders = false;
+        // The message goes on with the trace of the call that sends it, unless the guest set
+        // its own `traceparent`.
+        let mut carrier = trace_context::Metadata(&mut message.metadata);
+        let already = opentelemetry::propagation::Extractor::get(&carrier, TRACEPARENT).is_some();
+        trace_context::inject(&trace_context::current(), already, &mut carrier);
         Ok(message)
     }
 }

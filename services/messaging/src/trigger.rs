@@ -13,6 +13,7 @@ use tempo_runtime_core::admission::Slot;
 use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::outcome::{finish_run, log_failure};
+use tempo_runtime_core::trace_context;
 use tempo_runtime_core::wasmtime::component::InstancePre;
 use tempo_runtime_core::{
     Demand, InterfaceName, LiveComponent, RequestId, Running, Slots, State, Trigger, Version,
@@ -164,6 +165,8 @@ async fn handle(version: &Arc<Version>, message: Envelope) {
         request_id = id.as_str(),
         messaging.destination.name = subject.as_str(),
     );
+    let mut metadata = message.metadata.clone();
+    trace_context::adopt_parent(&span, &trace_context::Metadata(&mut metadata));
     let outcome = invoke(version, message, id.clone())
         .instrument(span.clone())
         .await;

@@ -1,5 +1,6 @@
 //! Telemetry for tempo:
 //!
+//! - [`OtelService`]: `wasi:otel` tracing and logs, guests' spans joining the request's trace;
 //! - [`LoggingService`]: `wasi:logging`, whose lines become tracing events (target `guest`) with
 //!   the component's name and the request id, like the guest's stdout and stderr;
 //! - [`Telemetry`]: the OpenTelemetry SDK behind the runtime's metrics and spans: a Prometheus
@@ -11,7 +12,9 @@
 mod admin;
 mod logging;
 mod telemetry;
+mod wasi_otel;
 
 pub use admin::AdminServer;
 pub use logging::{LOGGING_VERSION, LoggingService};
-pub use telemetry::{OTLP_ENDPOINT_VAR, Telemetry};
+pub use telemetry::{GuestSpans, OTLP_ENDPOINT_VAR, Telemetry};
+pub use wasi_otel::{MAX_OPEN_SPANS, MAX_SPANS, OTEL_VERSION, OtelService};

@@ -47,30 +47,53 @@ impl HasData for LoggerData {
 
 impl logging::Host for Logger<'_> {
     fn log(&mut self, level: logging::Level, context: String, message: String) {
-        let component = self.state.component();
+        let level = match level {
+            logging::Level::Trace => Level::TRACE,
+            logging::Level::Debug => Level::DEBUG,
+            logging::Level::Info => Level::INFO,
+            logging::Level::Warn => Level::WARN,
+            logging::Level::Error | logging::Level::Critical => Level::ERROR,
+        };
         let request_id = self.state.request_id().as_str();
-        // One call is one line: a newline or an escape sequence in it is shown, not obeyed.
-        let (context, message) = (escape_guest_text(&context), escape_guest_text(&message));
-        // A level must be a constant where an event is written: one arm per level.
-        macro_rules! emit {
-            ($level:expr) => {
-                tracing::event!(
-                    target: GUEST_LOG_TARGET,
-                    $level,
-                    component,
-                    request_id,
-                    context = &*context,
-                    "{message}"
-                )
-            };
-        }
-        match level {
-            logging::Level::Trace => emit!(Level::TRACE),
-            logging::Level::Debug => emit!(Level::DEBUG),
-            logging::Level::Info => emit!(Level::INFO),
-            logging::Level::Warn => emit!(Level::WARN),
-            logging::Level::Error | logging::Level::Critical => emit!(Level::ERROR),
-        }
+        guest_line(
+            self.state.component(),
+            request_id,
+            level,
+            &context,
+            &message,
+        );
+    }
+}
+
+/// One line a guest logged, as a tracing event (target `guest`) with its component and request
+/// id. One call is one line: a newline or an escape sequence in it is shown, not obeyed.
+pub(crate) fn guest_line(
+    component: &str,
+    request_id: &str,
+    level: Level,
+    context: &str,
+    message: &str,
+) {
+    let (context, message) = (escape_guest_text(context), escape_guest_text(message));
+    // A level must be a constant where an event is written: one arm per level.
+    macro_rules! emit {
+        ($level:expr) => {
+            tracing::event!(
+                target: GUEST_LOG_TARGET,
+                $level,
+                component,
+                request_id,
+                context = &*context,
+                "{message}"
+            )
+        };
+    }
+    match level {
+        Level::TRACE => emit!(Level::TRACE),
+        Level::DEBUG => emit!(Level::DEBUG),
+        Level::INFO => emit!(Level::INFO),
+        Level::WARN => emit!(Level::WARN),
+        _ => emit!(Level::ERROR),
     }
 }
 

@@ -12,8 +12,11 @@ use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, SdkTracerProvider, SpanData, SpanProcessor as _,
+};
 use prometheus::Registry;
+use std::sync::Arc;
 use tempo_runtime_core::GUEST_LOG_TARGET;
 use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
@@ -35,6 +38,28 @@ struct Otlp {
     endpoint: String,
     tracer: SdkTracerProvider,
     logger: SdkLoggerProvider,
+    /// Where guests' own spans (wasi:otel) go: spans that ended inside a guest, given whole.
+    guest_spans: Arc<BatchSpanProcessor>,
+}
+
+/// Where guests' finished spans are exported, if anywhere: cheap to clone, shared with the
+/// wasi:otel service.
+#[derive(Clone, Debug, Default)]
+pub struct GuestSpans(Option<Arc<BatchSpanProcessor>>);
+
+impl GuestSpans {
+    /// Exports `span` with tempo's own (through the batch, never waiting); a no-op when spans
+    /// are not exported.
+    pub fn export(&self, span: SpanData) {
+        if let Some(processor) = &self.0 {
+            processor.on_end(span);
+        }
+    }
+
+    /// Whether spans are exported at all.
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 impl Telemetry {
@@ -71,6 +96,12 @@ impl Telemetry {
                     .with_http()
                     .build()
                     .with_context(context)?;
+                let guest_spans = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .build()
+                    .with_context(context)?;
+                let mut guest_spans = BatchSpanProcessor::builder(guest_spans).build();
+                guest_spans.set_resource(&resource);
                 Some(Otlp {
                     tracer: SdkTracerProvider::builder()
                         .with_resource(resource.clone())
@@ -80,6 +111,7 @@ impl Telemetry {
                         .with_resource(resource)
                         .with_batch_exporter(logs)
                         .build(),
+                    guest_spans: Arc::new(guest_spans),
                     endpoint,
                 })
             }
@@ -96,6 +128,11 @@ impl Telemetry {
     /// The registry `/metrics` shows.
     pub fn registry(&self) -> Registry {
         self.registry.clone()
+    }
+
+    /// Where guests' spans go: OTLP's trace exporter when it is on.
+    pub fn guest_spans(&self) -> GuestSpans {
+        GuestSpans(self.otlp.as_ref().map(|otlp| otlp.guest_spans.clone()))
     }
 
     /// Where OTLP export goes, if it is on.
@@ -125,6 +162,9 @@ impl Telemetry {
         if let Some(otlp) = self.otlp {
             if let Err(err) = otlp.tracer.shutdown() {
                 tracing::warn!("exporting the last spans failed: {err}");
+            }
+            if let Err(err) = otlp.guest_spans.shutdown() {
+                tracing::warn!("exporting the last guest spans failed: {err}");
             }
             if let Err(err) = otlp.logger.shutdown() {
                 tracing::warn!("exporting the last logs failed: {err}");
