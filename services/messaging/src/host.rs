@@ -137,9 +137,10 @@ impl Shared {
         message.no_responders = false;
         // The message goes on with the trace of the call that sends it, unless the guest set
         // its own `traceparent`.
-        let mut carrier = trace_context::Metadata(&mut message.metadata);
-        let already = opentelemetry::propagation::Extractor::get(&carrier, TRACEPARENT).is_some();
-        trace_context::inject(&trace_context::current(), already, &mut carrier);
+        let already =
+            (message.metadata.iter()).any(|(key, _)| key.eq_ignore_ascii_case(TRACEPARENT));
+        let carrier = &mut trace_context::Metadata(&mut message.metadata);
+        trace_context::inject(&trace_context::current(), already, carrier);
         Ok(message)
     }
 }

@@ -76,11 +76,6 @@ impl NatsServer {
     pub async fn client(&self) -> anyhow::Result<Client> {
         self.client.get().await.cloned()
     }
-
-    /// The connection if it was made, for work at shutdown that is moot otherwise.
-    pub fn client_if_connected(&self) -> Option<Client> {
-        self.client.get_if_open().cloned()
-    }
 }
 
 impl fmt::Debug for NatsServer {
@@ -134,7 +129,8 @@ mod tests {
         let nats = NatsServer::new("nats://127.0.0.1:1");
         let err = nats.client().await.unwrap_err();
         assert_eq!(format!("{err}"), "cannot reach NATS at nats://127.0.0.1:1");
-        assert!(nats.client_if_connected().is_none());
+        // Not remembered: the next use tries again.
+        assert!(nats.client().await.is_err());
     }
 
     #[tokio::test]
