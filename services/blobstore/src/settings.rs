@@ -27,7 +27,7 @@ pub const MAX_OBJECT_BYTES: Setting = Setting::new(SECTION, "max-object-bytes");
 #[command(next_help_heading = "wasi:blobstore")]
 pub struct BlobstoreArgs {
     /// Backend for wasi:blobstore [default: nats with a NATS address, else embedded]
-    #[arg(long = BACKEND.flag, env = BACKEND.var, value_name = "BACKEND")]
+    #[arg(long = BACKEND.flag, env = BACKEND.var, value_name = "BACKEND", ignore_case = true)]
     pub blobstore: Option<Backend>,
 }
 

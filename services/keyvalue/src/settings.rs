@@ -25,7 +25,7 @@ pub const MAX_VALUE_BYTES: Setting = Setting::new(SECTION, "max-value-bytes");
 #[command(next_help_heading = "wasi:keyvalue")]
 pub struct KeyValueArgs {
     /// Backend for wasi:keyvalue [default: nats with a NATS address, else embedded]
-    #[arg(long = BACKEND.flag, env = BACKEND.var, value_name = "BACKEND")]
+    #[arg(long = BACKEND.flag, env = BACKEND.var, value_name = "BACKEND", ignore_case = true)]
     pub keyvalue: Option<Backend>,
 }
 

@@ -41,7 +41,7 @@ pub const REQUEST_TIMEOUT_MS: Setting = Setting::new(SECTION, "request-timeout-m
 #[command(next_help_heading = "wasi:messaging")]
 pub struct MessagingArgs {
     /// Backend for wasi:messaging [default: nats with a NATS address, else embedded]
-    #[arg(long = BACKEND.flag, env = BACKEND.var, value_name = "BACKEND")]
+    #[arg(long = BACKEND.flag, env = BACKEND.var, value_name = "BACKEND", ignore_case = true)]
     pub messaging: Option<Backend>,
     /// A subject whose messages invoke the component's wasi:messaging handler; repeat for more,
     /// `*` and `>` are NATS wildcards
