@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -271,6 +271,42 @@ impl Receiver {
     }
 }
 
+/// `component` served with its spans exported to `receiver` (which its guests may also reach,
+/// as a downstream service), once it says so.
+fn exporting_to(receiver: &Receiver, component: &Path) -> Served {
+    let mut served = Served::start_with(
+        component,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
+            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &receiver.url),
+        ],
+    );
+    served.wait_for_stderr("Exporting traces");
+    served
+}
+
+/// A GET carrying `traceparent`, and `x-request-id` if given.
+fn traced_get(url: &str, traceparent: &str, id: Option<&str>) -> reqwest::blocking::Response {
+    let mut request = reqwest::blocking::Client::new()
+        .get(url)
+        .header("traceparent", traceparent);
+    if let Some(id) = id {
+        request = request.header("x-request-id", id);
+    }
+    request.send().unwrap()
+}
+
+/// Stops `served` cleanly, which exports what is pending.
+fn stop(mut served: Served) {
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+}
+
+/// Bytes as lowercase hex, as W3C writes trace and span ids.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn text(value: Option<&AnyValue>) -> Option<&str> {
     match value?.value.as_ref()? {
         any_value::Value::StringValue(text) => Some(text),
@@ -388,29 +424,16 @@ fn otlp_export_reaches_a_collector_as_protobuf() {
 #[test]
 fn a_clients_trace_runs_through_tempo_into_the_guests_own_requests() {
     let receiver = Receiver::start();
-    let mut served = Served::start_with(
-        tempo_test_fixtures::http(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
-            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &receiver.url),
-        ],
-    );
-    served.wait_for_stderr("Exporting traces");
+    let served = exporting_to(&receiver, tempo_test_fixtures::http());
     let (trace, client_span) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
-    let response = reqwest::blocking::Client::new()
-        .get(format!(
-            "{}/fetch?url={}/downstream",
-            served.url, receiver.url
-        ))
-        .header("traceparent", format!("00-{trace}-{client_span}-01"))
-        .header("x-request-id", "traced-1")
-        .send()
-        .unwrap();
+    let response = traced_get(
+        &format!("{}/fetch?url={}/downstream", served.url, receiver.url),
+        &format!("00-{trace}-{client_span}-01"),
+        Some("traced-1"),
+    );
     assert_eq!(response.status(), 200, "{:?}", response.text());
-    served.signal(libc::SIGTERM);
-    assert_eq!(served.wait(), Some(0));
+    stop(served);
 
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let spans = receiver.spans();
     let request = spans
         .iter()
@@ -434,25 +457,14 @@ fn a_clients_trace_runs_through_tempo_into_the_guests_own_requests() {
     // A traceparent that is not one is ignored: tempo starts a trace, and it still goes
     // downstream.
     let untraced = Receiver::start();
-    let mut served = Served::start_with(
-        tempo_test_fixtures::http(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &untraced.url),
-            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &untraced.url),
-        ],
+    let served = exporting_to(&untraced, tempo_test_fixtures::http());
+    let response = traced_get(
+        &format!("{}/fetch?url={}/downstream", served.url, untraced.url),
+        &format!("00-{trace}-zz-01"),
+        None,
     );
-    served.wait_for_stderr("Exporting traces");
-    let response = reqwest::blocking::Client::new()
-        .get(format!(
-            "{}/fetch?url={}/downstream",
-            served.url, untraced.url
-        ))
-        .header("traceparent", format!("00-{trace}-zz-01"))
-        .send()
-        .unwrap();
     assert_eq!(response.status(), 200);
-    served.signal(libc::SIGTERM);
-    assert_eq!(served.wait(), Some(0));
+    stop(served);
     let request = untraced
         .spans()
         .into_iter()
@@ -504,10 +516,8 @@ fn a_messages_trace_runs_through_its_handler_into_what_the_guest_sends() {
         sent.headers
             .and_then(|headers| headers.get("traceparent").map(|v| v.to_string()))
     });
-    served.signal(libc::SIGTERM);
-    assert_eq!(served.wait(), Some(0));
+    stop(served);
 
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let spans = receiver.spans();
     let message = spans
         .iter()
@@ -530,18 +540,13 @@ fn a_messages_trace_runs_through_its_handler_into_what_the_guest_sends() {
 #[test]
 fn a_guests_own_spans_join_the_request_trace_through_wasi_otel() {
     let receiver = Receiver::start();
-    let mut served = Served::start_with(
-        tempo_test_fixtures::config(),
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url)],
-    );
-    served.wait_for_stderr("Exporting traces");
+    let mut served = exporting_to(&receiver, tempo_test_fixtures::config());
     let (trace, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
-    let response = reqwest::blocking::Client::new()
-        .get(format!("{}/otel", served.url))
-        .header("traceparent", format!("00-{trace}-{client_span}-01"))
-        .header("x-request-id", "otel-1")
-        .send()
-        .unwrap();
+    let response = traced_get(
+        &format!("{}/otel", served.url),
+        &format!("00-{trace}-{client_span}-01"),
+        Some("otel-1"),
+    );
     assert_eq!(response.status(), 200);
     let answer = response.text().unwrap();
     // The guest saw the client's trace, and its own inner span as the current one.
@@ -554,10 +559,8 @@ fn a_guests_own_spans_join_the_request_trace_through_wasi_otel() {
     assert_eq!(flood.0, 200);
     let log_line = served.wait_for_stderr("otel log line");
     assert!(log_line.contains("otel-1"), "{log_line}");
-    served.signal(libc::SIGTERM);
-    assert_eq!(served.wait(), Some(0));
+    stop(served);
 
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let spans = receiver.spans();
     let named = |name: &str| {
         spans
