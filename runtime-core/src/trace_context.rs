@@ -38,9 +38,9 @@ pub fn inject(context: &Context, already: bool, carrier: &mut dyn Injector) {
     }
 }
 
-/// A message's metadata (header name and value pairs) as a carrier of trace context; names
-/// compare without case, as HTTP's and NATS's headers do.
-pub struct Metadata<'a>(pub &'a mut Vec<(String, String)>);
+/// A message's metadata (header name and value pairs) read as a carrier of trace context;
+/// names compare without case, as HTTP's and NATS's headers do.
+pub struct Metadata<'a>(pub &'a [(String, String)]);
 
 impl Extractor for Metadata<'_> {
     fn get(&self, key: &str) -> Option<&str> {
@@ -55,7 +55,17 @@ impl Extractor for Metadata<'_> {
     }
 }
 
-impl Injector for Metadata<'_> {
+/// Adds the `traceparent` (and `tracestate`) of `context` to a message's `metadata`, unless it
+/// has one already (the guest set its own).
+pub fn inject_metadata(context: &Context, metadata: &mut Vec<(String, String)>) {
+    let already = Metadata(metadata).get(TRACEPARENT).is_some();
+    inject(context, already, &mut MetadataWriter(metadata));
+}
+
+/// A message's metadata, written to.
+struct MetadataWriter<'a>(&'a mut Vec<(String, String)>);
+
+impl Injector for MetadataWriter<'_> {
     fn set(&mut self, key: &str, value: String) {
         self.0.push((key.to_owned(), value));
     }
@@ -68,13 +78,13 @@ mod tests {
     #[test]
     fn without_a_recording_layer_nothing_is_added_or_adopted() {
         let mut metadata = Vec::new();
-        inject(&current(), false, &mut Metadata(&mut metadata));
+        inject_metadata(&current(), &mut metadata);
         assert!(metadata.is_empty());
         metadata.push((
             "TraceParent".to_owned(),
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
         ));
-        let carrier = Metadata(&mut metadata);
+        let carrier = Metadata(&metadata);
         assert!(
             carrier.get(TRACEPARENT).is_some(),
             "names compare without case"

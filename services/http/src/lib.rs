@@ -167,7 +167,8 @@ impl Service for HttpService {
     fn init_instance(&self, state: &mut State) {
         state.set_http_hooks(Box::new(outbound::GuestHttpHooks {
             outbound: self.outbound.load_full(),
-            trace: trace_context::current(),
+            // Taken in the request's span, so that the instance's requests continue its trace.
+            trace: tempo_runtime_core::trace_context::current(),
         }));
     }
 

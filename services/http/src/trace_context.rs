@@ -12,12 +12,6 @@ pub(crate) fn adopt_client_parent(span: &tracing::Span, headers: &HeaderMap) {
     trace_context::adopt_parent(span, &HeaderExtractor(headers));
 }
 
-/// The context of the current span: taken when an instance is made, in the span of the request
-/// it handles, so that its outgoing requests continue that trace.
-pub(crate) fn current() -> Context {
-    trace_context::current()
-}
-
 /// Adds the `traceparent` of `context` to an outgoing request's `headers`, unless the guest set
 /// its own.
 pub(crate) fn inject(context: &Context, headers: &mut HeaderMap) {

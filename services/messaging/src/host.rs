@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempo_runtime_core::context::view;
-use tempo_runtime_core::trace_context::{self, TRACEPARENT};
+use tempo_runtime_core::trace_context;
 use tempo_runtime_core::{ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 
@@ -137,10 +137,7 @@ impl Shared {
         message.no_responders = false;
         // The message goes on with the trace of the call that sends it, unless the guest set
         // its own `traceparent`.
-        let already =
-            (message.metadata.iter()).any(|(key, _)| key.eq_ignore_ascii_case(TRACEPARENT));
-        let carrier = &mut trace_context::Metadata(&mut message.metadata);
-        trace_context::inject(&trace_context::current(), already, carrier);
+        trace_context::inject_metadata(&trace_context::current(), &mut message.metadata);
         Ok(message)
     }
 }

@@ -165,8 +165,7 @@ async fn handle(version: &Arc<Version>, message: Envelope) {
         request_id = id.as_str(),
         messaging.destination.name = subject.as_str(),
     );
-    let mut metadata = message.metadata.clone();
-    trace_context::adopt_parent(&span, &trace_context::Metadata(&mut metadata));
+    trace_context::adopt_parent(&span, &trace_context::Metadata(&message.metadata));
     let outcome = invoke(version, message, id.clone())
         .instrument(span.clone())
         .await;

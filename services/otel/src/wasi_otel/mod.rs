@@ -13,9 +13,9 @@ mod convert;
 use std::sync::{Arc, Mutex};
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _};
 use tempo_runtime_core::context::view;
-use tempo_runtime_core::metrics::metrics;
+use tempo_runtime_core::metrics::{component, metrics};
 use tempo_runtime_core::settings::{Configured, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
@@ -96,7 +96,7 @@ impl InstanceOtel {
         metrics().limits.add(
             1,
             &[
-                KeyValue::new("component", self.component.to_string()),
+                component(self.component.clone()),
                 KeyValue::new("limit", "spans"),
             ],
         );
@@ -124,11 +124,12 @@ impl wit::Host for OtelView<'_> {
             return;
         };
         {
+            let ended_id = SpanId::from_hex(&span.span_context.span_id).ok();
             let mut traced = instance.traced();
             if let Some(at) = traced
                 .open
                 .iter()
-                .rposition(|open| open.span_id().to_string() == span.span_context.span_id)
+                .rposition(|open| Some(open.span_id()) == ended_id)
             {
                 traced.open.remove(at);
             }
@@ -143,7 +144,7 @@ impl wit::Host for OtelView<'_> {
             return;
         }
         let extra = [
-            KeyValue::new("component", instance.component.to_string()),
+            component(instance.component.clone()),
             KeyValue::new("request_id", instance.request_id.as_str().to_owned()),
         ];
         if let Some(data) = convert::span_data(span, &extra)
