@@ -1,6 +1,7 @@
 //! Telemetry for tempo:
 //!
-//! - [`OtelService`]: `wasi:otel` tracing and logs, guests' spans joining the request's trace;
+//! - [`OtelService`]: `wasi:otel` tracing, metrics and logs: guests' spans join the request's trace,
+//!   their metrics are recorded beside tempo's;
 //! - [`LoggingService`]: `wasi:logging`, whose lines become tracing events (target `guest`) with
 //!   the component's name and the request id, like the guest's stdout and stderr;
 //! - [`Telemetry`]: the OpenTelemetry SDK behind the runtime's metrics and spans: a Prometheus

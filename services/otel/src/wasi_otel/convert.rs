@@ -19,7 +19,7 @@ pub(crate) const MAX_ITEMS: usize = 128;
 const MAX_TRACE_STATE: usize = 32;
 
 /// `text`, cut to [`MAX_TEXT`] bytes on a character boundary.
-fn bounded(mut text: String) -> String {
+pub(crate) fn bounded(mut text: String) -> String {
     if text.len() > MAX_TEXT {
         let mut end = MAX_TEXT;
         while !text.is_char_boundary(end) {
@@ -93,7 +93,7 @@ fn value(json: String) -> Value {
 }
 
 /// At most [`MAX_ITEMS`] attributes, and how many were left out.
-fn bounded_attributes(pairs: Vec<types::KeyValue>) -> (Vec<KeyValue>, u32) {
+pub(crate) fn bounded_attributes(pairs: Vec<types::KeyValue>) -> (Vec<KeyValue>, u32) {
     let dropped = pairs.len().saturating_sub(MAX_ITEMS);
     let kept = pairs
         .into_iter()

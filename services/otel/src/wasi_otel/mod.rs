@@ -1,6 +1,6 @@
-//! `wasi:otel@0.2.0-rc.2` (tracing and logs): a guest's own spans join the trace of the request
-//! or message it handles, and go out with tempo's through OTLP; its log records are guest log
-//! lines, like wasi:logging's.
+//! `wasi:otel@0.2.0-rc.2`: a guest's own spans join the trace of the request or message it
+//! handles, and go out with tempo's through OTLP; its metrics are recorded beside tempo's (see
+//! [`metrics`]); its log records are guest log lines, like wasi:logging's.
 //!
 //! A guest asks for the current span (`current-span-context`: its innermost open span, else the
 //! host's `request` or `message` span), reports the spans it starts and ends, and emits log
@@ -9,6 +9,7 @@
 //! the bound are dropped and counted (`tempo_limits_hit_total{limit="spans"}`).
 
 mod convert;
+pub(crate) mod metrics;
 
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +37,8 @@ mod generated {
     });
 }
 
-use generated::wasi::otel::{logs, tracing as wit, types};
+use generated::wasi::otel::{logs, metrics as wit_metrics, tracing as wit, types};
+use metrics::{GuestInstruments, Reported};
 
 /// The `wasi:otel` version tempo implements.
 pub const OTEL_VERSION: &str = "0.2.0-rc.2";
@@ -47,10 +49,11 @@ pub const MAX_OPEN_SPANS: usize = 64;
 /// The most spans one instance exports; more are dropped and counted.
 pub const MAX_SPANS: usize = 1024;
 
-/// The `wasi:otel` service: tracing and logs.
+/// The `wasi:otel` service: tracing, metrics and logs.
 pub struct OtelService {
     provides: Vec<InterfaceName>,
     spans: GuestSpans,
+    instruments: Arc<GuestInstruments>,
 }
 
 impl OtelService {
@@ -60,8 +63,14 @@ impl OtelService {
             InterfaceName::known(&format!("wasi:otel/{interface}@{OTEL_VERSION}"))
         };
         Self {
-            provides: vec![name("types"), name("tracing"), name("logs")],
+            provides: vec![
+                name("types"),
+                name("tracing"),
+                name("metrics"),
+                name("logs"),
+            ],
             spans,
+            instruments: Arc::default(),
         }
     }
 }
@@ -74,6 +83,8 @@ pub(crate) struct InstanceOtel {
     /// The host's span of the unit of work: the parent of the guest's first spans.
     work: SpanContext,
     traced: Mutex<Traced>,
+    instruments: Arc<GuestInstruments>,
+    reported: Mutex<Reported>,
 }
 
 /// The spans an instance has open, and how many it has ended.
@@ -92,12 +103,13 @@ impl InstanceOtel {
         self.traced.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn count_dropped(&self) {
+    /// Counts `dropped` items past the bound called `limit`.
+    fn count_dropped(&self, limit: &'static str, dropped: u64) {
         metrics().limits.add(
-            1,
+            dropped,
             &[
                 component(self.component.clone()),
-                KeyValue::new("limit", "spans"),
+                KeyValue::new("limit", limit),
             ],
         );
     }
@@ -136,7 +148,7 @@ impl wit::Host for OtelView<'_> {
             traced.ended += 1;
             if traced.ended > MAX_SPANS {
                 drop(traced);
-                instance.count_dropped();
+                instance.count_dropped("spans", 1);
                 return;
             }
         }
@@ -167,6 +179,26 @@ impl wit::Host for OtelView<'_> {
     }
 }
 
+impl wit_metrics::Host for OtelView<'_> {
+    fn export(&mut self, metrics: wit_metrics::ResourceMetrics) -> Result<(), String> {
+        let Ok(instance) = self.context() else {
+            return Err("wasi:otel is not set up for this instance".into());
+        };
+        let mut dropped = 0;
+        let result = {
+            let mut reported = instance.reported.lock().unwrap_or_else(|e| e.into_inner());
+            let component = component(instance.component.clone());
+            instance
+                .instruments
+                .record(metrics, &component, &mut reported, &mut dropped)
+        };
+        if dropped > 0 {
+            instance.count_dropped("metrics", dropped);
+        }
+        result
+    }
+}
+
 impl logs::Host for OtelView<'_> {
     fn on_emit(&mut self, record: logs::LogRecord) {
         let Ok(instance) = self.context() else {
@@ -185,7 +217,15 @@ impl logs::Host for OtelView<'_> {
             Ok(serde_json::Value::String(text)) => text,
             _ => body,
         };
-        let context = record.event_name.as_deref().unwrap_or("otel");
+        // What the line is about: the event's name, else the scope (a module path), else otel.
+        let context = record
+            .event_name
+            .as_deref()
+            .or(record
+                .instrumentation_scope
+                .as_ref()
+                .map(|s| s.name.as_str()))
+            .unwrap_or("otel");
         let request_id = instance.request_id.as_str();
         guest_line(&instance.component, request_id, level, context, &message);
     }
@@ -217,16 +257,17 @@ impl Service for OtelService {
         type Data = ServiceData<InstanceOtel>;
         types::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
         wit::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
+        wit_metrics::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
         logs::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
         Ok(())
     }
 
     fn describe(&self) -> String {
         if self.spans.is_on() {
-            "guests' spans join the request's trace, exported with OTLP; log records as guest lines"
+            "guests' spans join the request's trace, exported with OTLP; metrics beside tempo's; log records as guest lines"
                 .into()
         } else {
-            "guests' spans are not exported (OTLP is off); log records as guest lines".into()
+            "guests' spans are not exported (OTLP is off); metrics beside tempo's; log records as guest lines".into()
         }
     }
 
@@ -243,6 +284,8 @@ impl Service for OtelService {
             request_id: state.request_id().clone(),
             work,
             traced: Mutex::default(),
+            instruments: self.instruments.clone(),
+            reported: Mutex::default(),
         };
         state.insert_context(Arc::new(instance));
     }
