@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_BLOBSTORE_SUITE", "blobstore-suite.wasm"),
     ("TEMPO_FIXTURE_MESSAGING", "messaging_fixture.wasm"),
     ("TEMPO_FIXTURE_CONFIG", "config_fixture.wasm"),
+    ("TEMPO_FIXTURE_SDK", "sdk_fixture.wasm"),
 ];
 
 fn main() {
@@ -33,6 +34,10 @@ fn main() {
         "blobstore-suite",
         "messaging-fixture",
         "config-fixture",
+        "sdk-fixture",
+        // What the guests are built from besides their own sources.
+        "../../sdk",
+        "../../wit",
     ] {
         println!("cargo:rerun-if-changed={}", guests.join(entry).display());
     }

@@ -5,21 +5,17 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod common;
+mod otlp;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::{PATIENCE, Served, get, get_with_request_id};
-use http_body_util::{BodyExt as _, Full};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::Span;
+use otlp::{Receiver, attribute, exporting_to, hex, stop, text, traced_get};
 use prost::Message as _;
 
 #[test]
@@ -175,150 +171,6 @@ fn a_real_prometheus_scrapes_the_request_count() {
     );
 }
 
-/// What the receiver kept of one request.
-struct Received {
-    path: String,
-    traceparent: Option<String>,
-    body: Bytes,
-}
-
-/// An OTLP/HTTP receiver keeping every request's path, `traceparent` and body; it also stands
-/// for a guest's downstream service.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let store = received.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let store = store.clone();
-                    let service = hyper::service::service_fn(
-                        move |request: hyper::Request<hyper::body::Incoming>| {
-                            let store = store.clone();
-                            async move {
-                                let path = request.uri().path().to_owned();
-                                let traceparent = request
-                                    .headers()
-                                    .get("traceparent")
-                                    .and_then(|value| value.to_str().ok())
-                                    .map(str::to_owned);
-                                let body = request.into_body().collect().await?.to_bytes();
-                                store.lock().unwrap().push(Received {
-                                    path,
-                                    traceparent,
-                                    body,
-                                });
-                                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
-                            }
-                        },
-                    );
-                    tokio::spawn(
-                        hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-                    );
-                }
-            });
-        });
-        Self { url, received }
-    }
-
-    /// The bodies posted to `path`.
-    fn bodies(&self, path: &str) -> Vec<Bytes> {
-        let received = self.received.lock().unwrap();
-        received
-            .iter()
-            .filter(|r| r.path == path)
-            .map(|r| r.body.clone())
-            .collect()
-    }
-
-    /// The `traceparent` of each request to `path`.
-    fn traceparents(&self, path: &str) -> Vec<Option<String>> {
-        let received = self.received.lock().unwrap();
-        received
-            .iter()
-            .filter(|r| r.path == path)
-            .map(|r| r.traceparent.clone())
-            .collect()
-    }
-
-    /// Every span exported to it.
-    fn spans(&self) -> Vec<Span> {
-        self.bodies("/v1/traces")
-            .iter()
-            .flat_map(|body| {
-                ExportTraceServiceRequest::decode(body.clone())
-                    .unwrap()
-                    .resource_spans
-            })
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans)
-            .collect()
-    }
-}
-
-/// `component` served with its spans exported to `receiver` (which its guests may also reach,
-/// as a downstream service), once it says so.
-fn exporting_to(receiver: &Receiver, component: &Path) -> Served {
-    let mut served = Served::start_with(
-        component,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
-            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &receiver.url),
-        ],
-    );
-    served.wait_for_stderr("Exporting traces");
-    served
-}
-
-/// A GET carrying `traceparent`, and `x-request-id` if given.
-fn traced_get(url: &str, traceparent: &str, id: Option<&str>) -> reqwest::blocking::Response {
-    let mut request = reqwest::blocking::Client::new()
-        .get(url)
-        .header("traceparent", traceparent);
-    if let Some(id) = id {
-        request = request.header("x-request-id", id);
-    }
-    request.send().unwrap()
-}
-
-/// Stops `served` cleanly, which exports what is pending.
-fn stop(mut served: Served) {
-    served.signal(libc::SIGTERM);
-    assert_eq!(served.wait(), Some(0));
-}
-
-/// Bytes as lowercase hex, as W3C writes trace and span ids.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn text(value: Option<&AnyValue>) -> Option<&str> {
-    match value?.value.as_ref()? {
-        any_value::Value::StringValue(text) => Some(text),
-        _ => None,
-    }
-}
-
-fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    let pair = attributes.iter().find(|pair| pair.key == key)?;
-    text(pair.value.as_ref())
-}
-
 #[test]
 fn otlp_export_reaches_a_collector_as_protobuf() {
     let receiver = Receiver::start();
@@ -398,15 +250,8 @@ fn otlp_export_reaches_a_collector_as_protobuf() {
     }
 
     let metrics: Vec<String> = receiver
-        .bodies("/v1/metrics")
-        .iter()
-        .flat_map(|body| {
-            ExportMetricsServiceRequest::decode(body.clone())
-                .unwrap()
-                .resource_metrics
-        })
-        .flat_map(|r| r.scope_metrics)
-        .flat_map(|s| s.metrics)
+        .metrics()
+        .into_iter()
         .map(|metric| metric.name)
         .collect();
     for name in [

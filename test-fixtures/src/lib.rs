@@ -77,6 +77,12 @@ pub fn config() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_CONFIG"))
 }
 
+/// A component written on tempo-sdk: routes, storage, streaming, outgoing requests, nested
+/// spans, metrics and a message handler (see its source for the routes).
+pub fn sdk() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_SDK"))
+}
+
 /// An HTTP server that answers every request with `200 ok`, but only once released.
 #[derive(Clone)]
 pub struct Gate {
