@@ -1,6 +1,7 @@
 //! The templates `cargo tempo new` writes, embedded in the binary when it is built, so an installed
-//! tempo needs no checkout. Each is a folder of `templates/`; `wit/` is added from the workspace's
-//! `wit/`, the WIT the host implements.
+//! tempo needs no checkout. Each is a folder of `templates/`. Every project also gets `vendor/`:
+//! tempo-sdk (`sdk/`, not yet published) and the WIT its bindings come from (`wit/`, what the host
+//! implements), so it builds with only the crate registry reachable.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,24 @@ use include_dir::{Dir, DirEntry, include_dir};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../templates");
 static WIT: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../wit");
+static SDK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../sdk");
+
+/// What `vendor/README.md` says.
+const VENDOR_README: &str = "\
+# vendor
+
+- `tempo-sdk/`: the guest SDK, as the tempo that made this project ships it. It is not on
+  crates.io yet; `Cargo.toml` uses this copy with `tempo-sdk = { path = \"vendor/tempo-sdk\" }`.
+- `wit/`: the WIT its bindings are generated from: what tempo implements.
+
+To use a published tempo-sdk instead, change that line of `Cargo.toml` to
+
+```toml
+tempo-sdk = \"0.1\"
+```
+
+and delete this folder.
+";
 
 /// Files named with a leading `_` in `templates/` get a leading `.` in the project (a real
 /// `.gitignore` in `templates/` would apply to this repository).
@@ -57,8 +76,18 @@ impl Template {
     /// the files written, relative to it.
     pub(crate) fn render(&self, name: &str, into: &Path) -> io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
-        write_tree(self.dir, self.dir.path(), into, name, &mut written)?;
-        write_tree(&WIT, WIT.path(), &into.join("wit"), name, &mut written)?;
+        write_tree(self.dir, self.dir.path(), into, Some(name), &mut written)?;
+        let vendor = into.join("vendor");
+        write_tree(
+            &SDK,
+            SDK.path(),
+            &vendor.join("tempo-sdk"),
+            None,
+            &mut written,
+        )?;
+        write_tree(&WIT, WIT.path(), &vendor.join("wit"), None, &mut written)?;
+        std::fs::write(vendor.join("README.md"), VENDOR_README)?;
+        written.push(vendor.join("README.md"));
         Ok(written
             .into_iter()
             .map(|path| {
@@ -70,11 +99,13 @@ impl Template {
     }
 }
 
+/// Writes the files of `dir` below `into`, with the placeholders filled for a package called
+/// `name` if one is given (the SDK and the WIT are copied as they are).
 fn write_tree(
     dir: &Dir<'_>,
     root: &Path,
     into: &Path,
-    name: &str,
+    name: Option<&str>,
     written: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
     for entry in dir.entries() {
@@ -86,9 +117,9 @@ fn write_tree(
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                match file.contents_utf8() {
-                    Some(text) => std::fs::write(&target, fill(text, name))?,
-                    None => std::fs::write(&target, file.contents())?,
+                match (file.contents_utf8(), name) {
+                    (Some(text), Some(name)) => std::fs::write(&target, fill(text, name))?,
+                    _ => std::fs::write(&target, file.contents())?,
                 }
                 written.push(target);
             }
@@ -120,18 +151,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_http_template_renders_a_crate_with_wit() {
+    fn the_http_template_renders_a_crate_with_the_sdk_and_its_wit() {
         let dir = tempfile::tempdir().unwrap();
         let template = Template::find("http").unwrap();
         let files = template.render("my-api", dir.path()).unwrap();
         for expected in [
             "Cargo.toml",
             "src/lib.rs",
-            "src/routes.rs",
             "README.md",
             ".gitignore",
-            "wit/world.wit",
-            "wit/deps/http.wit",
+            "vendor/README.md",
+            "vendor/tempo-sdk/Cargo.toml",
+            "vendor/tempo-sdk/src/lib.rs",
+            "vendor/wit/world.wit",
+            "vendor/wit/deps/http.wit",
         ] {
             assert!(
                 files.contains(&PathBuf::from(expected)),
@@ -141,6 +174,9 @@ mod tests {
         let manifest = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
         assert!(manifest.contains("name = \"my-api\""));
         assert!(!manifest.contains("{{"));
+        // The one line the vendor README tells a user to change.
+        assert!(manifest.contains("tempo-sdk = { path = \"vendor/tempo-sdk\" }"));
+        assert!(VENDOR_README.contains("tempo-sdk = { path = \"vendor/tempo-sdk\" }"));
     }
 
     #[test]

@@ -19,14 +19,18 @@ const TEMPLATES: &[(&str, &[Check])] = &[
         &[
             ("/", 200, r#""routes":["GET /","GET /hello/{name}"]"#),
             ("/hello/Ada", 200, r#"{"greeting":"Hello, Ada!"}"#),
-            ("/nowhere", 404, r#""error":"not found""#),
+            ("/nowhere", 404, r#""error":"no route for /nowhere""#),
         ],
     ),
     (
         "blobstore",
         &[
-            ("/files/absent.txt", 404, r#""error":"no such file""#),
-            ("/elsewhere", 404, r#""error":"not found""#),
+            (
+                "/files/absent.txt",
+                404,
+                r#""error":"no such file: absent.txt""#,
+            ),
+            ("/elsewhere", 404, r#""error":"no route for /elsewhere""#),
         ],
     ),
     (
@@ -41,7 +45,7 @@ const TEMPLATES: &[(&str, &[Check])] = &[
         &[
             ("/", 200, r#"{"visits":1}"#),
             ("/", 200, r#"{"visits":2}"#),
-            ("/kv/nothing", 404, r#""error":"no such key""#),
+            ("/kv/nothing", 404, r#""error":"no such key: nothing""#),
         ],
     ),
 ];
@@ -127,14 +131,16 @@ fn every_template_builds_serves_and_passes_its_tests() {
 fn a_failing_test_fails_the_run_and_says_how_to_see_why() {
     let dir = tempfile::tempdir().unwrap();
     let folder = generate(dir.path(), "probe-failing", "http");
-    let routes = folder.join("src/routes.rs");
-    let source = std::fs::read_to_string(&routes).unwrap();
-    let failing = "    #[test]\n    fn wrong() {\n        assert_eq!(route(\"GET\", \"/\").status, 500);\n    }\n}\n";
-    std::fs::write(
-        &routes,
-        format!("{}\n{failing}", source.trim_end().trim_end_matches('}')),
-    )
-    .unwrap();
+    let lib = folder.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let passing =
+        "let (status, body) = call(Method::GET, \"/\");\n        assert_eq!(status, 200);";
+    assert!(
+        source.contains(passing),
+        "the template's first test changed:\n{source}"
+    );
+    let failing = passing.replace("200", "500");
+    std::fs::write(&lib, source.replace(passing, &failing)).unwrap();
 
     let output = on_crate("test", &folder);
     assert!(!output.status.success());

@@ -35,6 +35,9 @@ pub mod telemetry;
 #[allow(missing_docs, unsafe_code, unreachable_pub, clippy::all)]
 mod bindings;
 
+/// Runs a future to completion: for tests of handlers, and for code outside of one.
+pub use wstd::runtime::block_on;
+
 /// The `tracing` crate, for its macros (`info!`, `info_span!`, …). `#[tracing::instrument]`
 /// needs `tracing` as a dependency of the component itself.
 pub use tracing;

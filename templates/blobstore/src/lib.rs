@@ -1,81 +1,85 @@
-//! A wasi:http component: `PUT /files/{name}` stores the body, `GET /files/{name}` returns it,
-//! `DELETE /files/{name}` removes it.
+//! A wasi:http component on wasi:blobstore: `PUT /files/{name}` stores the body as it streams in,
+//! `GET /files/{name}` returns it, `DELETE /files/{name}` removes it.
 
-mod files;
+use std::io::Write as _;
 
-wit_bindgen::generate!({
-    world: "tempo:host/http-blobstore",
-    path: "wit",
-    generate_all,
-});
+use serde_json::{Value, json};
+use tempo_sdk::blobstore::Container;
+use tempo_sdk::http::{BodyExt as _, Error, Json, Request, RequestExt as _, Router, StatusCode};
 
-use exports::wasi::http::incoming_handler::Guest;
-use serde_json::json;
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
-use wasi::io::streams::StreamError;
+tempo_sdk::serve!(routes());
 
-struct Component;
+/// Every route; a path no route matches is a 404, another method a 405.
+pub fn routes() -> Router {
+    Router::new()
+        .get("/files/{name}", download)
+        .put("/files/{name}", upload)
+        .delete("/files/{name}", remove)
+}
 
-impl Guest for Component {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let path = path.split('?').next().unwrap_or("/").to_owned();
-        let name = path.strip_prefix("/files/").filter(|name| !name.is_empty());
-        let (status, content_type, body) = match (request.method(), name) {
-            (Method::Get, Some(name)) => match files::load(name) {
-                Ok(Some(data)) => (200, "application/octet-stream", data),
-                Ok(None) => json_reply(404, json!({ "error": "no such file", "name": name })),
-                Err(err) => json_reply(500, json!({ "error": err })),
-            },
-            (Method::Put, Some(name)) => match read_body(request).and_then(|body| files::save(name, &body)) {
-                Ok(()) => json_reply(201, json!({ "name": name })),
-                Err(err) => json_reply(500, json!({ "error": err })),
-            },
-            (Method::Delete, Some(name)) => match files::remove(name) {
-                Ok(()) => (204, "application/json", Vec::new()),
-                Err(err) => json_reply(500, json!({ "error": err })),
-            },
-            _ => json_reply(404, json!({ "error": "not found", "path": path })),
-        };
-        respond(response_out, status, content_type, &body);
+/// The `files` container, created on first use.
+fn files() -> Result<Container, Error> {
+    Ok(Container::open_or_create("files")?)
+}
+
+async fn download(request: Request) -> Result<Vec<u8>, Error> {
+    let name = request.param("name").unwrap_or_default();
+    let files = files()?;
+    if !files.has(name)? {
+        return Err(Error::not_found(format!("no such file: {name}")));
     }
+    Ok(files.read(name)?)
 }
 
-export!(Component);
-
-fn json_reply(status: u16, value: serde_json::Value) -> (u16, &'static str, Vec<u8>) {
-    (status, "application/json", value.to_string().into_bytes())
-}
-
-/// The whole request body.
-fn read_body(request: IncomingRequest) -> Result<Vec<u8>, String> {
-    let body = request.consume().map_err(|()| "the body was already read")?;
-    let stream = body.stream().map_err(|()| "the body was already read")?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => return Ok(bytes),
-            Err(StreamError::LastOperationFailed(err)) => return Err(err.to_debug_string()),
+/// Writes the body into the container as it arrives, never holding all of it.
+async fn upload(request: Request) -> Result<(StatusCode, Json<Value>), Error> {
+    let name = request.param("name").unwrap_or_default().to_owned();
+    let mut writer = files()?.writer(&name)?;
+    let mut body = request.into_body().into_boxed_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| Error::bad_request(err.to_string()))?;
+        if let Ok(chunk) = frame.into_data() {
+            writer.write_all(&chunk).map_err(|err| Error::internal(err.to_string()))?;
         }
     }
+    writer.finish()?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": name }))))
 }
 
-/// Sends `body` with `status` and `content_type`.
-fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
-        .expect("a valid header");
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).expect("a valid status");
-    let outgoing = response.body().expect("the body is taken once");
-    ResponseOutparam::set(out, Ok(response));
-    let stream = outgoing.write().expect("the stream is taken once");
-    // A stream accepts at most 4096 bytes per blocking write.
-    for chunk in body.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).expect("write the body");
+async fn remove(request: Request) -> Result<(), Error> {
+    files()?.delete_object(request.param("name").unwrap_or_default())?;
+    Ok(())
+}
+
+/// `cargo tempo test` runs these on tempo's runtime, with a fresh store.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempo_sdk::http::{Body, Handler as _, Method, ReadBody as _, request};
+
+    fn call(method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        tempo_sdk::block_on(async {
+            let request = request(method, path).body(Body::from(body)).unwrap();
+            let mut response = routes().call(request).await;
+            (response.status(), response.bytes().await.unwrap())
+        })
     }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).expect("finish the body");
+
+    #[test]
+    fn files_round_trip() {
+        assert_eq!(call(Method::GET, "/files/a.txt", vec![]).0, 404);
+        assert_eq!(call(Method::PUT, "/files/a.txt", b"hello".to_vec()).0, 201);
+        assert_eq!(call(Method::GET, "/files/a.txt", vec![]), (StatusCode::OK, b"hello".to_vec()));
+        assert_eq!(call(Method::PUT, "/files/a.txt", b"replaced".to_vec()).0, 201);
+        assert_eq!(call(Method::GET, "/files/a.txt", vec![]).1, b"replaced");
+        assert_eq!(call(Method::DELETE, "/files/a.txt", vec![]).0, 204);
+        assert_eq!(call(Method::GET, "/files/a.txt", vec![]).0, 404);
+    }
+
+    #[test]
+    fn large_files_stream_through() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        assert_eq!(call(Method::PUT, "/files/large.bin", data.clone()).0, 201);
+        assert_eq!(call(Method::GET, "/files/large.bin", vec![]).1, data);
+    }
 }

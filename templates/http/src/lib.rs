@@ -1,58 +1,60 @@
-//! A wasi:http component: each request goes to [`routes::route`], and its reply goes back as JSON.
+//! A wasi:http component: its routes answer JSON. Add yours to [`routes`].
 
-mod routes;
+use serde_json::{Value, json};
+use tempo_sdk::http::{Json, Request, RequestExt as _, Router};
 
-wit_bindgen::generate!({
-    world: "tempo:host/http",
-    path: "wit",
-    generate_all,
-});
+tempo_sdk::serve!(routes());
 
-use exports::wasi::http::incoming_handler::Guest;
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
-
-struct Component;
-
-impl Guest for Component {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let reply = routes::route(method_name(&request.method()), &path);
-        respond(response_out, reply.status, reply.body.to_string().as_bytes());
-    }
+/// Every route; a path no route matches is a 404, another method a 405.
+pub fn routes() -> Router {
+    Router::new().get("/", index).get("/hello/{name}", hello)
 }
 
-export!(Component);
-
-fn method_name(method: &Method) -> &str {
-    match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Connect => "CONNECT",
-        Method::Options => "OPTIONS",
-        Method::Trace => "TRACE",
-        Method::Patch => "PATCH",
-        Method::Other(other) => other,
-    }
+async fn index(_: Request) -> Json<Value> {
+    Json(json!({ "service": env!("CARGO_PKG_NAME"), "routes": ["GET /", "GET /hello/{name}"] }))
 }
 
-/// Sends `body` as a JSON response with `status`.
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
-        .expect("a valid header");
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).expect("a valid status");
-    let outgoing = response.body().expect("the body is taken once");
-    ResponseOutparam::set(out, Ok(response));
-    let stream = outgoing.write().expect("the stream is taken once");
-    // A stream accepts at most 4096 bytes per blocking write.
-    for chunk in body.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).expect("write the body");
+/// A span of its own in the request's trace, with a log line in it.
+#[tracing::instrument(skip(request))]
+async fn hello(request: Request) -> Json<Value> {
+    let name = request.param("name").unwrap_or_default();
+    tracing::info!("greeting {name}");
+    Json(json!({ "greeting": format!("Hello, {name}!") }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempo_sdk::http::{Body, Handler as _, Method, ReadBody as _, StatusCode, request};
+
+    /// What the routes answer to `method path`: the status and the JSON body.
+    fn call(method: Method, path: &str) -> (StatusCode, Value) {
+        tempo_sdk::block_on(async {
+            let request = request(method, path).body(Body::empty()).unwrap();
+            let mut response = routes().call(request).await;
+            (response.status(), response.json().await.unwrap())
+        })
     }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).expect("finish the body");
+
+    #[test]
+    fn the_root_lists_the_routes() {
+        let (status, body) = call(Method::GET, "/");
+        assert_eq!(status, 200);
+        assert_eq!(body["routes"][1], "GET /hello/{name}");
+    }
+
+    #[test]
+    fn hello_greets_by_name() {
+        let (status, body) = call(Method::GET, "/hello/Ada?lang=en");
+        assert_eq!(status, 200);
+        assert_eq!(body, json!({ "greeting": "Hello, Ada!" }));
+    }
+
+    #[test]
+    fn other_paths_and_methods_are_refused() {
+        assert_eq!(call(Method::GET, "/nowhere").0, 404);
+        assert_eq!(call(Method::GET, "/hello/").0, 404);
+        assert_eq!(call(Method::POST, "/").0, 405);
+        assert_eq!(call(Method::DELETE, "/hello/Ada").0, 405);
+    }
 }

@@ -1,86 +1,80 @@
-//! A wasi:http component: `GET /` counts visits; `GET`, `PUT` and `DELETE /kv/{key}` read, write
-//! and delete values.
+//! A wasi:http component on wasi:keyvalue: `GET /` counts visits; `GET`, `PUT` and `DELETE
+//! /kv/{key}` read, write and delete values.
 
-mod store;
+use serde_json::{Value, json};
+use tempo_sdk::http::{Error, Json, ReadBody as _, Request, RequestExt as _, Router};
+use tempo_sdk::keyvalue::Bucket;
 
-wit_bindgen::generate!({
-    world: "tempo:host/http-keyvalue",
-    path: "wit",
-    generate_all,
-});
+tempo_sdk::serve!(routes());
 
-use exports::wasi::http::incoming_handler::Guest;
-use serde_json::json;
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
-use wasi::io::streams::StreamError;
-
-struct Component;
-
-impl Guest for Component {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let path = path.split('?').next().unwrap_or("/").to_owned();
-        let key = path.strip_prefix("/kv/").filter(|key| !key.is_empty());
-        let (status, content_type, body) = match (request.method(), path.as_str(), key) {
-            (Method::Get, "/", _) => match store::record_visit() {
-                Ok(visits) => (200, "application/json", json!({ "visits": visits }).to_string().into_bytes()),
-                Err(err) => failure(&err),
-            },
-            (Method::Get, _, Some(key)) => match store::get(key) {
-                Ok(Some(value)) => (200, "application/octet-stream", value),
-                Ok(None) => (404, "application/json", json!({ "error": "no such key", "key": key }).to_string().into_bytes()),
-                Err(err) => failure(&err),
-            },
-            (Method::Put, _, Some(key)) => match read_body(request).and_then(|value| store::put(key, &value)) {
-                Ok(()) => (204, "application/json", Vec::new()),
-                Err(err) => failure(&err),
-            },
-            (Method::Delete, _, Some(key)) => match store::delete(key) {
-                Ok(()) => (204, "application/json", Vec::new()),
-                Err(err) => failure(&err),
-            },
-            _ => (404, "application/json", json!({ "error": "not found", "path": path }).to_string().into_bytes()),
-        };
-        respond(response_out, status, content_type, &body);
-    }
+/// Every route; a path no route matches is a 404, another method a 405.
+pub fn routes() -> Router {
+    Router::new()
+        .get("/", visit)
+        .get("/kv/{key}", read)
+        .put("/kv/{key}", write)
+        .delete("/kv/{key}", delete)
 }
 
-export!(Component);
-
-/// A 500 naming what failed (the store may be unreachable, a value too large…).
-fn failure(err: &str) -> (u16, &'static str, Vec<u8>) {
-    (500, "application/json", json!({ "error": err }).to_string().into_bytes())
+/// The `default` bucket: in `.tempo/` on the embedded store, or in NATS JetStream.
+fn bucket() -> Result<Bucket, Error> {
+    Ok(Bucket::open("default")?)
 }
 
-/// The whole request body.
-fn read_body(request: IncomingRequest) -> Result<Vec<u8>, String> {
-    let body = request.consume().map_err(|()| "the body was already read")?;
-    let stream = body.stream().map_err(|()| "the body was already read")?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => return Ok(bytes),
-            Err(StreamError::LastOperationFailed(err)) => return Err(err.to_debug_string()),
-        }
-    }
+async fn visit(_: Request) -> Result<Json<Value>, Error> {
+    let visits = bucket()?.increment("visits", 1)?;
+    Ok(Json(json!({ "visits": visits })))
 }
 
-/// Sends `body` with `status` and `content_type`.
-fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
-        .expect("a valid header");
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).expect("a valid status");
-    let outgoing = response.body().expect("the body is taken once");
-    ResponseOutparam::set(out, Ok(response));
-    let stream = outgoing.write().expect("the stream is taken once");
-    // A stream accepts at most 4096 bytes per blocking write.
-    for chunk in body.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).expect("write the body");
+async fn read(request: Request) -> Result<Vec<u8>, Error> {
+    let key = request.param("key").unwrap_or_default();
+    bucket()?
+        .get(key)?
+        .ok_or_else(|| Error::not_found(format!("no such key: {key}")))
+}
+
+async fn write(mut request: Request) -> Result<(), Error> {
+    let value = request.bytes().await?;
+    bucket()?.set(request.param("key").unwrap_or_default(), value)?;
+    Ok(())
+}
+
+async fn delete(request: Request) -> Result<(), Error> {
+    bucket()?.delete(request.param("key").unwrap_or_default())?;
+    Ok(())
+}
+
+/// `cargo tempo test` runs these on tempo's runtime, with a fresh store.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempo_sdk::http::{Body, Handler as _, Method, StatusCode, request};
+
+    /// What the routes answer to `method path` with `body`: the status and the body.
+    fn call(method: Method, path: &str, body: &str) -> (StatusCode, Vec<u8>) {
+        tempo_sdk::block_on(async {
+            let request = request(method, path).body(Body::from(body)).unwrap();
+            let mut response = routes().call(request).await;
+            (response.status(), response.bytes().await.unwrap())
+        })
     }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).expect("finish the body");
+
+    #[test]
+    fn visits_count_up() {
+        let (_, first) = call(Method::GET, "/", "");
+        let first: Value = serde_json::from_slice(&first).unwrap();
+        let (status, second) = call(Method::GET, "/", "");
+        let second: Value = serde_json::from_slice(&second).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(second["visits"], first["visits"].as_u64().unwrap() + 1);
+    }
+
+    #[test]
+    fn values_round_trip() {
+        assert_eq!(call(Method::GET, "/kv/greeting", "").0, 404);
+        assert_eq!(call(Method::PUT, "/kv/greeting", "hello").0, 204);
+        assert_eq!(call(Method::GET, "/kv/greeting", ""), (StatusCode::OK, b"hello".to_vec()));
+        assert_eq!(call(Method::DELETE, "/kv/greeting", "").0, 204);
+        assert_eq!(call(Method::GET, "/kv/greeting", "").0, 404);
+    }
 }

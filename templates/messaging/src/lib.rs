@@ -1,64 +1,66 @@
-//! A wasi:http component: `GET /` lists the routes; `GET /hello/{name}` asks the `greet` subject
-//! for a greeting, which this component's own wasi:messaging handler answers.
+//! A wasi:http component that asks its own wasi:messaging handler for greetings: `GET
+//! /hello/{name}` sends a request on `greet`; the handler, subscribed to `greet` in `tempo.toml`,
+//! replies.
 
-mod greetings;
+use std::time::Duration;
 
-wit_bindgen::generate!({
-    world: "tempo:host/http-messaging",
-    path: "wit",
-    generate_all,
-});
+use serde_json::{Value, json};
+use tempo_sdk::http::{Error, Json, Request, RequestExt as _, Router, StatusCode};
+use tempo_sdk::messaging::{self, Message};
 
-use exports::wasi::http::incoming_handler::Guest as HttpGuest;
-use exports::wasi::messaging::incoming_handler::Guest as MessageGuest;
-use serde_json::json;
-use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
-use wasi::messaging::types::{Error, Message};
+/// The subject greetings are asked for on.
+pub const SUBJECT: &str = "greet";
 
-struct Component;
+tempo_sdk::serve!(routes());
+tempo_sdk::handle_messages!(answer);
 
-impl HttpGuest for Component {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let path = path.split('?').next().unwrap_or("/").to_owned();
-        let (status, body) = match (request.method(), path.as_str()) {
-            (Method::Get, "/") => (200, json!({ "routes": ["GET /", "GET /hello/{name}"] })),
-            (Method::Get, _) if path.starts_with("/hello/") => {
-                match greetings::ask(greetings::SUBJECT, &path["/hello/".len()..]) {
-                    Ok(greeting) => (200, json!({ "greeting": greeting })),
-                    Err(err) => (502, json!({ "error": err })),
-                }
-            }
-            _ => (404, json!({ "error": "not found", "path": path })),
-        };
-        respond(response_out, status, body.to_string().as_bytes());
-    }
+/// Every route; a path no route matches is a 404, another method a 405.
+pub fn routes() -> Router {
+    Router::new().get("/", index).get("/hello/{name}", hello)
 }
 
-impl MessageGuest for Component {
-    fn handle(message: Message) -> Result<(), Error> {
-        match message.topic().as_deref() {
-            Some(greetings::SUBJECT) => greetings::answer(&message),
-            topic => Err(Error::Other(format!("no handler for {topic:?}"))),
-        }
-    }
+async fn index(_: Request) -> Json<Value> {
+    Json(json!({ "routes": ["GET /", "GET /hello/{name}"] }))
 }
 
-export!(Component);
+async fn hello(request: Request) -> Result<Json<Value>, Error> {
+    let name = request.param("name").unwrap_or_default();
+    let reply = messaging::request(SUBJECT, Message::new(name), Duration::from_secs(1))
+        .map_err(|err| Error::new(StatusCode::BAD_GATEWAY, err.to_string()))?;
+    Ok(Json(json!({ "greeting": reply.text() })))
+}
 
-/// Sends a JSON `body` with `status`.
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
-        .expect("a valid header");
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).expect("a valid status");
-    let outgoing = response.body().expect("the body is taken once");
-    ResponseOutparam::set(out, Ok(response));
-    let stream = outgoing.write().expect("the stream is taken once");
-    // A stream accepts at most 4096 bytes per blocking write.
-    for chunk in body.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).expect("write the body");
+/// What the handler answers to `name`.
+pub fn greeting(name: &str) -> String {
+    format!("Hello, {name}!")
+}
+
+/// Answers a request for a greeting.
+fn answer(request: Message) -> Result<(), messaging::Error> {
+    let reply = Message::new(greeting(&request.text())).with_content_type("text/plain");
+    request.reply(reply)
+}
+
+/// `cargo tempo test` runs these on tempo's runtime and its embedded broker.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greetings_name_the_guest() {
+        assert_eq!(greeting("Ada"), "Hello, Ada!");
     }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).expect("finish the body");
+
+    #[test]
+    fn a_request_nobody_answers_says_so() {
+        let err = messaging::request("nobody.home", Message::new("Ada"), Duration::from_secs(1));
+        let err = err.err().unwrap().to_string();
+        assert_eq!(err, "no one is subscribed to `nobody.home`");
+    }
+
+    #[test]
+    fn a_message_that_was_not_a_request_cannot_be_answered() {
+        let err = answer(Message::new("Ada")).unwrap_err().to_string();
+        assert!(err.contains("no reply-to"), "{err}");
+    }
 }
