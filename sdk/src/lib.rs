@@ -38,6 +38,11 @@ mod bindings;
 /// Runs a future to completion: for tests of handlers, and for code outside of one.
 pub use wstd::runtime::block_on;
 
+/// Waits `duration` without blocking the component's other tasks.
+pub async fn sleep(duration: std::time::Duration) {
+    wstd::task::sleep(duration.into()).await;
+}
+
 /// The `tracing` crate, for its macros (`info!`, `info_span!`, …). `#[tracing::instrument]`
 /// needs `tracing` as a dependency of the component itself.
 pub use tracing;

@@ -285,20 +285,22 @@ pub(crate) fn copy_example(name: &str, into: &Path) {
     }
 }
 
-/// A copy of `examples/NAME` at `ROOT/examples/NAME` beside a copy of `wit/` at `ROOT/wit`, the
-/// shape the example's `../../wit` expects; returns ROOT (removed when dropped) and the copy.
+/// A copy of `examples/NAME` at `ROOT/examples/NAME` beside copies of `sdk/` and `wit/`, the
+/// shape the example's `../../sdk` expects; returns ROOT (removed when dropped) and the copy.
 pub(crate) fn example_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let project = root.path().join("examples").join(name);
     copy_example(name, &project);
-    let wit = workspace().join("wit");
-    for entry in walk(&wit) {
-        let target = root
-            .path()
-            .join("wit")
-            .join(entry.strip_prefix(&wit).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, target).unwrap();
+    for folder in ["sdk", "wit"] {
+        let from = workspace().join(folder);
+        for entry in walk(&from) {
+            let target = root
+                .path()
+                .join(folder)
+                .join(entry.strip_prefix(&from).unwrap());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&entry, target).unwrap();
+        }
     }
     (root, project)
 }

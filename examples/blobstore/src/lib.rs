@@ -1,115 +1,77 @@
 //! Upload and download files over HTTP, on `wasi:blobstore`:
 //!
-//! - `PUT /files/{name}` stores the request body as `{name}` in the `files` container;
+//! - `PUT /files/{name}` stores the request body as `{name}` in the `files` container, as it
+//!   streams in;
 //! - `GET /files/{name}` returns it (a `Range: bytes=A-B` header gets those bytes, 206);
 //! - `DELETE /files/{name}` removes it; `GET /files` lists the names and sizes.
 //!
 //! On NATS the container is a JetStream object store: `nats object get files {name}`.
 
-wit_bindgen::generate!({
-    world: "tempo:host/http-blobstore",
-    path: "../../wit",
-    generate_all,
-});
+use serde_json::{Value, json};
+use tempo_sdk::blobstore::Container;
+use tempo_sdk::http::{Error, Json, ReadBody as _, Request, RequestExt as _, Router, StatusCode};
 
-use exports::wasi::http::incoming_handler::Guest;
-use serde_json::json;
-use wasi::blobstore::{blobstore, container, types};
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
-use wasi::io::streams::{OutputStream, StreamError};
+tempo_sdk::serve!(
+    Router::new()
+        .get("/files", list)
+        .get("/files/{name}", download)
+        .put("/files/{name}", upload)
+        .delete("/files/{name}", remove)
+);
 
-const CONTAINER: &str = "files";
+/// The `files` container, created on first use.
+fn files() -> Result<Container, Error> {
+    Ok(Container::open_or_create("files")?)
+}
 
-struct BlobstoreExample;
-
-impl Guest for BlobstoreExample {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let path = path.split('?').next().unwrap_or("/").to_owned();
-        let (status, content_type, body) = route(request, &path).unwrap_or_else(|err| json_reply(500, json!({ "error": err })));
-        respond(response_out, status, content_type, &body);
+async fn list(_: Request) -> Result<Json<Value>, Error> {
+    let files = files()?;
+    let mut listed = Vec::new();
+    for name in files.list()? {
+        let size = files.info(&name)?.size;
+        listed.push(json!({ "name": name, "size": size }));
     }
+    Ok(Json(json!({ "files": listed })))
 }
 
-export!(BlobstoreExample);
-
-type Reply = (u16, &'static str, Vec<u8>);
-
-fn json_reply(status: u16, value: serde_json::Value) -> Reply {
-    (status, "application/json", value.to_string().into_bytes())
-}
-
-fn route(request: IncomingRequest, path: &str) -> Result<Reply, String> {
-    let files = match blobstore::container_exists(CONTAINER)? {
-        true => blobstore::get_container(CONTAINER)?,
-        false => blobstore::create_container(CONTAINER)?,
-    };
-    let name = path.strip_prefix("/files/").filter(|name| !name.is_empty());
-    Ok(match (request.method(), path, name) {
-        (Method::Get, "/files", _) => {
-            let mut listed = Vec::new();
-            for name in all_names(&files)? {
-                let size = files.object_info(&name)?.size;
-                listed.push(json!({ "name": name, "size": size }));
-            }
-            json_reply(200, json!({ "files": listed }))
-        }
-        (Method::Put, _, Some(name)) => {
-            let body = read_body(request)?;
-            let size = body.len();
-            upload(&files, name, &body)?;
-            json_reply(201, json!({ "name": name, "size": size }))
-        }
-        (Method::Get, _, Some(name)) if !files.has_object(name)? => {
-            json_reply(404, json!({ "error": "no such file", "name": name }))
-        }
-        (Method::Get, _, Some(name)) => match range_header(&request) {
-            Some((start, end)) => match files.get_data(name, start, end) {
-                Ok(value) => (206, "application/octet-stream", types::IncomingValue::incoming_value_consume_sync(value)?),
-                Err(err) => json_reply(416, json!({ "error": err })),
-            },
-            None => {
-                let value = files.get_data(name, 0, u64::MAX)?;
-                (200, "application/octet-stream", types::IncomingValue::incoming_value_consume_sync(value)?)
-            }
+async fn download(request: Request) -> Result<(StatusCode, Vec<u8>), Error> {
+    let name = request.param("name").unwrap_or_default();
+    let files = files()?;
+    if !files.has(name)? {
+        return Err(Error::not_found(format!("no such file: {name}")));
+    }
+    match range(&request) {
+        Some((start, end)) => match files.read_range(name, start, end) {
+            Ok(bytes) => Ok((StatusCode::PARTIAL_CONTENT, bytes)),
+            Err(err) => Err(Error::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                err.to_string(),
+            )),
         },
-        (Method::Delete, _, Some(name)) => {
-            files.delete_object(name)?;
-            (204, "application/json", Vec::new())
-        }
-        _ => json_reply(404, json!({ "error": "not found", "path": path })),
-    })
-}
-
-/// Every object name in the container, read from its stream of names.
-fn all_names(files: &container::Container) -> Result<Vec<String>, String> {
-    let stream = files.list_objects()?;
-    let mut names = Vec::new();
-    loop {
-        let (batch, end) = stream.read_stream_object_names(100)?;
-        names.extend(batch);
-        if end {
-            return Ok(names);
-        }
+        None => Ok((StatusCode::OK, files.read(name)?)),
     }
 }
 
-/// Writes `data` as `name` through an outgoing value.
-fn upload(files: &container::Container, name: &str, data: &[u8]) -> Result<(), String> {
-    let value = types::OutgoingValue::new_outgoing_value();
-    let stream = value.outgoing_value_write_body().map_err(|()| "the value's body was taken")?;
-    write_all(&stream, data)?;
-    drop(stream);
-    files.write_data(name, &value)?;
-    types::OutgoingValue::finish(value)
+/// Writes the body into the container as it arrives, never holding all of it.
+async fn upload(mut request: Request) -> Result<(StatusCode, Json<Value>), Error> {
+    let name = request.param("name").unwrap_or_default().to_owned();
+    let mut writer = files()?.writer(&name)?;
+    let size = request.copy_to(&mut writer).await?;
+    writer.finish()?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": name, "size": size })),
+    ))
+}
+
+async fn remove(request: Request) -> Result<(), Error> {
+    files()?.delete_object(request.param("name").unwrap_or_default())?;
+    Ok(())
 }
 
 /// `Range: bytes=A-B` (or `bytes=A-`) as inclusive offsets.
-fn range_header(request: &IncomingRequest) -> Option<(u64, u64)> {
-    let values = request.headers().get("range");
-    let value = std::str::from_utf8(values.first()?).ok()?;
+fn range(request: &Request) -> Option<(u64, u64)> {
+    let value = request.headers().get("range")?.to_str().ok()?;
     let (start, end) = value.strip_prefix("bytes=")?.split_once('-')?;
     let start = start.trim().parse().ok()?;
     let end = match end.trim() {
@@ -117,43 +79,4 @@ fn range_header(request: &IncomingRequest) -> Option<(u64, u64)> {
         end => end.parse().ok()?,
     };
     Some((start, end))
-}
-
-/// The whole request body.
-fn read_body(request: IncomingRequest) -> Result<Vec<u8>, String> {
-    let body = request.consume().map_err(|()| "the body was already read")?;
-    let stream = body.stream().map_err(|()| "the body was already read")?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => return Ok(bytes),
-            Err(StreamError::LastOperationFailed(err)) => return Err(err.to_debug_string()),
-        }
-    }
-}
-
-/// Writes `data` to `stream`, at most 4096 bytes at a time as blocking writes allow.
-fn write_all(stream: &OutputStream, data: &[u8]) -> Result<(), String> {
-    for chunk in data.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).map_err(|err| match err {
-            StreamError::LastOperationFailed(err) => err.to_debug_string(),
-            StreamError::Closed => "the stream closed".to_owned(),
-        })?;
-    }
-    Ok(())
-}
-
-/// Sends `body` with `status` and `content_type`.
-fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
-        .expect("a valid header");
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).expect("a valid status");
-    let outgoing = response.body().expect("the body is taken once");
-    ResponseOutparam::set(out, Ok(response));
-    let stream = outgoing.write().expect("the stream is taken once");
-    write_all(&stream, body).expect("write the body");
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).expect("finish the body");
 }

@@ -7,116 +7,62 @@
 //! Documents are stored under `docs.{id}` in the `default` bucket: on NATS,
 //! `nats kv get default docs.{id}` shows them.
 
-wit_bindgen::generate!({
-    world: "tempo:host/http-keyvalue",
-    path: "../../wit",
-    generate_all,
-});
-
-use exports::wasi::http::incoming_handler::Guest;
 use serde_json::{Value, json};
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
-use wasi::io::streams::StreamError;
-use wasi::keyvalue::{atomics, store};
+use tempo_sdk::http::{Error, Json, ReadBody as _, Request, RequestExt as _, Router, StatusCode};
+use tempo_sdk::keyvalue::Bucket;
 
 const WELCOME: &str = "Welcome to the keyvalue example";
 const DOCS: &str = "docs.";
 
-struct KeyValueExample;
+tempo_sdk::serve!(
+    Router::new()
+        .get("/", visit)
+        .get("/docs", ids)
+        .get("/docs/{id}", read)
+        .put("/docs/{id}", write)
+        .delete("/docs/{id}", delete)
+);
 
-impl Guest for KeyValueExample {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let path = path.split('?').next().unwrap_or("/").to_owned();
-        let reply = route(request, &path).unwrap_or_else(|err| (500, json!({ "error": err })));
-        let body = if reply.1.is_null() { Vec::new() } else { reply.1.to_string().into_bytes() };
-        respond(response_out, reply.0, &body);
-    }
+fn bucket() -> Result<Bucket, Error> {
+    Ok(Bucket::open("default")?)
 }
 
-export!(KeyValueExample);
-
-fn route(request: IncomingRequest, path: &str) -> Result<(u16, Value), String> {
-    let bucket = store::open("default").map_err(describe)?;
-    let id = path.strip_prefix("/docs/").filter(|id| !id.is_empty());
-    Ok(match (request.method(), path, id) {
-        (Method::Get, "/", _) => {
-            let visits = atomics::increment(&bucket, "visits", 1).map_err(describe)?;
-            (200, json!({ "message": WELCOME, "visits": visits }))
-        }
-        (Method::Get, "/docs", _) => (200, json!({ "ids": ids(&bucket)? })),
-        (Method::Get, _, Some(id)) => match bucket.get(&format!("{DOCS}{id}")).map_err(describe)? {
-            Some(document) => (200, serde_json::from_slice(&document).map_err(|e| e.to_string())?),
-            None => (404, json!({ "error": "no such document", "id": id })),
-        },
-        (Method::Put, _, Some(id)) => {
-            let body = read_body(request)?;
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(document) => {
-                    bucket.set(&format!("{DOCS}{id}"), document.to_string().as_bytes()).map_err(describe)?;
-                    (201, json!({ "id": id }))
-                }
-                Err(err) => (400, json!({ "error": format!("the body is not JSON: {err}") })),
-            }
-        }
-        (Method::Delete, _, Some(id)) => {
-            bucket.delete(&format!("{DOCS}{id}")).map_err(describe)?;
-            (204, Value::Null)
-        }
-        _ => (404, json!({ "error": "not found", "path": path })),
-    })
+fn key(request: &Request) -> String {
+    format!("{DOCS}{}", request.param("id").unwrap_or_default())
 }
 
-/// The ids of every stored document, following `list-keys`' cursor through every page.
-fn ids(bucket: &store::Bucket) -> Result<Vec<String>, String> {
+async fn visit(_: Request) -> Result<Json<Value>, Error> {
+    let visits = bucket()?.increment("visits", 1)?;
+    Ok(Json(json!({ "message": WELCOME, "visits": visits })))
+}
+
+/// The ids of every stored document, through every page of keys.
+async fn ids(_: Request) -> Result<Json<Value>, Error> {
     let mut ids = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = bucket.list_keys(cursor).map_err(describe)?;
-        ids.extend(page.keys.iter().filter_map(|key| key.strip_prefix(DOCS)).map(str::to_owned));
-        match page.cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(ids),
+    for key in bucket()?.keys() {
+        if let Some(id) = key?.strip_prefix(DOCS) {
+            ids.push(id.to_owned());
         }
     }
+    Ok(Json(json!({ "ids": ids })))
 }
 
-fn describe(err: store::Error) -> String {
-    match err {
-        store::Error::NoSuchStore => "no such bucket".to_owned(),
-        store::Error::AccessDenied => "access denied".to_owned(),
-        store::Error::Other(message) => message,
+async fn read(request: Request) -> Result<Json<Value>, Error> {
+    let id = request.param("id").unwrap_or_default();
+    match bucket()?.get_json::<Value>(&key(&request))? {
+        Some(document) => Ok(Json(document)),
+        None => Err(Error::not_found(format!("no such document: {id}"))),
     }
 }
 
-/// The whole request body.
-fn read_body(request: IncomingRequest) -> Result<Vec<u8>, String> {
-    let body = request.consume().map_err(|()| "the body was already read")?;
-    let stream = body.stream().map_err(|()| "the body was already read")?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => return Ok(bytes),
-            Err(StreamError::LastOperationFailed(err)) => return Err(err.to_debug_string()),
-        }
-    }
+async fn write(mut request: Request) -> Result<(StatusCode, Json<Value>), Error> {
+    let document: Value = request.json().await?;
+    bucket()?.set_json(&key(&request), &document)?;
+    let id = request.param("id").unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
-/// Sends a JSON `body` with `status`.
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
-        .expect("a valid header");
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).expect("a valid status");
-    let outgoing = response.body().expect("the body is taken once");
-    ResponseOutparam::set(out, Ok(response));
-    let stream = outgoing.write().expect("the stream is taken once");
-    for chunk in body.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).expect("write the body");
-    }
-    drop(stream);
-    OutgoingBody::finish(outgoing, None).expect("finish the body");
+async fn delete(request: Request) -> Result<(), Error> {
+    bucket()?.delete(&key(&request))?;
+    Ok(())
 }

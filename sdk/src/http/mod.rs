@@ -77,6 +77,13 @@ pub trait ReadBody {
 
     /// The whole body as bytes.
     fn bytes(&mut self) -> impl Future<Output = Result<Vec<u8>, Error>>;
+
+    /// Writes the body to `out` as it arrives, never holding all of it, and returns how many
+    /// bytes it had (a blob [`Writer`](crate::blobstore::Writer), a file…).
+    fn copy_to(
+        &mut self,
+        out: &mut impl std::io::Write,
+    ) -> impl Future<Output = Result<u64, Error>>;
 }
 
 impl<M> ReadBody for M
@@ -97,6 +104,21 @@ where
             )
         })?;
         Ok(body.to_vec())
+    }
+
+    async fn copy_to(&mut self, out: &mut impl std::io::Write) -> Result<u64, Error> {
+        let mut body = std::mem::replace(self.body(), Body::empty()).into_boxed_body();
+        let mut copied = 0;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|err| Error::bad_request(format!("cannot read the body: {err}")))?;
+            if let Ok(chunk) = frame.into_data() {
+                out.write_all(&chunk)
+                    .map_err(|err| Error::internal(format!("cannot write the body: {err}")))?;
+                copied += chunk.len() as u64;
+            }
+        }
+        Ok(copied)
     }
 }
 

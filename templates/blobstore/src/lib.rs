@@ -1,11 +1,9 @@
 //! A wasi:http component on wasi:blobstore: `PUT /files/{name}` stores the body as it streams in,
 //! `GET /files/{name}` returns it, `DELETE /files/{name}` removes it.
 
-use std::io::Write as _;
-
 use serde_json::{Value, json};
 use tempo_sdk::blobstore::Container;
-use tempo_sdk::http::{BodyExt as _, Error, Json, Request, RequestExt as _, Router, StatusCode};
+use tempo_sdk::http::{Error, Json, ReadBody as _, Request, RequestExt as _, Router, StatusCode};
 
 tempo_sdk::serve!(routes());
 
@@ -32,16 +30,10 @@ async fn download(request: Request) -> Result<Vec<u8>, Error> {
 }
 
 /// Writes the body into the container as it arrives, never holding all of it.
-async fn upload(request: Request) -> Result<(StatusCode, Json<Value>), Error> {
+async fn upload(mut request: Request) -> Result<(StatusCode, Json<Value>), Error> {
     let name = request.param("name").unwrap_or_default().to_owned();
     let mut writer = files()?.writer(&name)?;
-    let mut body = request.into_body().into_boxed_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| Error::bad_request(err.to_string()))?;
-        if let Ok(chunk) = frame.into_data() {
-            writer.write_all(&chunk).map_err(|err| Error::internal(err.to_string()))?;
-        }
-    }
+    request.copy_to(&mut writer).await?;
     writer.finish()?;
     Ok((StatusCode::CREATED, Json(json!({ "name": name }))))
 }
@@ -55,7 +47,7 @@ async fn remove(request: Request) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tempo_sdk::http::{Body, Handler as _, Method, ReadBody as _, request};
+    use tempo_sdk::http::{Body, Handler as _, Method, request};
 
     fn call(method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
         tempo_sdk::block_on(async {
@@ -69,8 +61,14 @@ mod tests {
     fn files_round_trip() {
         assert_eq!(call(Method::GET, "/files/a.txt", vec![]).0, 404);
         assert_eq!(call(Method::PUT, "/files/a.txt", b"hello".to_vec()).0, 201);
-        assert_eq!(call(Method::GET, "/files/a.txt", vec![]), (StatusCode::OK, b"hello".to_vec()));
-        assert_eq!(call(Method::PUT, "/files/a.txt", b"replaced".to_vec()).0, 201);
+        assert_eq!(
+            call(Method::GET, "/files/a.txt", vec![]),
+            (StatusCode::OK, b"hello".to_vec())
+        );
+        assert_eq!(
+            call(Method::PUT, "/files/a.txt", b"replaced".to_vec()).0,
+            201
+        );
         assert_eq!(call(Method::GET, "/files/a.txt", vec![]).1, b"replaced");
         assert_eq!(call(Method::DELETE, "/files/a.txt", vec![]).0, 204);
         assert_eq!(call(Method::GET, "/files/a.txt", vec![]).0, 404);

@@ -73,7 +73,10 @@ mod tests {
     fn values_round_trip() {
         assert_eq!(call(Method::GET, "/kv/greeting", "").0, 404);
         assert_eq!(call(Method::PUT, "/kv/greeting", "hello").0, 204);
-        assert_eq!(call(Method::GET, "/kv/greeting", ""), (StatusCode::OK, b"hello".to_vec()));
+        assert_eq!(
+            call(Method::GET, "/kv/greeting", ""),
+            (StatusCode::OK, b"hello".to_vec())
+        );
         assert_eq!(call(Method::DELETE, "/kv/greeting", "").0, 204);
         assert_eq!(call(Method::GET, "/kv/greeting", "").0, 404);
     }

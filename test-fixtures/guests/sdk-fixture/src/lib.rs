@@ -12,12 +12,12 @@
 //! - `GET /ask/{subject}`: a request on `subject`, answered with the reply's text;
 //! - messages: replies `sdk: DATA`.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tempo_sdk::blobstore::Container;
-use tempo_sdk::http::{self, BodyExt as _, Error, Json, ReadBody as _, Request, RequestExt as _, Router};
+use tempo_sdk::http::{self, Error, Json, ReadBody as _, Request, RequestExt as _, Router};
 use tempo_sdk::keyvalue::Bucket;
 use tempo_sdk::messaging::{self, Message};
 use tempo_sdk::telemetry::metrics;
@@ -38,7 +38,9 @@ fn routes() -> Router {
         .post("/echo", echo)
         .get("/fetch", fetch)
         .get("/config/{key}", config)
-        .get("/fail", |_| async { Err::<(), _>(Error::internal("it failed on purpose")) })
+        .get("/fail", |_| async {
+            Err::<(), _>(Error::internal("it failed on purpose"))
+        })
         .get("/ask/{subject}", ask)
         .post("/metric/{kind}/{name}", metric)
 }
@@ -92,19 +94,11 @@ async fn kv_incr(request: Request) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
-async fn blob_put(request: Request) -> Result<(), Error> {
+async fn blob_put(mut request: Request) -> Result<(), Error> {
     let name = request.param("name").unwrap_or_default().to_owned();
     let files = Container::open_or_create("files")?;
     let mut writer = files.writer(&name)?;
-    let mut body = request.into_body().into_boxed_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| Error::bad_request(err.to_string()))?;
-        if let Ok(chunk) = frame.into_data() {
-            writer
-                .write_all(&chunk)
-                .map_err(|err| Error::internal(err.to_string()))?;
-        }
-    }
+    request.copy_to(&mut writer).await?;
     writer.finish()?;
     Ok(())
 }
@@ -130,7 +124,11 @@ async fn fetch(request: Request) -> Result<String, Error> {
     async move {
         let mut response = http::get(&url).await?;
         let body = response.bytes().await?;
-        Ok(format!("{} {}", response.status().as_u16(), String::from_utf8_lossy(&body)))
+        Ok(format!(
+            "{} {}",
+            response.status().as_u16(),
+            String::from_utf8_lossy(&body)
+        ))
     }
     .instrument(info_span!("fetch"))
     .await
