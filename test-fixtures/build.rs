@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_MESSAGING", "messaging_fixture.wasm"),
     ("TEMPO_FIXTURE_CONFIG", "config_fixture.wasm"),
     ("TEMPO_FIXTURE_SDK", "sdk_fixture.wasm"),
+    ("TEMPO_FIXTURE_OTEL_COMPAT", "otel_compat.wasm"),
 ];
 
 fn main() {
@@ -35,6 +36,7 @@ fn main() {
         "messaging-fixture",
         "config-fixture",
         "sdk-fixture",
+        "otel-compat",
         // What the guests are built from besides their own sources.
         "../../sdk",
         "../../wit",

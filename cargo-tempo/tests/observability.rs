@@ -435,6 +435,58 @@ fn a_guests_own_spans_join_the_request_trace_through_wasi_otel() {
 }
 
 #[test]
+fn a_guest_on_opentelemetrys_own_sdk_joins_the_trace_and_its_metrics_arrive() {
+    let receiver = Receiver::start();
+    let mut served = otlp::exporting_with(
+        &receiver,
+        tempo_test_fixtures::otel_compat(),
+        &[("TEMPO_ADMIN", "127.0.0.1:0")],
+    );
+    let admin = served.wait_for_admin();
+    let (trace, client_span) = ("3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f", "0f1e2d3c4b5a6978");
+    let response = traced_get(
+        &served.url,
+        &format!("00-{trace}-{client_span}-01"),
+        Some("compat-1"),
+    );
+    assert_eq!(response.status(), 200);
+    // Cumulative reports become changes: 2, then 3 more.
+    let (_, metrics) = get(&format!("http://{admin}/metrics"));
+    for expected in [
+        "compat_requests_total{component=\"otel_compat\",route=\"root\"} 5",
+        "compat_latency_count{component=\"otel_compat\"} 2",
+        "compat_latency_sum{component=\"otel_compat\"} 24",
+        "compat_latency_bucket{component=\"otel_compat\",le=\"10\"} 1",
+    ] {
+        assert!(metrics.contains(expected), "no {expected:?} in:\n{metrics}");
+    }
+    stop(served);
+
+    let spans = receiver.spans();
+    let named = |name: &str| {
+        spans
+            .iter()
+            .find(|span| span.name == name)
+            .unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
+    };
+    let (request, outer, inner) = (
+        named("request"),
+        named("compat-outer"),
+        named("compat-inner"),
+    );
+    for span in [request, outer, inner] {
+        assert_eq!(hex(&span.trace_id), trace, "one trace: {span:#?}");
+    }
+    assert_eq!(
+        outer.parent_span_id, request.span_id,
+        "outer-span-context is the request's"
+    );
+    assert_eq!(inner.parent_span_id, outer.span_id);
+    assert_eq!(attribute(&outer.attributes, "compat.step"), Some("outer"));
+    assert_eq!(attribute(&inner.attributes, "request_id"), Some("compat-1"));
+}
+
+#[test]
 fn an_unreachable_collector_is_reported_and_serving_goes_on() {
     let closed = format!("http://127.0.0.1:{}", free_port());
     let mut served = Served::start_with(

@@ -146,7 +146,7 @@ impl Runtime {
         }
         let pre = linker
             .instantiate_pre(component)
-            .map_err(|e| link_error(anyhow::Error::from(e).root_cause().to_string()))?;
+            .map_err(|e| link_error(format!("{:#}", anyhow::Error::from(e))))?;
 
         let triggers = self.triggers_for(&exports);
         let mut prepared = http::Extensions::new();

@@ -83,6 +83,14 @@ pub fn sdk() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_SDK"))
 }
 
+/// A wasi:http guest using OpenTelemetry's own SDK over wasi:otel, as opentelemetry-wasi does,
+/// with the WIT its users import (`outer-span-context`): `GET /` makes the spans `compat-outer`
+/// and `compat-inner` under the host's, and exports a counter (2, then 5, cumulative) and a
+/// histogram (9 and 15).
+pub fn otel_compat() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_OTEL_COMPAT"))
+}
+
 /// An HTTP server that answers every request with `200 ok`, but only once released.
 #[derive(Clone)]
 pub struct Gate {

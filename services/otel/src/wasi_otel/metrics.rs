@@ -5,10 +5,9 @@
 //! - a sum becomes a counter (monotonic) or an up-down counter, fed the change since the
 //!   instance's last report of that series (a cumulative sum) or the reported change (a delta);
 //! - a gauge is recorded as it is;
-//! - a histogram becomes a host histogram with the guest's bucket bounds, fed each bucket's new
-//!   count at a point inside the bucket: the count is exact, the buckets are for delta reports,
-//!   and the sum is when a point holds one measurement (tempo-sdk reports each one); otherwise
-//!   the sum is taken from the buckets' middles.
+//! - a histogram becomes a host histogram with the guest's bucket bounds (those of its first
+//!   report), fed each bucket's new count at points inside the bucket that add up to the new
+//!   sum: count, buckets and sum are the guest's, the single values are not known.
 //!
 //! What a guest can make the host hold is bounded: [`MAX_INSTRUMENTS`] metric names in the
 //! process, [`MAX_SERIES`] remembered series per instance, [`MAX_POINTS`] points per export and
@@ -60,10 +59,11 @@ pub(crate) struct GuestInstruments {
     by_name: Mutex<HashMap<String, Instrument>>,
 }
 
-/// What one instance last reported of each cumulative series.
+/// What one instance last reported of each cumulative series: a sum's value, or a histogram's
+/// count, sum and bucket counts.
 #[derive(Default)]
 pub(crate) struct Reported {
-    last: HashMap<String, (f64, f64)>,
+    last: HashMap<String, Vec<f64>>,
 }
 
 /// A guest's metric as the host records it.
@@ -161,16 +161,15 @@ impl GuestInstruments {
                 for point in data.data_points {
                     let series = series(point.attributes);
                     let value = number(point.value);
-                    let Some((change, _)) = reported.change(&series, cumulative, (value, 0.0))
-                    else {
+                    let Some(change) = reported.change(&series, cumulative, vec![value]) else {
                         refused = Err((format!("at most {MAX_SERIES} series per instance"), 1));
                         continue;
                     };
                     match &instrument {
-                        Instrument::Counter(counter) if change >= 0.0 => {
-                            counter.add(change, &series.attributes);
+                        Instrument::Counter(counter) if change[0] >= 0.0 => {
+                            counter.add(change[0], &series.attributes);
                         }
-                        Instrument::UpDown(counter) => counter.add(change, &series.attributes),
+                        Instrument::UpDown(counter) => counter.add(change[0], &series.attributes),
                         _ => {}
                     }
                 }
@@ -291,14 +290,11 @@ impl GuestInstruments {
 
 impl Reported {
     /// The change of a series since the instance last reported it: `now` itself for a delta,
-    /// the difference for a cumulative report (a drop means the guest restarted: all of it is
-    /// new). `None` when the instance already has [`MAX_SERIES`] other series.
-    fn change(
-        &mut self,
-        series: &Series<'_>,
-        cumulative: bool,
-        now: (f64, f64),
-    ) -> Option<(f64, f64)> {
+    /// the difference for a cumulative report. `now[0]` is a total that only grows while the
+    /// guest runs (a sum's value, a histogram's count): when it drops, or the shape changes,
+    /// the guest restarted and all of `now` is new. `None` when the instance already has
+    /// [`MAX_SERIES`] other series.
+    fn change(&mut self, series: &Series<'_>, cumulative: bool, now: Vec<f64>) -> Option<Vec<f64>> {
         if !cumulative {
             return Some(now);
         }
@@ -306,16 +302,21 @@ impl Reported {
         if !self.last.contains_key(&key) && self.last.len() >= MAX_SERIES {
             return None;
         }
-        let before = self.last.insert(key, now).unwrap_or((0.0, 0.0));
-        if now.0 < before.0 {
-            Some(now)
-        } else {
-            Some((now.0 - before.0, now.1 - before.1))
+        let before = self.last.insert(key, now.clone());
+        match before {
+            Some(before) if before.len() == now.len() && now[0] >= before[0] => Some(
+                now.iter()
+                    .zip(&before)
+                    .map(|(now, before)| now - before)
+                    .collect(),
+            ),
+            _ => Some(now),
         }
     }
 }
 
-/// Records a histogram point's new measurements, each bucket's at a point inside it.
+/// Records a histogram point's new measurements: each bucket's count at points inside the
+/// bucket, spread so that they add up to the reported sum.
 fn record_histogram(
     histogram: &Histogram<f64>,
     series: &Series<'_>,
@@ -323,11 +324,12 @@ fn record_histogram(
     cumulative: bool,
     reported: &mut Reported,
 ) -> Result<(), String> {
-    let sum = number(point.sum);
-    let Some((count, sum)) = reported.change(series, cumulative, (point.count as f64, sum)) else {
+    let mut totals = vec![point.count as f64, number(point.sum)];
+    totals.extend(point.bucket_counts.iter().map(|&count| count as f64));
+    let Some(change) = reported.change(series, cumulative, totals) else {
         return Err(format!("at most {MAX_SERIES} series per instance"));
     };
-    let count = count as u64;
+    let (count, sum) = (change[0] as u64, change[1]);
     if count == 0 {
         return Ok(());
     }
@@ -336,43 +338,101 @@ fn record_histogram(
             "a histogram point may stand for at most {MAX_MEASUREMENTS} measurements"
         ));
     }
-    let attributes = &series.attributes;
-    if count == 1 {
-        histogram.record(sum, attributes);
-        return Ok(());
-    }
-    let min = point.min.map(number);
-    let max = point.max.map(number);
-    let mean = sum / count as f64;
-    // A cumulative report's bucket counts are totals; only their share of `count` is new.
-    let total: u64 = point.bucket_counts.iter().sum();
-    let mut left = count;
-    for (bucket, &in_bucket) in point.bucket_counts.iter().enumerate() {
-        let new = if total > count {
-            in_bucket.saturating_mul(count) / total.max(1)
-        } else {
-            in_bucket
+    let counts: Vec<u64> = change[2..].iter().map(|&count| count as u64).collect();
+    let bounds = (point.min.map(number), point.max.map(number));
+    for (value, times) in measurements(count, sum, &point.bounds, &counts, bounds) {
+        for _ in 0..times {
+            histogram.record(value, &series.attributes);
         }
-        .min(left);
-        let lower = bucket
-            .checked_sub(1)
-            .and_then(|i| point.bounds.get(i).copied());
-        let upper = point.bounds.get(bucket).copied();
-        let value = match (lower, upper) {
-            (Some(lower), Some(upper)) => (lower + upper) / 2.0,
-            (None, Some(upper)) => min.unwrap_or(upper).min(upper),
-            (Some(lower), None) => max.unwrap_or(lower).max(lower),
-            (None, None) => mean,
-        };
-        for _ in 0..new {
-            histogram.record(value, attributes);
-        }
-        left -= new;
-    }
-    for _ in 0..left {
-        histogram.record(mean, attributes);
     }
     Ok(())
+}
+
+/// Values that stand for a histogram's `count` measurements: `counts[i]` of them in bucket `i`
+/// (`(bounds[i-1], bounds[i]]`, the first and last open, narrowed by the minimum and maximum
+/// when known), moved within their buckets so that they add up to `sum` when the buckets allow
+/// it. Measurements the bucket counts leave out are taken at the mean.
+fn measurements(
+    count: u64,
+    sum: f64,
+    bounds: &[f64],
+    counts: &[u64],
+    (min, max): (Option<f64>, Option<f64>),
+) -> Vec<(f64, u64)> {
+    let mean = sum / count as f64;
+    if count == 1 {
+        return vec![(sum, 1)];
+    }
+    // Each bucket's lowest and highest value, and a starting point inside it.
+    let mut spans: Vec<(f64, f64, u64)> = Vec::new();
+    let mut left = count;
+    for (bucket, &in_bucket) in counts.iter().enumerate() {
+        let in_bucket = in_bucket.min(left);
+        if in_bucket == 0 {
+            continue;
+        }
+        left -= in_bucket;
+        let lower = bucket.checked_sub(1).and_then(|i| bounds.get(i).copied());
+        let upper = bounds.get(bucket).copied();
+        let low = lower.or(min).unwrap_or(f64::NEG_INFINITY);
+        let high = upper.or(max).unwrap_or(f64::INFINITY);
+        spans.push((low, high, in_bucket));
+    }
+    if left > 0 {
+        spans.push((mean, mean, left));
+    }
+    let start = |(low, high): (f64, f64)| match (low.is_finite(), high.is_finite()) {
+        (true, true) => (low + high) / 2.0,
+        (true, false) => low.max(mean),
+        (false, true) => high.min(mean),
+        (false, false) => mean,
+    };
+    let mut values: Vec<(f64, u64)> = spans
+        .iter()
+        .map(|&(low, high, times)| (start((low, high)), times))
+        .collect();
+    // Move every value the same share of its room towards the reported sum.
+    let placed: f64 = values
+        .iter()
+        .map(|&(value, times)| value * times as f64)
+        .sum();
+    let residual = sum - placed;
+    let rooms: Vec<f64> = spans
+        .iter()
+        .zip(&values)
+        .map(|(&(low, high, _), &(value, _))| {
+            if residual > 0.0 {
+                high - value
+            } else {
+                value - low
+            }
+        })
+        .collect();
+    let total_room: f64 = rooms
+        .iter()
+        .zip(&values)
+        .map(|(room, &(_, times))| room * times as f64)
+        .sum();
+    // Unbounded buckets, if any, take all of it, shared among their measurements.
+    let unbounded: u64 = spans
+        .iter()
+        .zip(&rooms)
+        .filter(|(_, room)| room.is_infinite())
+        .map(|(span, _)| span.2)
+        .sum();
+    if residual != 0.0 && total_room > 0.0 {
+        for ((value, _), room) in values.iter_mut().zip(&rooms) {
+            let step = if total_room.is_finite() {
+                room * (residual.abs() / total_room).min(1.0)
+            } else if room.is_infinite() {
+                residual.abs() / unbounded as f64
+            } else {
+                0.0
+            };
+            *value += step.copysign(residual);
+        }
+    }
+    values
 }
 
 /// A cumulative report must be turned into changes; OpenTelemetry's low-memory temporality
@@ -459,34 +519,54 @@ mod tests {
             name: "hits",
             attributes: vec![KeyValue::new("i", i as i64)],
         };
-        assert_eq!(
-            reported.change(&series(0), true, (3.0, 0.0)),
-            Some((3.0, 0.0))
-        );
-        assert_eq!(
-            reported.change(&series(0), true, (5.0, 0.0)),
-            Some((2.0, 0.0))
-        );
-        // A drop is a restart: all of it is new.
-        assert_eq!(
-            reported.change(&series(0), true, (1.0, 0.0)),
-            Some((1.0, 0.0))
-        );
-        assert_eq!(
-            reported.change(&series(0), false, (4.0, 0.0)),
-            Some((4.0, 0.0))
-        );
+        let mut change = |i: usize, cumulative: bool, now: &[f64]| {
+            reported.change(&series(i), cumulative, now.to_vec())
+        };
+        assert_eq!(change(0, true, &[3.0, 1.0]), Some(vec![3.0, 1.0]));
+        assert_eq!(change(0, true, &[5.0, 4.0]), Some(vec![2.0, 3.0]));
+        // A drop of the first total, or another shape, is a restart: all of it is new.
+        assert_eq!(change(0, true, &[1.0, 9.0]), Some(vec![1.0, 9.0]));
+        assert_eq!(change(0, true, &[2.0]), Some(vec![2.0]));
+        assert_eq!(change(0, false, &[4.0]), Some(vec![4.0]));
         for i in 1..MAX_SERIES {
-            assert!(reported.change(&series(i), true, (1.0, 0.0)).is_some());
+            assert!(change(i, true, &[1.0]).is_some());
         }
-        assert_eq!(reported.change(&series(MAX_SERIES), true, (1.0, 0.0)), None);
+        assert_eq!(change(MAX_SERIES, true, &[1.0]), None);
         // Known series still report, and deltas need no memory.
-        assert!(reported.change(&series(0), true, (2.0, 0.0)).is_some());
-        assert!(
-            reported
-                .change(&series(MAX_SERIES), false, (1.0, 0.0))
-                .is_some()
-        );
+        assert!(change(0, true, &[3.0]).is_some());
+        assert!(change(MAX_SERIES, false, &[1.0]).is_some());
+    }
+
+    /// Which bucket of `bounds` each value falls in, and the values' total.
+    fn bucketed(values: &[(f64, u64)], bounds: &[f64]) -> (Vec<u64>, f64) {
+        let mut counts = vec![0; bounds.len() + 1];
+        let mut total = 0.0;
+        for &(value, times) in values {
+            counts[bounds.iter().take_while(|bound| value > **bound).count()] += times;
+            total += value * times as f64;
+        }
+        (counts, total)
+    }
+
+    #[test]
+    fn histogram_points_become_measurements_with_their_buckets_and_sum() {
+        let bounds = [0.0, 5.0, 10.0, 25.0];
+        // 9 and 15, as OpenTelemetry's SDK reports them.
+        let counts = [0, 0, 1, 1, 0];
+        let values = measurements(2, 24.0, &bounds, &counts, (Some(9.0), Some(15.0)));
+        let (buckets, total) = bucketed(&values, &bounds);
+        assert_eq!(buckets, counts);
+        assert!((total - 24.0).abs() < 1e-9, "{values:?}");
+        // The open last bucket takes what the others cannot.
+        let counts = [0, 1, 0, 0, 2];
+        let values = measurements(3, 1003.0, &bounds, &counts, (None, None));
+        let (buckets, total) = bucketed(&values, &bounds);
+        assert_eq!(buckets, counts);
+        assert!((total - 1003.0).abs() < 1e-9, "{values:?}");
+        // One measurement is its sum; counts the buckets leave out are at the mean.
+        assert_eq!(measurements(1, 7.5, &bounds, &[], (None, None)), [(7.5, 1)]);
+        let values = measurements(4, 8.0, &[], &[], (None, None));
+        assert_eq!(values, [(2.0, 4)]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! [`metrics`]); its log records are guest log lines, like wasi:logging's.
 //!
 //! A guest asks for the current span (`current-span-context`: its innermost open span, else the
-//! host's `request` or `message` span), reports the spans it starts and ends, and emits log
+//! host's `request` or `message` span; or, under the older name `outer-span-context`, the host's
+//! span alone), reports the spans it starts and ends, and emits log
 //! records. What one instance can make the host hold is bounded: [`MAX_OPEN_SPANS`] open spans
 //! remembered, [`MAX_SPANS`] spans exported, each cut to the limits of [`convert`]; spans past
 //! the bound are dropped and counted (`tempo_limits_hit_total{limit="spans"}`).
@@ -231,6 +232,23 @@ impl logs::Host for OtelView<'_> {
     }
 }
 
+/// `outer-span-context`, the name an earlier text of `wasi:otel@0.2.0-rc.2` gave the call that
+/// the proposal now calls `current-span-context`, as the guest SDKs in use still import it
+/// (bytecodealliance/opentelemetry-wasi, wasmCloud's examples). It returns the host's span of
+/// the unit of work: what that text specified.
+fn link_outer_span_context(linker: &mut Linker<State>) -> anyhow::Result<()> {
+    let mut tracing = linker.instance(&format!("wasi:otel/tracing@{OTEL_VERSION}"))?;
+    tracing.func_wrap(
+        "outer-span-context",
+        |mut store: tempo_runtime_core::wasmtime::StoreContextMut<'_, State>, (): ()| {
+            let view = view::<InstanceOtel>(store.data_mut());
+            let work = view.context()?.work.clone();
+            Ok((convert::wit_span_context(&work),))
+        },
+    )?;
+    Ok(())
+}
+
 impl Configured for OtelService {
     const SECTION: Option<&'static str> = None;
     const SETTINGS: &'static [Setting] = &[];
@@ -257,6 +275,7 @@ impl Service for OtelService {
         type Data = ServiceData<InstanceOtel>;
         types::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
         wit::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
+        link_outer_span_context(linker)?;
         wit_metrics::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
         logs::add_to_linker::<State, Data>(linker, view::<InstanceOtel>)?;
         Ok(())
