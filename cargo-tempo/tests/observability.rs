@@ -407,12 +407,7 @@ fn a_guests_own_spans_join_the_request_trace_through_wasi_otel() {
     stop(served);
 
     let spans = receiver.spans();
-    let named = |name: &str| {
-        spans
-            .iter()
-            .find(|span| span.name == name)
-            .unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
-    };
+    let named = |name: &str| otlp::named(&spans, name);
     let (request, outer, inner) = (named("request"), named("outer"), named("inner"));
     assert_eq!(hex(&request.parent_span_id), client_span);
     for span in [request, outer, inner] {
@@ -463,12 +458,7 @@ fn a_guest_on_opentelemetrys_own_sdk_joins_the_trace_and_its_metrics_arrive() {
     stop(served);
 
     let spans = receiver.spans();
-    let named = |name: &str| {
-        spans
-            .iter()
-            .find(|span| span.name == name)
-            .unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
-    };
+    let named = |name: &str| otlp::named(&spans, name);
     let (request, outer, inner) = (
         named("request"),
         named("compat-outer"),

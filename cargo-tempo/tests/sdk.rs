@@ -139,12 +139,7 @@ fn an_sdk_guests_spans_counter_and_logs_join_the_clients_trace() {
     stop(served);
 
     let spans = receiver.spans();
-    let named = |name: &str| {
-        spans
-            .iter()
-            .find(|span| span.name == name)
-            .unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
-    };
+    let named = |name: &str| otlp::named(&spans, name);
     let request = spans
         .iter()
         .find(|span| {

@@ -171,6 +171,14 @@ pub(crate) fn stop(mut served: Served) {
     assert_eq!(served.wait(), Some(0));
 }
 
+/// The span called `name` among `spans`; the test fails, listing them, if there is none.
+pub(crate) fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|span| span.name == name)
+        .unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
+}
+
 /// Bytes as lowercase hex, as W3C writes trace and span ids.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

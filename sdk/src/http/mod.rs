@@ -70,9 +70,11 @@ pub trait RequestExt {
     fn query_param(&self, name: &str) -> Option<String>;
 }
 
-/// Reading a whole body, of a request or of a response.
+/// Reading a whole body, of a request or of a response. A body that cannot be read, or is not
+/// the JSON asked for, is an [`Error`]: the client's fault for a request (400), the upstream's
+/// for a response (502).
 pub trait ReadBody {
-    /// The body as JSON: a 400 [`Error`] when it is not `T`.
+    /// The body as JSON.
     fn json<T: serde::de::DeserializeOwned>(&mut self) -> impl Future<Output = Result<T, Error>>;
 
     /// The whole body as bytes.
@@ -93,16 +95,15 @@ where
     async fn json<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, Error> {
         let bytes = self.bytes().await?;
         serde_json::from_slice(&bytes)
-            .map_err(|err| Error::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {err}")))
+            .map_err(|err| Error::new(M::BAD_BODY, format!("invalid JSON: {err}")))
     }
 
     async fn bytes(&mut self) -> Result<Vec<u8>, Error> {
-        let body = self.body().contents().await.map_err(|err| {
-            Error::new(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {err}"),
-            )
-        })?;
+        let body = self
+            .body()
+            .contents()
+            .await
+            .map_err(|err| Error::new(M::BAD_BODY, format!("cannot read the body: {err}")))?;
         Ok(body.to_vec())
     }
 
@@ -110,8 +111,8 @@ where
         let mut body = std::mem::replace(self.body(), Body::empty()).into_boxed_body();
         let mut copied = 0;
         while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|err| Error::bad_request(format!("cannot read the body: {err}")))?;
+            let frame = frame
+                .map_err(|err| Error::new(M::BAD_BODY, format!("cannot read the body: {err}")))?;
             if let Ok(chunk) = frame.into_data() {
                 out.write_all(&chunk)
                     .map_err(|err| Error::internal(format!("cannot write the body: {err}")))?;
@@ -124,17 +125,24 @@ where
 
 /// A request or a response: what has a [`Body`].
 pub trait HasBody {
+    /// The status of an [`Error`] for a body that cannot be read or is not what was asked for.
+    const BAD_BODY: StatusCode;
+
     /// Its body.
     fn body(&mut self) -> &mut Body;
 }
 
 impl HasBody for Request {
+    const BAD_BODY: StatusCode = StatusCode::BAD_REQUEST;
+
     fn body(&mut self) -> &mut Body {
         self.body_mut()
     }
 }
 
 impl HasBody for Response {
+    const BAD_BODY: StatusCode = StatusCode::BAD_GATEWAY;
+
     fn body(&mut self) -> &mut Body {
         self.body_mut()
     }
