@@ -12,13 +12,11 @@ use common::{Served, example_copy, get, get_with_request_id, tempo, wait_for_bod
 fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
     let (_root, project) = example_copy("greeter");
     let mut command = tempo();
-    command.current_dir(&project).args([
-        "dev",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-    ]);
+    command
+        .current_dir(&project)
+        .args(["dev", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--target-dir")
+        .arg(common::scratch("examples"));
     let mut dev = Served::spawn(command);
     dev.wait_for_serving();
     let metrics = format!("http://{}/metrics", dev.wait_for_admin());

@@ -31,7 +31,7 @@ fn dev(project: &Path) -> Served {
     command
         .current_dir(project)
         .args(["dev", "--listen", "127.0.0.1:0", "--target-dir"])
-        .arg(scratch("dev-keyvalue"));
+        .arg(scratch("examples"));
     let mut dev = Served::spawn(command);
     dev.wait_for_serving();
     dev

@@ -80,15 +80,15 @@ fn generate(dir: &Path, name: &str, template: &str) -> PathBuf {
     folder
 }
 
-/// Runs a cargo-driving subcommand on the crate at `folder`, sharing one target folder between
-/// test runs so the templates' dependencies are compiled once.
+/// Runs a cargo-driving subcommand on the crate at `folder`, in the target folder the examples'
+/// tests use too, so the dependencies they share (tempo-sdk's) are compiled once.
 fn on_crate(subcommand: &str, folder: &Path) -> std::process::Output {
     tempo()
         .arg(subcommand)
         .arg("--manifest-path")
         .arg(folder.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(scratch("templates"))
+        .arg(scratch("examples"))
         .output()
         .unwrap()
 }
