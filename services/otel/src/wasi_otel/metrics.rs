@@ -10,9 +10,9 @@
 //!   sum: count, buckets and sum are the guest's, the single values are not known.
 //!
 //! What a guest can make the host hold is bounded: [`MAX_INSTRUMENTS`] metric names in the
-//! process, [`MAX_SERIES`] remembered series per instance, [`MAX_POINTS`] points per export and
-//! [`MAX_MEASUREMENTS`] measurements per point; the SDK caps each instrument's attribute sets
-//! (2000). What is refused is counted (`tempo_limits_hit_total{limit="metrics"}`) and the guest
+//! process, [`MAX_SERIES`] remembered series per instance, [`MAX_POINTS`] points per export,
+//! [`MAX_MEASUREMENTS`] measurements and [`MAX_BUCKETS`] buckets per histogram point; the SDK
+//! caps each instrument's attribute sets (2000). A value that is not finite is refused. What is refused is counted (`tempo_limits_hit_total{limit="metrics"}`) and the guest
 //! gets an error naming it.
 
 use std::collections::HashMap;
@@ -32,6 +32,8 @@ pub(crate) const MAX_SERIES: usize = 1024;
 pub(crate) const MAX_POINTS: usize = 1024;
 /// The most measurements one histogram point may stand for.
 pub(crate) const MAX_MEASUREMENTS: u64 = 10_000;
+/// The most buckets a histogram point may have (OpenTelemetry's 256 bounds, and one more).
+pub(crate) const MAX_BUCKETS: usize = 257;
 
 /// The host instrument behind one guest metric name.
 #[derive(Clone)]
@@ -153,7 +155,12 @@ impl GuestInstruments {
                 Data::F64Gauge(data) | Data::U64Gauge(data) | Data::S64Gauge(data),
             ) => {
                 for point in data.data_points {
-                    gauge.record(number(point.value), &series(point.attributes).attributes);
+                    let value = number(point.value);
+                    if !value.is_finite() {
+                        refused = Err((NOT_FINITE.to_owned(), 1));
+                        continue;
+                    }
+                    gauge.record(value, &series(point.attributes).attributes);
                 }
             }
             (instrument, Data::F64Sum(data) | Data::U64Sum(data) | Data::S64Sum(data)) => {
@@ -161,6 +168,10 @@ impl GuestInstruments {
                 for point in data.data_points {
                     let series = series(point.attributes);
                     let value = number(point.value);
+                    if !value.is_finite() {
+                        refused = Err((NOT_FINITE.to_owned(), 1));
+                        continue;
+                    }
                     let Some(change) = reported.change(&series, cumulative, vec![value]) else {
                         refused = Err((format!("at most {MAX_SERIES} series per instance"), 1));
                         continue;
@@ -324,6 +335,14 @@ fn record_histogram(
     cumulative: bool,
     reported: &mut Reported,
 ) -> Result<(), String> {
+    if point.bucket_counts.len() > MAX_BUCKETS {
+        return Err(format!(
+            "a histogram point may have at most {MAX_BUCKETS} buckets"
+        ));
+    }
+    if !number(point.sum).is_finite() {
+        return Err(NOT_FINITE.to_owned());
+    }
     let mut totals = vec![point.count as f64, number(point.sum)];
     totals.extend(point.bucket_counts.iter().map(|&count| count as f64));
     let Some(change) = reported.change(series, cumulative, totals) else {
@@ -458,6 +477,9 @@ fn exponential(
     }
 }
 
+/// Why a value that is not a number, or infinite, is refused: it would stay in its series.
+const NOT_FINITE: &str = "metric values must be finite numbers";
+
 fn number(number: wit::MetricNumber) -> f64 {
     match number {
         wit::MetricNumber::F64(value) => value,
@@ -567,6 +589,84 @@ mod tests {
         assert_eq!(measurements(1, 7.5, &bounds, &[], (None, None)), [(7.5, 1)]);
         let values = measurements(4, 8.0, &[], &[], (None, None));
         assert_eq!(values, [(2.0, 4)]);
+    }
+
+    /// One metric as a guest exports it.
+    fn export(name: &str, data: wit::MetricData) -> wit::ResourceMetrics {
+        wit::ResourceMetrics {
+            resource: super::super::types::Resource {
+                attributes: Vec::new(),
+                schema_url: None,
+            },
+            scope_metrics: vec![wit::ScopeMetrics {
+                scope: super::super::types::InstrumentationScope {
+                    name: "test".into(),
+                    version: None,
+                    schema_url: None,
+                    attributes: Vec::new(),
+                },
+                metrics: vec![wit::Metric {
+                    name: name.into(),
+                    description: String::new(),
+                    unit: String::new(),
+                    data,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn values_that_are_not_finite_and_oversized_histograms_are_refused_and_counted() {
+        let instruments = GuestInstruments::default();
+        let component = KeyValue::new("component", "test");
+        let mut reported = Reported::default();
+        let now = wit::Datetime {
+            seconds: 0,
+            nanoseconds: 0,
+        };
+        let sum = |value: f64| {
+            wit::MetricData::F64Sum(wit::Sum {
+                data_points: vec![wit::SumDataPoint {
+                    attributes: Vec::new(),
+                    value: wit::MetricNumber::F64(value),
+                    exemplars: Vec::new(),
+                }],
+                start_time: now,
+                time: now,
+                temporality: wit::Temporality::Delta,
+                is_monotonic: false,
+            })
+        };
+        let mut dropped = 0;
+        let mut record =
+            |metrics| instruments.record(metrics, &component, &mut reported, &mut dropped);
+        assert_eq!(record(export("level", sum(1.5))), Ok(()));
+        assert_eq!(
+            record(export("level", sum(f64::NAN))),
+            Err(NOT_FINITE.to_owned())
+        );
+        assert_eq!(
+            record(export("level", sum(f64::INFINITY))),
+            Err(NOT_FINITE.to_owned())
+        );
+        let histogram = wit::MetricData::F64Histogram(wit::Histogram {
+            data_points: vec![wit::HistogramDataPoint {
+                attributes: Vec::new(),
+                count: 1,
+                bounds: Vec::new(),
+                bucket_counts: vec![0; MAX_BUCKETS + 1],
+                min: None,
+                max: None,
+                sum: wit::MetricNumber::F64(1.0),
+                exemplars: Vec::new(),
+            }],
+            start_time: now,
+            time: now,
+            temporality: wit::Temporality::Cumulative,
+        });
+        let refused = record(export("sizes", histogram)).unwrap_err();
+        assert!(refused.contains("buckets"), "{refused}");
+        assert_eq!(dropped, 3);
     }
 
     #[test]
