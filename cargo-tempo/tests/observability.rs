@@ -13,10 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{PATIENCE, Served, get, get_with_request_id};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otlp::{Receiver, attribute, exporting_to, hex, stop, text, traced_get};
-use prost::Message as _;
 
 #[test]
 fn metrics_answer_on_the_admin_address() {
@@ -192,13 +190,9 @@ fn otlp_export_reaches_a_collector_as_protobuf() {
     assert_eq!(served.wait(), Some(0));
 
     let spans: Vec<_> = receiver
-        .bodies("/v1/traces")
-        .iter()
-        .flat_map(|body| {
-            ExportTraceServiceRequest::decode(body.clone())
-                .unwrap()
-                .resource_spans
-        })
+        .requests::<ExportTraceServiceRequest>("/v1/traces")
+        .into_iter()
+        .flat_map(|request| request.resource_spans)
         .collect();
     let service_names: Vec<_> = spans
         .iter()
@@ -226,17 +220,7 @@ fn otlp_export_reaches_a_collector_as_protobuf() {
         .count();
     assert_eq!(calls, 2, "{spans:#?}");
 
-    let logs: Vec<_> = receiver
-        .bodies("/v1/logs")
-        .iter()
-        .flat_map(|body| {
-            ExportLogsServiceRequest::decode(body.clone())
-                .unwrap()
-                .resource_logs
-        })
-        .flat_map(|r| r.scope_logs)
-        .flat_map(|s| s.log_records)
-        .collect();
+    let logs = receiver.logs();
     for line in ["printed on stdout", "logged at info", "logged at warn"] {
         let record = logs
             .iter()

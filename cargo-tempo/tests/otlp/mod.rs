@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message as _;
 
 use crate::common::Served;
 
@@ -99,15 +100,19 @@ impl Receiver {
             .collect()
     }
 
+    /// The OTLP requests posted to `path`, decoded.
+    pub(crate) fn requests<M: prost::Message + Default>(&self, path: &str) -> Vec<M> {
+        self.bodies(path)
+            .into_iter()
+            .map(|body| M::decode(body).unwrap())
+            .collect()
+    }
+
     /// Every metric exported to it, in the order received.
     pub(crate) fn metrics(&self) -> Vec<Metric> {
-        self.bodies("/v1/metrics")
-            .iter()
-            .flat_map(|body| {
-                ExportMetricsServiceRequest::decode(body.clone())
-                    .unwrap()
-                    .resource_metrics
-            })
+        self.requests::<ExportMetricsServiceRequest>("/v1/metrics")
+            .into_iter()
+            .flat_map(|request| request.resource_metrics)
             .flat_map(|r| r.scope_metrics)
             .flat_map(|s| s.metrics)
             .collect()
@@ -115,15 +120,21 @@ impl Receiver {
 
     /// Every span exported to it.
     pub(crate) fn spans(&self) -> Vec<Span> {
-        self.bodies("/v1/traces")
-            .iter()
-            .flat_map(|body| {
-                ExportTraceServiceRequest::decode(body.clone())
-                    .unwrap()
-                    .resource_spans
-            })
+        self.requests::<ExportTraceServiceRequest>("/v1/traces")
+            .into_iter()
+            .flat_map(|request| request.resource_spans)
             .flat_map(|r| r.scope_spans)
             .flat_map(|s| s.spans)
+            .collect()
+    }
+
+    /// Every log record exported to it.
+    pub(crate) fn logs(&self) -> Vec<LogRecord> {
+        self.requests::<ExportLogsServiceRequest>("/v1/logs")
+            .into_iter()
+            .flat_map(|request| request.resource_logs)
+            .flat_map(|r| r.scope_logs)
+            .flat_map(|s| s.log_records)
             .collect()
     }
 }
