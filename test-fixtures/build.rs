@@ -18,6 +18,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_CONFIG", "config_fixture.wasm"),
     ("TEMPO_FIXTURE_SDK", "sdk_fixture.wasm"),
     ("TEMPO_FIXTURE_OTEL_COMPAT", "otel_compat.wasm"),
+    ("TEMPO_FIXTURE_HTTP_P3", "http_p3_fixture.wasm"),
 ];
 
 fn main() {
@@ -37,6 +38,7 @@ fn main() {
         "config-fixture",
         "sdk-fixture",
         "otel-compat",
+        "http-p3-fixture",
         // What the guests are built from besides their own sources.
         "../../sdk",
         "../../wit",

@@ -21,7 +21,7 @@ pub(crate) const SERVICES: &[ServiceEntry] = &[
     ServiceEntry::of::<OtelService>(),
 ];
 
-/// The WIT in `wit/` and the services describe the same interfaces: every import of a world
+/// The WIT in `wit/` and `wit-p3/` and the services describe the same interfaces: every import of a world
 /// tempo hosts is provided by a service, every interface a service claims is in `wit/`, and
 /// every trigger's export is exported by a world.
 #[cfg(test)]
@@ -34,20 +34,23 @@ mod wit_coverage {
 
     use crate::settings::{HostArgs, Settings};
 
+    /// What the worlds of `wit/` (WASI 0.2) and `wit-p3/` (WASI 0.3) import and export.
     fn wit_worlds() -> (BTreeSet<String>, BTreeSet<String>) {
-        let mut resolve = Resolve::new();
-        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
-        let (package, _) = resolve.push_dir(&wit).unwrap();
         let (mut imports, mut exports) = (BTreeSet::new(), BTreeSet::new());
-        for world in resolve.packages[package].worlds.values() {
-            let world = &resolve.worlds[*world];
-            for (items, names) in [
-                (&world.imports, &mut imports),
-                (&world.exports, &mut exports),
-            ] {
-                for item in items.values() {
-                    if let WorldItem::Interface { id, .. } = item {
-                        names.insert(resolve.id_of(*id).unwrap());
+        for folder in ["../wit", "../wit-p3"] {
+            let mut resolve = Resolve::new();
+            let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+            let (package, _) = resolve.push_dir(&wit).unwrap();
+            for world in resolve.packages[package].worlds.values() {
+                let world = &resolve.worlds[*world];
+                for (items, names) in [
+                    (&world.imports, &mut imports),
+                    (&world.exports, &mut exports),
+                ] {
+                    for item in items.values() {
+                        if let WorldItem::Interface { id, .. } = item {
+                            names.insert(resolve.id_of(*id).unwrap());
+                        }
                     }
                 }
             }
@@ -92,11 +95,12 @@ mod wit_coverage {
             .collect();
         assert_eq!(triggers.len(), 2, "HTTP and messaging");
         for trigger in triggers {
-            let export = trigger.export().clone();
-            assert!(
-                exports.iter().any(|e| export.matches_str(e)),
-                "no world in wit/ exports {export:?}: {exports:?}"
-            );
+            for export in std::iter::once(trigger.export()).chain(trigger.also_exports()) {
+                assert!(
+                    exports.iter().any(|e| export.matches_str(e)),
+                    "no world in wit/ exports {export:?}: {exports:?}"
+                );
+            }
         }
     }
 }

@@ -25,11 +25,13 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::engine::compatibility_hash;
+use crate::engine::{Concurrency, EngineSettings, compatibility_hash};
 
 const MAGIC: &[u8; 8] = b"TEMPOAOT";
 const FORMAT_VERSION: u32 = 1;
 const FIXED_HEADER_LEN: usize = 62;
+/// Where the header holds the compatibility hash.
+const HASH_AT: usize = 12;
 
 /// Who wrote a `.bin`; shown when an engine refuses it.
 fn producer() -> String {
@@ -175,6 +177,53 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Loaded, ArtifactError> {
     load_with(engine, path, false)
 }
 
+/// Whether the component at `path` (a `.wasm` or a tempo `.bin`) needs an engine with
+/// [`Concurrency::On`]: a `.wasm` that uses the component model's async ABI (WASI 0.3), or a
+/// `.bin` compiled by such an engine.
+///
+/// A file that is neither, or that another engine compiled, gets [`Concurrency::Off`]; loading it
+/// then says what is wrong with it.
+pub fn concurrency_needed(path: &Path) -> Result<Concurrency, ArtifactError> {
+    let bytes = read(path)?;
+    let needed = if bytes.starts_with(MAGIC) {
+        let concurrent = EngineSettings {
+            concurrency: Concurrency::On,
+            ..EngineSettings::default()
+        };
+        let hash = bytes
+            .get(HASH_AT..HASH_AT + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+        hash.is_some() && hash == concurrent.code_hash().ok()
+    } else {
+        uses_async_abi(&bytes)
+    };
+    Ok(if needed {
+        Concurrency::On
+    } else {
+        Concurrency::Off
+    })
+}
+
+/// Whether `bytes` hold a component that is valid only with the component model's async ABI.
+///
+/// Function bodies are not validated (wasmtime does that when it compiles): what the async ABI
+/// adds (`stream` and `future` types, async lifts and lowers, task builtins) is all in the
+/// component's own sections.
+fn uses_async_abi(bytes: &[u8]) -> bool {
+    let mut features = wasmparser::WasmFeatures::default();
+    features.remove(wasmparser::WasmFeatures::CM_ASYNC);
+    let mut validator = wasmparser::Validator::new_with_features(features);
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else {
+            return false;
+        };
+        if validator.payload(&payload).is_err() {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether `path` has the name precompiled code may be loaded from: `*.bin`.
 pub fn is_bin_name(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "bin")
@@ -302,7 +351,7 @@ fn check_bin<'a>(engine: &Engine, path: &Path, bytes: &'a [u8]) -> Result<&'a [u
             found: format,
         });
     }
-    let hash = u64_at(12);
+    let hash = u64_at(HASH_AT);
     let payload_len = u64_at(20);
     let checksum = &bytes[28..60];
     let producer_len = u16::from_le_bytes([bytes[60], bytes[61]]) as usize;

@@ -34,6 +34,22 @@ pub enum Compiler {
     Winch,
 }
 
+/// Whether the engine runs components that use the component model's async ABI.
+///
+/// WASI 0.3 components (`stream`, `future`, async exports such as `wasi:http/handler@0.3.0`) need
+/// it. It is off unless a component needs it because it costs every call: with it on, wasmtime
+/// runs each export call as a task under its concurrent event loop, and a WASI 0.2 hello serves
+/// 12-20% fewer requests per second (`bench/ab.sh`). It changes compiled code, so it is part of a
+/// `.bin`'s compatibility hash; [`crate::artifact::concurrency_needed`] tells which a file wants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Synchronous components only (WASI 0.2): every call takes wasmtime's direct path.
+    #[default]
+    Off,
+    /// Async components too (WASI 0.3), with their interfaces linked beside WASI 0.2's.
+    On,
+}
+
 /// Everything that decides how the engine is configured.
 ///
 /// Settings that change compiled code (CPU features, tunables, wasm features) are fixed here and
@@ -44,6 +60,8 @@ pub enum Compiler {
 pub struct EngineSettings {
     /// The code generator.
     pub compiler: Compiler,
+    /// Whether WASI 0.3 (async) components can run.
+    pub concurrency: Concurrency,
     /// Instance allocation strategy.
     pub pooling: Pooling,
     /// How many component instances may be alive at once (pooling allocator only).
@@ -56,6 +74,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             compiler: Compiler::Cranelift,
+            concurrency: Concurrency::Off,
             pooling: Pooling::Auto,
             max_instances: crate::admission::DEFAULT_MAX_INSTANCES,
             cache_dir: default_cache_dir(),
@@ -112,11 +131,19 @@ impl EngineSettings {
         })
     }
 
+    /// The compatibility hash of the engine these settings build, without building its pool.
+    pub fn code_hash(&self) -> Result<u64> {
+        Ok(compatibility_hash(&Engine::new(&self.code_config())?))
+    }
+
     /// The part of the configuration that decides what compiled code looks like.
     fn code_config(&self) -> Config {
+        let concurrent = self.concurrency == Concurrency::On;
         let mut config = Config::new();
         config
             .wasm_component_model(true)
+            .wasm_component_model_async(concurrent)
+            .concurrency_support(concurrent)
             // Guests yield to the executor at each epoch tick, so a busy guest never starves
             // others; the same ticks will enforce timeouts.
             .epoch_interruption(true)
@@ -249,6 +276,23 @@ mod tests {
         let pooled = settings(Pooling::Auto).build().unwrap();
         let on_demand = settings(Pooling::Off).build().unwrap();
         assert_eq!(compatibility_hash(&pooled), compatibility_hash(&on_demand));
+        assert_eq!(
+            settings(Pooling::Auto).code_hash().unwrap(),
+            compatibility_hash(&pooled)
+        );
+    }
+
+    #[test]
+    fn concurrency_changes_compiled_code() {
+        let hash = |concurrency| {
+            EngineSettings {
+                concurrency,
+                ..EngineSettings::default()
+            }
+            .code_hash()
+            .unwrap()
+        };
+        assert_ne!(hash(Concurrency::Off), hash(Concurrency::On));
     }
 
     #[test]

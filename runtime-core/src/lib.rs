@@ -42,7 +42,8 @@ pub use admission::{Admission, Demand, Slots};
 pub use command::{cli_run_export, run_command};
 pub use context::{LazyBackend, ServiceContext, ServiceData, ServiceView};
 pub use engine::{
-    Compiler, EngineSettings, EpochTicker, Pooling, compatibility_hash, default_cache_dir,
+    Compiler, Concurrency, EngineSettings, EpochTicker, Pooling, compatibility_hash,
+    default_cache_dir,
 };
 pub use escape::escape_guest_text;
 pub use guest_output::GUEST_LOG_TARGET;

@@ -101,7 +101,11 @@ impl Runtime {
         let exports: Vec<String> = self
             .triggers
             .iter()
-            .map(|trigger| trigger.export().unversioned())
+            .flat_map(|trigger| {
+                std::iter::once(trigger.export())
+                    .chain(trigger.also_exports())
+                    .map(InterfaceName::unversioned)
+            })
             .collect();
         exports.join(", ")
     }
@@ -173,7 +177,7 @@ impl Runtime {
     pub fn triggers_for(&self, exports: &[String]) -> Vec<Arc<dyn Trigger>> {
         self.triggers
             .iter()
-            .filter(|t| exports.iter().any(|e| t.export().matches_str(e)))
+            .filter(|t| exports.iter().any(|e| t.serves(e)))
             .cloned()
             .collect()
     }

@@ -57,6 +57,21 @@ pub trait Trigger: Send + Sync + 'static {
     /// The export of the guest that this trigger calls, e.g. `wasi:http/incoming-handler@0.2.12`.
     fn export(&self) -> &InterfaceName;
 
+    /// Other exports it calls instead, when a component has one of them rather than
+    /// [`Trigger::export`] (another version of the interface, e.g. `wasi:http/handler@0.3.0`).
+    fn also_exports(&self) -> &[InterfaceName] {
+        &[]
+    }
+
+    /// Whether this trigger calls the export named `name`.
+    fn serves(&self, name: &str) -> bool {
+        self.export().matches_str(name)
+            || self
+                .also_exports()
+                .iter()
+                .any(|export| export.matches_str(name))
+    }
+
     /// Checks a component version that exports [`Trigger::export`] and stores in `prepared`
     /// what handling work with it needs (typed export handles), so that the request path does
     /// no lookups. An error rejects the version.

@@ -1,5 +1,6 @@
 //! The base WASI interfaces (`wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`,
-//! `wasi:filesystem`, `wasi:sockets`) that every Rust `wasm32-wasip2` component imports.
+//! `wasi:filesystem`, `wasi:sockets`) that every Rust `wasm32-wasip2` component imports, in WASI
+//! 0.2 and in WASI 0.3 (components built with async bindings, e.g. the `wasip3` crate).
 
 use wasmtime::component::Linker;
 
@@ -9,6 +10,34 @@ use crate::state::State;
 
 /// The WASI 0.2 version wasmtime-wasi implements.
 pub const WASI_VERSION: &str = "0.2.12";
+
+/// The WASI 0.3 version wasmtime-wasi implements.
+pub(crate) const WASI_P3_VERSION: &str = "0.3.0";
+
+/// The WASI 0.3 interfaces of wasmtime-wasi's `p3`.
+const P3_INTERFACES: &[&str] = &[
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/types",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:clocks/types",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/system-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
+    "wasi:sockets/types",
+    "wasi:sockets/ip-name-lookup",
+];
 
 const INTERFACES: &[&str] = &[
     "wasi:cli/environment",
@@ -48,10 +77,13 @@ pub struct WasiService {
 
 impl Default for WasiService {
     fn default() -> Self {
-        let provides = INTERFACES
+        let p2 = INTERFACES
             .iter()
-            .map(|name| InterfaceName::known(&format!("{name}@{WASI_VERSION}")))
-            .collect();
+            .map(|name| InterfaceName::known(&format!("{name}@{WASI_VERSION}")));
+        let p3 = P3_INTERFACES
+            .iter()
+            .map(|name| InterfaceName::known(&format!("{name}@{WASI_P3_VERSION}")));
+        let provides = p2.chain(p3).collect();
         Self { provides }
     }
 }
@@ -67,6 +99,10 @@ impl Service for WasiService {
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         wasmtime_wasi::p2::add_to_linker_async(linker)?;
+        // WASI 0.3 host functions are async, which only an engine with `Concurrency::On` allows.
+        if linker.engine().get_concurrency_support() {
+            wasmtime_wasi::p3::add_to_linker(linker)?;
+        }
         Ok(())
     }
 

@@ -91,6 +91,14 @@ pub fn otel_compat() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_OTEL_COMPAT"))
 }
 
+/// A WASI 0.3 HTTP handler (`wasi:http/handler@0.3.0`, built with the `wasip3` crate):
+/// `/count` answers how many requests its instance has handled, `/echo` streams the request
+/// body back, `/stream?N` writes N chunks of 1000 bytes after the head, `/trap` panics, and
+/// anything else answers `p3 <path>`.
+pub fn http_p3() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_HTTP_P3"))
+}
+
 /// An HTTP server that answers every request with `200 ok`, but only once released.
 #[derive(Clone)]
 pub struct Gate {

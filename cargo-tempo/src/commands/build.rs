@@ -4,7 +4,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use tempo_runtime_core::EngineSettings;
 use tempo_runtime_core::artifact::{self, ArtifactError};
 
 use crate::cargo_build::{self, PackageArgs};
@@ -41,10 +40,9 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
 
     let mut produced: Vec<PathBuf> = components.clone();
     if args.package.release {
-        let engine = EngineSettings::default().build()?;
         for wasm in &components {
             let bin = wasm.with_extension("bin");
-            precompile(shell, &engine, wasm, &bin)
+            precompile(shell, wasm, &bin)
                 .with_context(|| format!("cannot AOT-compile `{}`", display_path(wasm)))?;
             produced.push(bin);
         }

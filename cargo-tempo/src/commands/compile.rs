@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use tempo_runtime_core::EngineSettings;
 use tempo_runtime_core::artifact;
-use tempo_runtime_core::wasmtime::Engine;
 
 use crate::shell::{Shell, display_path, human_size};
 
@@ -28,20 +27,20 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
             display_path(&output)
         );
     }
-    let engine = EngineSettings::default().build()?;
-    precompile(shell, &engine, &args.input, &output)
+    precompile(shell, &args.input, &output)
 }
 
 /// Compiles `wasm` to `bin` with a spinner while it works and a status line when done. Shared by
 /// `build --release` and `compile`, so both write the same `.bin`.
-pub(crate) fn precompile(
-    shell: &Shell,
-    engine: &Engine,
-    wasm: &Path,
-    bin: &Path,
-) -> anyhow::Result<()> {
+pub(crate) fn precompile(shell: &Shell, wasm: &Path, bin: &Path) -> anyhow::Result<()> {
+    // A WASI 0.3 component is compiled for the engine that runs it, with async support.
+    let engine = EngineSettings {
+        concurrency: artifact::concurrency_needed(wasm)?,
+        ..EngineSettings::default()
+    }
+    .build()?;
     let spinner = shell.spinner("Precompiling", display_path(wasm));
-    let compiled = artifact::compile(engine, wasm, bin);
+    let compiled = artifact::compile(&engine, wasm, bin);
     spinner.finish_and_clear();
     let compiled = compiled?;
     shell.status(

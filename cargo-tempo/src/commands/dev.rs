@@ -11,8 +11,8 @@ use tempo_http::STALE_HEADER;
 use tempo_otel::Telemetry;
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::{
-    Admission, Compiler, EngineSettings, InstanceLimits, InstanceSettings, LiveComponent, Runtime,
-    Version, artifact,
+    Admission, Compiler, Concurrency, EngineSettings, InstanceLimits, InstanceSettings,
+    LiveComponent, Runtime, Version, artifact,
 };
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
@@ -67,6 +67,9 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     settings.sources.share(telemetry.guest_spans());
     let engine = EngineSettings {
         compiler,
+        // The next build may be a WASI 0.3 component; the dev loop is not where the cost of
+        // async support to 0.2 requests matters.
+        concurrency: Concurrency::On,
         max_instances: settings.admission.max_instances,
         ..EngineSettings::default()
     }

@@ -44,6 +44,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     // The pool holds exactly the instances admission lets run.
     let engine = EngineSettings {
         max_instances: admission.max_instances,
+        concurrency: artifact::concurrency_needed(&args.file)?,
         ..EngineSettings::default()
     }
     .build()?;

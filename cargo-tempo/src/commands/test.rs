@@ -68,6 +68,7 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
     // faster than Cranelift.
     let engine = EngineSettings {
         compiler: Compiler::Winch,
+        concurrency: artifact::concurrency_needed(&args.file)?,
         ..EngineSettings::default()
     }
     .build()?;

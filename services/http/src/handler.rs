@@ -164,6 +164,9 @@ async fn invoke(
     slot: Slot,
     what: String,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
+    if version.prepared::<ProxyPre<State>>().is_none() {
+        return crate::handler_p3::invoke(version, request, request_id, slot, what).await;
+    }
     let proxy = version
         .prepared::<ProxyPre<State>>()
         .context("this version was not prepared for wasi:http")?

@@ -18,6 +18,7 @@
 
 mod bodies;
 mod handler;
+mod handler_p3;
 mod outbound;
 mod server;
 pub mod settings;
@@ -40,6 +41,10 @@ use tempo_runtime_core::{
 };
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+/// The WASI 0.3 version of wasi:http that wasmtime-wasi-http implements.
+pub const WASI_HTTP_P3_VERSION: &str = "0.3.0";
 
 /// Where and how the server listens.
 #[derive(Clone, Debug)]
@@ -108,6 +113,8 @@ pub struct HttpService {
     config: HttpConfig,
     provides: Vec<InterfaceName>,
     export: InterfaceName,
+    /// The WASI 0.3 handler, served as the 0.2 one is.
+    p3_export: [InterfaceName; 1],
     /// Guests' outgoing requests; replaced once the listener's address is known.
     outbound: arc_swap::ArcSwap<outbound::Outbound>,
 }
@@ -118,6 +125,9 @@ impl HttpService {
     pub fn new(config: HttpConfig) -> anyhow::Result<Self> {
         let name = |interface: &str| {
             InterfaceName::known(&format!("wasi:http/{interface}@{WASI_VERSION}"))
+        };
+        let p3_name = |interface: &str| {
+            InterfaceName::known(&format!("wasi:http/{interface}@{WASI_HTTP_P3_VERSION}"))
         };
         let policy = outbound::Policy::new(
             config.allowed_outbound_hosts.as_deref(),
@@ -131,8 +141,14 @@ impl HttpService {
         );
         Ok(Self {
             config,
-            provides: vec![name("types"), name("outgoing-handler")],
+            provides: vec![
+                name("types"),
+                name("outgoing-handler"),
+                p3_name("types"),
+                p3_name("client"),
+            ],
             export: name("incoming-handler"),
+            p3_export: [p3_name("handler")],
             outbound: arc_swap::ArcSwap::from_pointee(outbound),
         })
     }
@@ -149,6 +165,10 @@ impl Service for HttpService {
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+        // WASI 0.3 host functions are async, which only an engine with `Concurrency::On` allows.
+        if linker.engine().get_concurrency_support() {
+            wasmtime_wasi_http::p3::add_to_linker(linker)?;
+        }
         Ok(())
     }
 
@@ -182,15 +202,29 @@ impl Trigger for HttpService {
         &self.export
     }
 
+    fn also_exports(&self) -> &[InterfaceName] {
+        &self.p3_export
+    }
+
+    /// A WASI 0.2 handler is preferred when a component exports both.
     fn prepare(
         &self,
         pre: &InstancePre<State>,
         prepared: &mut http::Extensions,
     ) -> anyhow::Result<()> {
-        let proxy = ProxyPre::new(pre.clone())
-            .map_err(anyhow::Error::from)
-            .context("its `wasi:http/incoming-handler` export has the wrong shape")?;
-        prepared.insert(proxy);
+        match ProxyPre::new(pre.clone()) {
+            Ok(proxy) => {
+                prepared.insert(proxy);
+            }
+            Err(p2) => {
+                let service = ServicePre::new(pre.clone()).map_err(|p3| {
+                    anyhow::anyhow!(
+                        "its wasi:http handler export has the wrong shape: {p2:#} (0.2), {p3:#} (0.3)"
+                    )
+                })?;
+                prepared.insert(service);
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,138 @@
+//! WASI 0.3 HTTP handlers (`wasi:http/handler@0.3.0`) served by the real binary like WASI 0.2
+//! ones: routes, bodies streamed both ways, outgoing requests under the same rules, a trap
+//! answered with a 500 while serving goes on.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+
+use common::{Served, get, get_with_request_id, scratch, stderr, tempo};
+
+/// A loopback server answering its first request with a 204.
+fn answer_once() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = [0u8; 1024];
+        let _ = stream.read(&mut head).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+    });
+    url
+}
+
+#[test]
+fn a_wasi_p3_handler_is_served_with_a_fresh_instance_per_request() {
+    let allowed = answer_once();
+    let mut served = Served::start_with(
+        tempo_test_fixtures::http_p3(),
+        &[
+            ("TEMPO_ADMIN", "127.0.0.1:0"),
+            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &allowed),
+        ],
+    );
+    let admin = served.wait_for_admin();
+    let url = &served.url.clone();
+
+    let (status, body, echoed) = get_with_request_id(&format!("{url}/hello"), Some("p3-1"));
+    assert_eq!(
+        (status, body.as_str(), echoed.as_str()),
+        (200, "p3 /hello", "p3-1")
+    );
+    // Each request gets an instance of its own.
+    assert_eq!(get(&format!("{url}/count")), (200, "1".into()));
+    assert_eq!(get(&format!("{url}/count")), (200, "1".into()));
+    // A 0.3 component imports tempo's services as 0.2 ones do: the count outlives instances.
+    assert_eq!(get(&format!("{url}/hits")), (200, "1".into()));
+    assert_eq!(get(&format!("{url}/hits")), (200, "2".into()));
+
+    // Bodies stream both ways, past what one write carries.
+    let data: Vec<u8> = (0..2 * 1024 * 1024 + 3)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
+    let echoed = reqwest::blocking::Client::new()
+        .post(format!("{url}/echo"))
+        .body(data.clone())
+        .send()
+        .unwrap();
+    assert_eq!(echoed.status(), 200);
+    assert_eq!(echoed.bytes().unwrap().as_ref(), data.as_slice());
+    let (status, streamed) = get(&format!("{url}/stream?500"));
+    assert_eq!((status, streamed.len()), (200, 500_000));
+    assert!(streamed.starts_with(&"a".repeat(1000)) && streamed.ends_with(&"f".repeat(1000)));
+
+    // A trap is the request's 500, logged with its id; the server goes on.
+    let (status, _, _) = get_with_request_id(&format!("{url}/trap"), Some("p3-trap"));
+    assert_eq!(status, 500);
+    served.wait_for_stderr("the fixture traps on purpose");
+    let failed = served.wait_for_stderr("GET /trap failed");
+    assert!(failed.contains("p3-trap"), "{failed}");
+    assert_eq!(get(&format!("{url}/after")), (200, "p3 /after".into()));
+
+    // Outgoing requests through wasi:http 0.3 meet the same rules: loopback only when allowed.
+    assert_eq!(
+        get(&format!("{url}/fetch?{allowed}/")),
+        (200, "fetched 204".into())
+    );
+    let (status, _) = get(&format!("{url}/fetch?http://{admin}/healthz"));
+    assert_eq!(status, 500);
+    served.wait_for_stderr(&format!("a guest's request to {admin} was denied"));
+
+    let (_, metrics) = get(&format!("http://{admin}/metrics"));
+    for expected in [
+        "tempo_http_requests_total{component=\"http_p3_fixture\",status=\"200\"} 9",
+        "tempo_http_requests_total{component=\"http_p3_fixture\",status=\"500\"} 2",
+        "tempo_traps_total{component=\"http_p3_fixture\"} 1",
+    ] {
+        assert!(metrics.contains(expected), "no {expected:?} in:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_wasi_p3_handler_compiles_to_a_bin_that_runs() {
+    let folder = scratch("http-p3-bin");
+    std::fs::create_dir_all(&folder).unwrap();
+    let bin = folder.join("http_p3_fixture.bin");
+    let output = tempo()
+        .arg("compile")
+        .arg(tempo_test_fixtures::http_p3())
+        .arg("-o")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The `.bin` is compiled with async support, and `run` builds the engine it needs.
+    let mut served = Served::start(&bin);
+    assert_eq!(
+        get(&format!("{}/from-bin", served.url)),
+        (200, "p3 /from-bin".into())
+    );
+    served.signal(libc::SIGTERM);
+    assert_eq!(served.wait(), Some(0));
+}
+
+#[test]
+fn a_wasi_p3_handler_meets_the_deadline_and_the_memory_limit() {
+    let mut served = Served::start_with(
+        tempo_test_fixtures::http_p3(),
+        &[("TEMPO_DEADLINE_MS", "1000"), ("TEMPO_MEMORY_MIB", "32")],
+    );
+    let url = &served.url.clone();
+    // A guest that computes for ever is stopped at its deadline.
+    let (status, _, _) = get_with_request_id(&format!("{url}/spin"), Some("p3-spin"));
+    assert_eq!(status, 504);
+    // One that allocates past its memory limit fails alone.
+    assert_eq!(
+        get(&format!("{url}/alloc?4")),
+        (200, (4u64 << 20).to_string())
+    );
+    let (status, _) = get(&format!("{url}/alloc?64"));
+    assert_eq!(status, 500);
+    served.wait_for_stderr("memory");
+    assert_eq!(get(&format!("{url}/after")), (200, "p3 /after".into()));
+}
