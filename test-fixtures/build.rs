@@ -19,6 +19,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_SDK", "sdk_fixture.wasm"),
     ("TEMPO_FIXTURE_OTEL_COMPAT", "otel_compat.wasm"),
     ("TEMPO_FIXTURE_HTTP_P3", "http_p3_fixture.wasm"),
+    ("TEMPO_FIXTURE_CLI_P3", "cli_p3_fixture.wasm"),
 ];
 
 fn main() {
@@ -39,6 +40,7 @@ fn main() {
         "sdk-fixture",
         "otel-compat",
         "http-p3-fixture",
+        "cli-p3-fixture",
         // What the guests are built from besides their own sources.
         "../../sdk",
         "../../wit",

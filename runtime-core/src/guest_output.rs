@@ -12,7 +12,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-use crate::request_id::RequestId;
+use crate::request_id::CurrentRequest;
 
 /// The tracing target of every line a guest logs, through stdio or `wasi:logging`.
 pub const GUEST_LOG_TARGET: &str = "guest";
@@ -25,7 +25,7 @@ pub(crate) enum LineSink {
         /// The component's name.
         component: Arc<str>,
         /// The request the instance handles.
-        request_id: RequestId,
+        request_id: CurrentRequest,
         /// `stdout` or `stderr`.
         stream: &'static str,
     },
@@ -46,7 +46,7 @@ impl LineSink {
             } => tracing::info!(
                 target: GUEST_LOG_TARGET,
                 component = &**component,
-                request_id = request_id.as_str(),
+                request_id = request_id.get().as_str(),
                 stream = *stream,
                 "{line}"
             ),

@@ -39,7 +39,7 @@ mod version;
 mod wasi;
 
 pub use admission::{Admission, Demand, Slots};
-pub use command::{cli_run_export, run_command};
+pub use command::{cli_run_export, is_cli_run, run_command};
 pub use context::{LazyBackend, ServiceContext, ServiceData, ServiceView};
 pub use engine::{
     Compiler, Concurrency, EngineSettings, EpochTicker, Pooling, compatibility_hash,

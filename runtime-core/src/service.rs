@@ -46,6 +46,10 @@ pub trait Service: Send + Sync + 'static {
     /// Adds this service's per-instance context to a fresh instance's state.
     fn init_instance(&self, _state: &mut State) {}
 
+    /// Tells the service's per-instance context that a reused instance begins another request
+    /// (its id is already the state's). Called in the request's span.
+    fn begin_request(&self, _state: &mut State) {}
+
     /// The loop this service runs to invoke guests, if it is trigger-shaped.
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
         None

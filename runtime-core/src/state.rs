@@ -5,10 +5,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::guest_output::{LineSink, LoggedOutput};
 use crate::limits::{InstanceLimits, MemoryLimiter, MemoryRefused};
-use crate::request_id::RequestId;
+use crate::request_id::{CurrentRequest, RequestId};
 
 /// Where a guest's stdio goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,7 +53,9 @@ impl InstanceSettings {
 /// The data of one instance's store.
 pub struct State {
     component: Arc<str>,
-    request_id: RequestId,
+    pub(crate) request_id: CurrentRequest,
+    /// When the instance's guest code is stopped (see [`crate::Version::new_store`]).
+    pub(crate) deadline: Option<Instant>,
     wasi: WasiCtx,
     table: ResourceTable,
     http: WasiHttpCtx,
@@ -72,6 +75,7 @@ impl State {
     /// names.
     pub fn new(settings: &InstanceSettings, request_id: RequestId) -> Self {
         let component = settings.name.clone();
+        let request_id = CurrentRequest::new(request_id);
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&settings.args).envs(&settings.env);
         match settings.stdio {
@@ -91,6 +95,7 @@ impl State {
         Self {
             component,
             request_id,
+            deadline: None,
             wasi: wasi.build(),
             table: {
                 let mut table = ResourceTable::new();
@@ -111,9 +116,9 @@ impl State {
         &self.component
     }
 
-    /// The id of the request or message this instance handles.
-    pub fn request_id(&self) -> &RequestId {
-        &self.request_id
+    /// The id of the request or message this instance handles (the latest it began, if reused).
+    pub fn request_id(&self) -> RequestId {
+        self.request_id.get()
     }
 
     /// The memory growth this instance was refused, if any.

@@ -140,14 +140,31 @@ impl Version {
         for service in &self.services {
             service.init_instance(&mut state);
         }
+        state.deadline = self.settings.limits.deadline.map(|d| Instant::now() + d);
         let mut store = Store::new(self.component.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
-        let deadline = self.settings.limits.deadline.map(|d| Instant::now() + d);
-        store.epoch_deadline_callback(move |_| match deadline {
+        store.epoch_deadline_callback(|store| match store.data().deadline {
             Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
             _ => Ok(UpdateDeadline::Yield(1)),
         });
         store
+    }
+
+    /// Prepares a reused instance's `state` for its next request, `request_id`: the id its lines
+    /// carry from now on, a deadline of `deadline` (the version's, plus whatever margin the
+    /// trigger leaves for stopping it in its own way first) from now, and each linked service's
+    /// [`Service::begin_request`]. Called in the request's span.
+    pub fn begin_request(
+        &self,
+        state: &mut State,
+        request_id: RequestId,
+        deadline: Option<std::time::Duration>,
+    ) {
+        state.request_id.set(request_id);
+        state.deadline = deadline.map(|d| Instant::now() + d);
+        for service in &self.services {
+            service.begin_request(state);
+        }
     }
 }

@@ -93,10 +93,17 @@ pub fn otel_compat() -> &'static Path {
 
 /// A WASI 0.3 HTTP handler (`wasi:http/handler@0.3.0`, built with the `wasip3` crate):
 /// `/count` answers how many requests its instance has handled, `/echo` streams the request
-/// body back, `/stream?N` writes N chunks of 1000 bytes after the head, `/trap` panics, and
+/// body back, `/stream?N` writes N chunks of 1000 bytes after the head, `/hits` counts in
+/// wasi:keyvalue, `/spin` computes for ever, `/alloc?MIB` allocates, `/trap` panics, and
 /// anything else answers `p3 <path>`.
 pub fn http_p3() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_HTTP_P3"))
+}
+
+/// A WASI 0.3 `wasi:cli` program: writes `p3 args: ARGS` through a 0.3 stdout stream, and exits
+/// with 1 when its first argument is `fail`.
+pub fn cli_p3() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_CLI_P3"))
 }
 
 /// An HTTP server that answers every request with `200 ok`, but only once released.

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use futures::future::try_join_all;
 use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
 use tempo_runtime_core::{
-    Admission, EngineSettings, GuestStdio, InstanceSettings, Runtime, cli_run_export,
+    Admission, EngineSettings, GuestStdio, InstanceSettings, Runtime, is_cli_run,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -90,7 +90,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
                 &observability,
             ))
             .map(|()| 0)
-    } else if exports.iter().any(|e| cli_run_export().matches_str(e)) {
+    } else if exports.iter().any(|e| is_cli_run(e)) {
         let settings = InstanceSettings {
             args: guest_args,
             stdio: GuestStdio::Inherit,

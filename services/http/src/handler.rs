@@ -164,8 +164,8 @@ async fn invoke(
     slot: Slot,
     what: String,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
-    if version.prepared::<ProxyPre<State>>().is_none() {
-        return crate::handler_p3::invoke(version, request, request_id, slot, what).await;
+    if let Some(p3) = version.prepared::<crate::handler_p3::P3Handler>() {
+        return crate::handler_p3::invoke(version, p3, request, request_id, slot, what).await;
     }
     let proxy = version
         .prepared::<ProxyPre<State>>()

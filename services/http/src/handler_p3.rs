@@ -1,131 +1,318 @@
-//! One request to a WASI 0.3 handler (`wasi:http/handler@0.3.0`): a fresh instance of the
-//! current version, its async `handle` called, its response streamed back while the instance
-//! keeps running to write the body.
+//! Requests to a WASI 0.3 handler (`wasi:http/handler@0.3.0`), through wasmtime-wasi-http's
+//! [`ProxyHandler`]: a pool of instances of one version, each taking up to
+//! [`Reuse::requests`] requests in its life and [`Reuse::concurrent`] at once, dropped once idle
+//! for [`IDLE_TIMEOUT`], and never given another request once it has trapped (its store fails,
+//! and with it the worker).
+//!
+//! Each version has a pool of its own, so a request stays on the version that was current when it
+//! arrived, also across a `dev` swap; the old version's instances finish what they have and go.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::{Request, Response};
+use opentelemetry::KeyValue;
 use tempo_runtime_core::admission::Slot;
-use tempo_runtime_core::limits::within_deadline;
+use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
+use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::outcome::{finish_run, log_failure};
+use tempo_runtime_core::wasmtime::component::GuestTaskId;
+use tempo_runtime_core::wasmtime::{Store, StoreContextMut};
 use tempo_runtime_core::{RequestId, State, Version, wasmtime};
-use tokio::sync::oneshot;
-use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::handler::{
+    self, HandlerState, Instance, InstantiationError, ProxyHandler, ProxyPre, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
+};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 
-use crate::bodies::{CheckedBody, GuardedBody};
+use crate::bodies::CheckedBody;
 
-/// Runs the guest for `request` on its own task, holding `slot` until the instance is gone, and
-/// returns its response once it has one; failures are logged once, as for a WASI 0.2 handler.
+/// How long an instance with nothing to do is kept for the next request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long past a request's deadline its instance is stopped, if the guest has not answered:
+/// the request is answered 504 at the deadline by its own timer, which must come first.
+const STOP_MARGIN: Duration = Duration::from_millis(100);
+
+/// How WASI 0.3 instances are reused across requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reuse {
+    /// How many requests one instance handles in its life; `1` gives each request a fresh one.
+    pub requests: usize,
+    /// How many requests one instance handles at once.
+    pub concurrent: usize,
+}
+
+/// What a version keeps for its WASI 0.3 requests: the service's pre-instance, and its pool of
+/// instances, made at its first request.
+#[derive(Clone)]
+pub(crate) struct P3Handler {
+    pre: ServicePre<State>,
+    reuse: Reuse,
+    pool: Arc<OnceLock<ProxyHandler<Instances>>>,
+}
+
+impl P3Handler {
+    pub(crate) fn new(pre: ServicePre<State>, reuse: Reuse) -> Self {
+        Self {
+            pre,
+            reuse,
+            pool: Arc::default(),
+        }
+    }
+}
+
+/// Handles `request` on `version`'s pool, holding `slot` until the response body has ended;
+/// failures are logged once, as for a WASI 0.2 handler (a guest's own failure by the instance's
+/// worker, which knows why it stopped).
 pub(crate) async fn invoke(
     version: &Arc<Version>,
+    handler: &P3Handler,
     request: Request<CheckedBody>,
     request_id: RequestId,
     slot: Slot,
     what: String,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
-    let service = version
-        .prepared::<ServicePre<State>>()
-        .context("this version was not prepared for wasi:http 0.3")?
-        .clone();
-    let mut store = version.new_store(request_id.clone());
-    let (sender, receiver) = oneshot::channel();
-
-    let component = version.component_attribute().clone();
-    let deadline = version.limits().deadline;
-    let stopped = Arc::new(AtomicBool::new(false));
-    let stopped_guest = stopped.clone();
-    let (task_version, task_request_id, task_what) =
-        (version.clone(), request_id.clone(), what.clone());
-    let guest = tokio::spawn(
-        async move {
-            let outcome = within_deadline(deadline, async {
-                let instance = service.instantiate_async(&mut store).await?;
-                let (request, request_io) = {
-                    let http = store.data_mut().http();
-                    wasmtime_wasi_http::p3::Request::from_http(http.hooks, request)
-                };
-                store
-                    .run_concurrent(async move |accessor| {
-                        let response =
-                            instance.handle(accessor, request).await?.map_err(|code| {
-                                wasmtime::format_err!(
-                                    "the component answered with the error {code:?}"
-                                )
-                            })?;
-                        let response = accessor.with(|mut store| {
-                            response.into_http_with_getter(
-                                &mut store,
-                                request_io,
-                                |state: &mut State| state.http(),
-                            )
-                        })?;
-                        // The guest writes the body as the client reads it: the instance runs
-                        // until the body has ended or the client has gone.
-                        let (ended, body_done) = oneshot::channel::<()>();
-                        let response = response.map(|body| {
-                            EndSignal {
-                                body,
-                                ended: Some(ended),
-                            }
-                            .boxed_unsync()
-                        });
-                        if sender.send(response).is_ok() {
-                            let _ = body_done.await;
-                        }
-                        Ok::<_, wasmtime::Error>(())
-                    })
-                    .await??;
-                Ok(())
-            })
-            .await;
-            stopped_guest.store(outcome.is_err(), Ordering::Release);
-            let outcome = finish_run(outcome, store.data(), &component);
-            drop(store);
-            drop(slot);
-            if let Err(err) = &outcome {
-                log_failure(&task_version, &task_request_id, &task_what, err);
+    let pool = handler.pool.get_or_init(|| {
+        ProxyHandler::new(Instances {
+            version: Arc::downgrade(version),
+            pre: handler.pre.clone(),
+            reuse: handler.reuse,
+        })
+    });
+    let arrival = Arrival {
+        request_id: request_id.clone(),
+        what: what.clone(),
+        span: tracing::Span::current(),
+    };
+    let request = request.map(|body| body.boxed_unsync());
+    // The request's own clock answers 504 at the deadline, whatever its instance is doing.
+    let outcome = within_deadline(version.limits().deadline, pool.handle(arrival, request)).await;
+    match outcome {
+        Ok(response) => Ok(response.map(|body| {
+            HoldUntilEnd {
+                body,
+                held: Some(slot),
             }
-            outcome
+            .boxed_unsync()
+        })),
+        Err(err) => {
+            let failure = explain(err, version.limits().deadline);
+            if failure.is::<wasmtime::Trap>() || failure.is::<handler::TrapOrPanicError>() {
+                // The instance failed: its worker logs why, once, with the limit it hit.
+                tracing::debug!("{what} failed: {failure:#}");
+            } else {
+                count_deadline(&failure, version.component_attribute());
+                log_failure(version, &request_id, &what, &failure);
+            }
+            Err(failure)
         }
-        .in_current_span(),
-    );
-
-    match receiver.await {
-        Ok(response) => Ok(response.map(|body| GuardedBody::new(body, stopped).boxed_unsync())),
-        // Logged by the guest's task.
-        Err(_) => match guest.await {
-            Ok(Err(err)) => Err(err),
-            Ok(Ok(())) => {
-                let failure = anyhow!("the component returned without a response");
-                log_failure(version, &request_id, &what, &failure);
-                Err(failure)
-            }
-            Err(join) => {
-                let failure = anyhow!("the component's task failed: {join}");
-                log_failure(version, &request_id, &what, &failure);
-                Err(failure)
-            }
-        },
     }
 }
 
-/// A response body that says when it has ended, or failed, by dropping `ended`.
-struct EndSignal {
-    body: HyperOutgoingBody,
-    ended: Option<oneshot::Sender<()>>,
+/// Says what an error from the pool means where the pool's own words say little.
+fn explain(err: anyhow::Error, deadline: Option<Duration>) -> anyhow::Error {
+    if let Some(code) = err.downcast_ref::<ErrorCode>() {
+        return anyhow!("the component answered with the error {code:?}");
+    }
+    if let Some(failed) = err.downcast_ref::<InstantiationError<Arrival>>() {
+        return anyhow!("cannot start an instance: {:#}", failed.error);
+    }
+    if let (true, Some(deadline)) = (err.is::<handler::ExpirationError>(), deadline) {
+        return DeadlineExceeded(deadline).into();
+    }
+    err
 }
 
-impl Body for EndSignal {
+/// Counts a request stopped at its deadline, as [`finish_run`] does for a WASI 0.2 one.
+fn count_deadline(failure: &anyhow::Error, component: &KeyValue) {
+    if failure.is::<DeadlineExceeded>() {
+        metrics()
+            .limits
+            .add(1, &[component.clone(), KeyValue::new("limit", "deadline")]);
+    }
+}
+
+/// What a request brings to the instance that takes it.
+struct Arrival {
+    request_id: RequestId,
+    /// `METHOD URI`, for the log.
+    what: String,
+    /// The request's span: the instance's work for it is traced under it.
+    span: tracing::Span,
+}
+
+/// A version's instances: how to make one, and how much each takes.
+struct Instances {
+    /// Weak, since the version holds the pool: instances of a version that has gone are not made.
+    version: Weak<Version>,
+    pre: ServicePre<State>,
+    reuse: Reuse,
+}
+
+impl HandlerState for Instances {
+    type StoreData = State;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<State, Expiration, Worker>> {
+        let version = self
+            .version
+            .upgrade()
+            .ok_or_else(|| wasmtime::format_err!("the version has been replaced"))?;
+        // The request id and span are the first request's; `on_request_start` sets them.
+        let mut store = version.new_store(RequestId::generate());
+        let proxy = ProxyPre::P3(self.pre.clone())
+            .instantiate_async(&mut store)
+            .await?;
+        let deadline = version.limits().deadline;
+        Ok(Instance {
+            store,
+            proxy,
+            view: |state: &mut State| state.http(),
+            expiration: Expiration {
+                busy_timeout: deadline.map(|d| d + STOP_MARGIN),
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+            },
+            state: Worker {
+                version,
+                reuse: self.reuse,
+                latest: Mutex::default(),
+            },
+        })
+    }
+}
+
+/// One instance's worker: its version, its reuse, and the request it began last (whose id its
+/// lines carry, and whose log line names a failure of the instance).
+struct Worker {
+    version: Arc<Version>,
+    reuse: Reuse,
+    latest: Mutex<Option<Latest>>,
+}
+
+/// The request an instance began last.
+struct Latest {
+    request_id: RequestId,
+    what: String,
+    started: Instant,
+}
+
+impl WorkerState for Worker {
+    type StoreData = State;
+    type RequestData = Arrival;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.reuse.requests {
+            ShouldAccept::Never
+        } else if concurrent >= self.reuse.concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        mut store: StoreContextMut<'_, State>,
+        arrival: Arrival,
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let deadline = self.version.limits().deadline;
+        arrival.span.in_scope(|| {
+            self.version.begin_request(
+                store.data_mut(),
+                arrival.request_id.clone(),
+                deadline.map(|d| d + STOP_MARGIN),
+            );
+        });
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Latest {
+            request_id: arrival.request_id,
+            what: arrival.what,
+            started: Instant::now(),
+        });
+        match deadline {
+            Some(deadline) => Box::pin(tokio::time::sleep(deadline + STOP_MARGIN)),
+            None => Box::pin(std::future::pending()),
+        }
+    }
+
+    /// Logs and counts the guest's failure (a trap) once, naming the request the instance began
+    /// last; an instance stopped past that request's deadline was already answered 504 and
+    /// logged. Anything else ends the worker, not the guest: an idle instance dropped at
+    /// shutdown, say.
+    fn drop(&self, store: Store<State>, result: wasmtime::Result<()>) {
+        let Err(err) = result else {
+            return;
+        };
+        if err.downcast_ref::<wasmtime::Trap>().is_none() {
+            tracing::debug!("an instance's worker ended: {err:#}");
+            return;
+        }
+        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(latest) = &*latest else {
+            tracing::debug!("an idle instance failed: {err:#}");
+            return;
+        };
+        let deadline = self.version.limits().deadline;
+        if deadline.is_some_and(|deadline| latest.started.elapsed() >= deadline) {
+            tracing::debug!("an instance stopped past its deadline: {err:#}");
+            return;
+        }
+        let component = self.version.component_attribute();
+        if let Err(err) = finish_run(Err::<(), _>(err.into()), store.data(), component) {
+            log_failure(&self.version, &latest.request_id, &latest.what, &err);
+        }
+    }
+}
+
+/// When an instance is stopped: busy past a request's deadline (and its margin), or idle for
+/// [`IDLE_TIMEOUT`]. Polled outside the instance's event loop, so that a guest that never yields
+/// it control is stopped too.
+struct Expiration {
+    busy_timeout: Option<Duration>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let timeout = match status {
+            WorkerStatus::Idle => Some(IDLE_TIMEOUT),
+            WorkerStatus::Requests | WorkerStatus::PostReturn => self.busy_timeout,
+        };
+        let Some(deadline) = timeout.and_then(|timeout| start.checked_add(timeout)) else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+/// A response body that holds `held` (the request's admission slot) until it has ended, failed
+/// or been dropped.
+struct HoldUntilEnd<T> {
+    body: HyperOutgoingBody,
+    held: Option<T>,
+}
+
+impl<T: Unpin> Body for HoldUntilEnd<T> {
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
@@ -135,7 +322,7 @@ impl Body for EndSignal {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            self.ended.take();
+            self.held.take();
         }
         polled
     }

@@ -43,6 +43,9 @@ use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+use crate::handler_p3::P3Handler;
+pub use crate::handler_p3::{IDLE_TIMEOUT, Reuse};
+
 /// The WASI 0.3 version of wasi:http that wasmtime-wasi-http implements.
 pub const WASI_HTTP_P3_VERSION: &str = "0.3.0";
 
@@ -74,7 +77,16 @@ pub struct HttpConfig {
     /// Other addresses of this tempo's (the admin server's) that guests may not reach unless
     /// a rule names them; the listener's own address is added once it is bound.
     pub own_addresses: Vec<SocketAddr>,
+    /// How WASI 0.3 handlers' instances are reused (a WASI 0.2 handler gets a fresh instance
+    /// for every request).
+    pub reuse: Reuse,
 }
+
+/// The default number of requests a WASI 0.3 instance handles in its life.
+pub const DEFAULT_INSTANCE_REUSE: usize = 128;
+
+/// The default number of requests a WASI 0.3 instance handles at once.
+pub const DEFAULT_INSTANCE_CONCURRENCY: usize = 16;
 
 /// The default time a client has to send a request's head: 10 s.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,6 +116,10 @@ impl Default for HttpConfig {
             outbound_connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             outbound_response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             own_addresses: Vec::new(),
+            reuse: Reuse {
+                requests: DEFAULT_INSTANCE_REUSE,
+                concurrent: DEFAULT_INSTANCE_CONCURRENCY,
+            },
         }
     }
 }
@@ -192,6 +208,11 @@ impl Service for HttpService {
         }));
     }
 
+    /// A reused instance's requests continue each request's own trace.
+    fn begin_request(&self, state: &mut State) {
+        self.init_instance(state);
+    }
+
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
         Some(self)
     }
@@ -222,7 +243,7 @@ impl Trigger for HttpService {
                         "its wasi:http handler export has the wrong shape: {p2:#} (0.2), {p3:#} (0.3)"
                     )
                 })?;
-                prepared.insert(service);
+                prepared.insert(P3Handler::new(service, self.config.reuse));
             }
         }
         Ok(())

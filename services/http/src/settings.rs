@@ -8,9 +8,9 @@ use serde::Deserialize;
 use tempo_runtime_core::settings::{Configured, Setting, Sources};
 
 use crate::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HttpConfig,
-    HttpService,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_INSTANCE_CONCURRENCY,
+    DEFAULT_INSTANCE_REUSE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HttpConfig, HttpService, Reuse,
 };
 
 const SECTION: &str = "http";
@@ -41,6 +41,13 @@ pub const OUTBOUND_CONNECT_TIMEOUT_MS: Setting =
 /// How long an outgoing request may wait for its response.
 pub const OUTBOUND_RESPONSE_TIMEOUT_MS: Setting =
     Setting::new(SECTION, "outbound-response-timeout-ms");
+
+/// How many requests a WASI 0.3 instance handles in its life.
+pub const INSTANCE_REUSE: Setting =
+    Setting::new(SECTION, "instance-reuse").var("TEMPO_HTTP_INSTANCE_REUSE");
+/// How many requests a WASI 0.3 instance handles at once.
+pub const INSTANCE_CONCURRENCY: Setting =
+    Setting::new(SECTION, "instance-concurrency").var("TEMPO_HTTP_INSTANCE_CONCURRENCY");
 
 /// The flags of wasi:http.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -73,6 +80,8 @@ pub struct HttpToml {
     allowed_outbound_hosts: Option<Vec<String>>,
     outbound_connect_timeout_ms: Option<u64>,
     outbound_response_timeout_ms: Option<u64>,
+    instance_reuse: Option<usize>,
+    instance_concurrency: Option<usize>,
 }
 
 impl HttpConfig {
@@ -89,6 +98,21 @@ impl HttpConfig {
             .value(&MAX_CONNECTIONS, None, toml.max_connections, number)?
             .unwrap_or(DEFAULT_MAX_CONNECTIONS);
         anyhow::ensure!(max_connections > 0, "{MAX_CONNECTIONS} must be at least 1");
+        let at_least_one = |setting: &Setting, toml, default| -> anyhow::Result<usize> {
+            let value = sources
+                .value(setting, None, toml, number)?
+                .unwrap_or(default);
+            anyhow::ensure!(value > 0, "{setting} must be at least 1");
+            Ok(value)
+        };
+        let reuse = Reuse {
+            requests: at_least_one(&INSTANCE_REUSE, toml.instance_reuse, DEFAULT_INSTANCE_REUSE)?,
+            concurrent: at_least_one(
+                &INSTANCE_CONCURRENCY,
+                toml.instance_concurrency,
+                DEFAULT_INSTANCE_CONCURRENCY,
+            )?,
+        };
         Ok(Self {
             listen: sources
                 .value(&LISTEN, args.listen, toml.listen, "an address")?
@@ -119,6 +143,7 @@ impl HttpConfig {
                 .outbound_response_timeout_ms
                 .map_or(DEFAULT_RESPONSE_TIMEOUT, Duration::from_millis),
             own_addresses: sources.own_addresses.clone(),
+            reuse,
             ..Self::default()
         })
     }
@@ -135,6 +160,8 @@ impl Configured for HttpService {
         MAX_BODY_BYTES,
         OUTBOUND_CONNECT_TIMEOUT_MS,
         OUTBOUND_RESPONSE_TIMEOUT_MS,
+        INSTANCE_REUSE,
+        INSTANCE_CONCURRENCY,
     ];
     type Args = HttpArgs;
 
@@ -217,6 +244,37 @@ mod tests {
         };
         let settings = config(&args, Some(toml), &env).unwrap();
         assert_eq!(settings.allowed_outbound_hosts.unwrap(), ["*://*:*"]);
+    }
+
+    #[test]
+    fn wasi_p3_instance_reuse_comes_from_the_environment_or_tempo_toml() {
+        let defaults = config(&HttpArgs::default(), None, &[]).unwrap().reuse;
+        assert_eq!(
+            defaults,
+            Reuse {
+                requests: DEFAULT_INSTANCE_REUSE,
+                concurrent: DEFAULT_INSTANCE_CONCURRENCY,
+            }
+        );
+        let toml = "[http]\ninstance-reuse = 1\ninstance-concurrency = 4\n";
+        let reuse = config(&HttpArgs::default(), Some(toml), &[]).unwrap().reuse;
+        assert_eq!((reuse.requests, reuse.concurrent), (1, 4));
+        let env = [("TEMPO_HTTP_INSTANCE_REUSE", "64")];
+        let reuse = config(&HttpArgs::default(), Some(toml), &env)
+            .unwrap()
+            .reuse;
+        assert_eq!((reuse.requests, reuse.concurrent), (64, 4));
+        let err = config(
+            &HttpArgs::default(),
+            Some("[http]\ninstance-concurrency = 0\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("instance-concurrency")
+                && err.to_string().contains("at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -54,10 +54,10 @@ impl logging::Host for Logger<'_> {
             logging::Level::Warn => Level::WARN,
             logging::Level::Error | logging::Level::Critical => Level::ERROR,
         };
-        let request_id = self.state.request_id().as_str();
+        let request_id = self.state.request_id();
         guest_line(
             self.state.component(),
-            request_id,
+            request_id.as_str(),
             level,
             &context,
             &message,

@@ -80,12 +80,39 @@ impl OtelService {
 pub(crate) struct InstanceOtel {
     spans: GuestSpans,
     component: Arc<str>,
-    request_id: RequestId,
-    /// The host's span of the unit of work: the parent of the guest's first spans.
-    work: SpanContext,
+    /// The unit of work the instance handles (the latest it began, if reused).
+    work: Mutex<Work>,
     traced: Mutex<Traced>,
     instruments: Arc<GuestInstruments>,
     reported: Mutex<Reported>,
+}
+
+/// A unit of work, as the guest's spans and records are tied to it.
+#[derive(Clone)]
+struct Work {
+    request_id: RequestId,
+    /// The host's span of the unit of work: the parent of the guest's first spans.
+    span: SpanContext,
+}
+
+impl Work {
+    /// The unit of work whose span is the current one.
+    fn current(state: &State) -> Self {
+        Self {
+            request_id: state.request_id(),
+            span: tracing::Span::current()
+                .context()
+                .span()
+                .span_context()
+                .clone(),
+        }
+    }
+}
+
+impl InstanceOtel {
+    fn work(&self) -> Work {
+        self.work.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// The spans an instance has open, and how many it has ended.
@@ -158,7 +185,7 @@ impl wit::Host for OtelView<'_> {
         }
         let extra = [
             component(instance.component.clone()),
-            KeyValue::new("request_id", instance.request_id.as_str().to_owned()),
+            KeyValue::new("request_id", instance.work().request_id.to_string()),
         ];
         if let Some(data) = convert::span_data(span, &extra)
             && data.span_context.is_sampled()
@@ -170,11 +197,10 @@ impl wit::Host for OtelView<'_> {
     fn current_span_context(&mut self) -> wit::SpanContext {
         let current = self.context().ok().and_then(|instance| {
             let traced = instance.traced();
-            traced
-                .open
-                .last()
-                .cloned()
-                .or_else(|| instance.work.is_valid().then(|| instance.work.clone()))
+            traced.open.last().cloned().or_else(|| {
+                let work = instance.work().span;
+                work.is_valid().then_some(work)
+            })
         });
         convert::wit_span_context(&current.unwrap_or(SpanContext::NONE))
     }
@@ -227,8 +253,14 @@ impl logs::Host for OtelView<'_> {
                 .as_ref()
                 .map(|s| s.name.as_str()))
             .unwrap_or("otel");
-        let request_id = instance.request_id.as_str();
-        guest_line(&instance.component, request_id, level, context, &message);
+        let request_id = instance.work().request_id;
+        guest_line(
+            &instance.component,
+            request_id.as_str(),
+            level,
+            context,
+            &message,
+        );
     }
 }
 
@@ -242,7 +274,7 @@ fn link_outer_span_context(linker: &mut Linker<State>) -> anyhow::Result<()> {
         "outer-span-context",
         |mut store: tempo_runtime_core::wasmtime::StoreContextMut<'_, State>, (): ()| {
             let view = view::<InstanceOtel>(store.data_mut());
-            let work = view.context()?.work.clone();
+            let work = view.context()?.work().span;
             Ok((convert::wit_span_context(&work),))
         },
     )?;
@@ -292,20 +324,24 @@ impl Service for OtelService {
 
     /// Taken in the span of the request or message the instance handles.
     fn init_instance(&self, state: &mut State) {
-        let work = tracing::Span::current()
-            .context()
-            .span()
-            .span_context()
-            .clone();
         let instance = InstanceOtel {
             spans: self.spans.clone(),
             component: Arc::from(state.component()),
-            request_id: state.request_id().clone(),
-            work,
+            work: Mutex::new(Work::current(state)),
             traced: Mutex::default(),
             instruments: self.instruments.clone(),
             reported: Mutex::default(),
         };
         state.insert_context(Arc::new(instance));
+    }
+
+    /// Also taken in the span of the request. The bound on spans is per request; the
+    /// instance's open spans and metric totals stay, as they do in the guest.
+    fn begin_request(&self, state: &mut State) {
+        let work = Work::current(state);
+        if let Some(instance) = state.extensions().get::<Arc<InstanceOtel>>() {
+            *instance.work.lock().unwrap_or_else(|e| e.into_inner()) = work;
+            instance.traced().ended = 0;
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! WASI 0.3 HTTP handlers (`wasi:http/handler@0.3.0`) served by the real binary like WASI 0.2
-//! ones: routes, bodies streamed both ways, outgoing requests under the same rules, a trap
-//! answered with a 500 while serving goes on.
+//! WASI 0.3 components through the real binary. HTTP handlers (`wasi:http/handler@0.3.0`) are
+//! served like WASI 0.2 ones (routes, bodies streamed both ways, outgoing requests under the same
+//! rules, tempo's services, the limits, a trap answered with a 500 while serving goes on), with
+//! their instances reused; `wasi:cli/run@0.3.0` programs run.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -27,13 +28,14 @@ fn answer_once() -> String {
 }
 
 #[test]
-fn a_wasi_p3_handler_is_served_with_a_fresh_instance_per_request() {
+fn a_wasi_p3_handler_is_served_with_its_instances_reused() {
     let allowed = answer_once();
     let mut served = Served::start_with(
         tempo_test_fixtures::http_p3(),
         &[
             ("TEMPO_ADMIN", "127.0.0.1:0"),
             ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &allowed),
+            ("TEMPO_HTTP_INSTANCE_REUSE", "3"),
         ],
     );
     let admin = served.wait_for_admin();
@@ -44,9 +46,9 @@ fn a_wasi_p3_handler_is_served_with_a_fresh_instance_per_request() {
         (status, body.as_str(), echoed.as_str()),
         (200, "p3 /hello", "p3-1")
     );
-    // Each request gets an instance of its own.
-    assert_eq!(get(&format!("{url}/count")), (200, "1".into()));
-    assert_eq!(get(&format!("{url}/count")), (200, "1".into()));
+    // An instance takes up to 3 requests (the first one was /hello), then a fresh one comes.
+    let counts: Vec<String> = (0..4).map(|_| get(&format!("{url}/count")).1).collect();
+    assert_eq!(counts, ["2", "3", "1", "2"]);
     // A 0.3 component imports tempo's services as 0.2 ones do: the count outlives instances.
     assert_eq!(get(&format!("{url}/hits")), (200, "1".into()));
     assert_eq!(get(&format!("{url}/hits")), (200, "2".into()));
@@ -72,6 +74,14 @@ fn a_wasi_p3_handler_is_served_with_a_fresh_instance_per_request() {
     served.wait_for_stderr("the fixture traps on purpose");
     let failed = served.wait_for_stderr("GET /trap failed");
     assert!(failed.contains("p3-trap"), "{failed}");
+    assert_eq!(
+        served.stderr().matches("ERROR").count(),
+        1,
+        "{}",
+        served.stderr()
+    );
+    // An instance that trapped is never reused: the next request finds a fresh one.
+    assert_eq!(get(&format!("{url}/count")), (200, "1".into()));
     assert_eq!(get(&format!("{url}/after")), (200, "p3 /after".into()));
 
     // Outgoing requests through wasi:http 0.3 meet the same rules: loopback only when allowed.
@@ -85,7 +95,7 @@ fn a_wasi_p3_handler_is_served_with_a_fresh_instance_per_request() {
 
     let (_, metrics) = get(&format!("http://{admin}/metrics"));
     for expected in [
-        "tempo_http_requests_total{component=\"http_p3_fixture\",status=\"200\"} 9",
+        "tempo_http_requests_total{component=\"http_p3_fixture\",status=\"200\"} 12",
         "tempo_http_requests_total{component=\"http_p3_fixture\",status=\"500\"} 2",
         "tempo_traps_total{component=\"http_p3_fixture\"} 1",
     ] {
@@ -120,12 +130,19 @@ fn a_wasi_p3_handler_compiles_to_a_bin_that_runs() {
 fn a_wasi_p3_handler_meets_the_deadline_and_the_memory_limit() {
     let mut served = Served::start_with(
         tempo_test_fixtures::http_p3(),
-        &[("TEMPO_DEADLINE_MS", "1000"), ("TEMPO_MEMORY_MIB", "32")],
+        &[
+            ("TEMPO_DEADLINE_MS", "1000"),
+            ("TEMPO_MEMORY_MIB", "32"),
+            ("TEMPO_ADMIN", "127.0.0.1:0"),
+        ],
     );
+    let admin = served.wait_for_admin();
     let url = &served.url.clone();
     // A guest that computes for ever is stopped at its deadline.
     let (status, _, _) = get_with_request_id(&format!("{url}/spin"), Some("p3-spin"));
     assert_eq!(status, 504);
+    let stopped = served.wait_for_stderr("GET /spin failed");
+    assert!(stopped.contains("p3-spin"), "{stopped}");
     // One that allocates past its memory limit fails alone.
     assert_eq!(
         get(&format!("{url}/alloc?4")),
@@ -135,4 +152,34 @@ fn a_wasi_p3_handler_meets_the_deadline_and_the_memory_limit() {
     assert_eq!(status, 500);
     served.wait_for_stderr("memory");
     assert_eq!(get(&format!("{url}/after")), (200, "p3 /after".into()));
+    // Each failure is logged once, by whoever knows why, and counted once.
+    let errors = served.stderr().matches("ERROR").count();
+    assert_eq!(errors, 2, "{}", served.stderr());
+    let (_, metrics) = get(&format!("http://{admin}/metrics"));
+    for limit in ["deadline", "memory"] {
+        let expected =
+            format!("tempo_limits_hit_total{{component=\"http_p3_fixture\",limit=\"{limit}\"}} 1");
+        assert!(
+            metrics.contains(&expected),
+            "no {expected:?} in:\n{metrics}"
+        );
+    }
+}
+
+#[test]
+fn a_wasi_p3_program_runs_and_its_exit_code_is_tempos() {
+    let run = |args: &[&str]| {
+        tempo()
+            .arg("run")
+            .arg(tempo_test_fixtures::cli_p3())
+            .arg("--")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["one", "two"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(common::stdout(&output), "p3 args: one two\n");
+    let output = run(&["fail"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
 }
