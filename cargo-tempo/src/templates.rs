@@ -1,7 +1,8 @@
 //! The templates `cargo tempo new` writes, embedded in the binary when it is built, so an installed
-//! tempo needs no checkout. Each is a folder of `templates/`. Every project also gets `vendor/`:
-//! tempo-sdk (`sdk/`, not yet published) and the WIT its bindings come from (`wit/`, what the host
-//! implements), so it builds with only the crate registry reachable.
+//! tempo needs no checkout. Each is a folder of `templates/`. A project on tempo-sdk also gets
+//! `vendor/`: the SDK (`sdk/`, not yet published) and the WIT its bindings come from (`wit/`, what
+//! the host implements), so it builds with only the crate registry reachable. (`http-p3` is
+//! written on the `wasip3` crate instead.)
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,9 @@ impl Template {
     pub(crate) fn render(&self, name: &str, into: &Path) -> io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         write_tree(self.dir, self.dir.path(), into, Some(name), &mut written)?;
+        if !self.uses_sdk() {
+            return Ok(relative_to(into, written));
+        }
         let vendor = into.join("vendor");
         write_tree(
             &SDK,
@@ -88,15 +92,28 @@ impl Template {
         write_tree(&WIT, WIT.path(), &vendor.join("wit"), None, &mut written)?;
         std::fs::write(vendor.join("README.md"), VENDOR_README)?;
         written.push(vendor.join("README.md"));
-        Ok(written
-            .into_iter()
-            .map(|path| {
-                path.strip_prefix(into)
-                    .map(Path::to_path_buf)
-                    .unwrap_or(path)
-            })
-            .collect())
+        Ok(relative_to(into, written))
     }
+
+    /// Whether the template's crate depends on tempo-sdk, which then goes into `vendor/`.
+    fn uses_sdk(&self) -> bool {
+        self.dir
+            .get_file(self.dir.path().join("Cargo.toml"))
+            .and_then(|file| file.contents_utf8())
+            .is_some_and(|manifest| manifest.contains("vendor/tempo-sdk"))
+    }
+}
+
+/// `paths`, relative to `root` where they are below it.
+fn relative_to(root: &Path, paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    paths
+        .into_iter()
+        .map(|path| {
+            path.strip_prefix(root)
+                .map(Path::to_path_buf)
+                .unwrap_or(path)
+        })
+        .collect()
 }
 
 /// Writes the files of `dir` below `into`, with the placeholders filled for a package called
@@ -177,6 +194,18 @@ mod tests {
         // The one line the vendor README tells a user to change.
         assert!(manifest.contains("tempo-sdk = { path = \"vendor/tempo-sdk\" }"));
         assert!(VENDOR_README.contains("tempo-sdk = { path = \"vendor/tempo-sdk\" }"));
+    }
+
+    #[test]
+    fn a_template_without_the_sdk_gets_no_vendor_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = Template::find("http-p3").unwrap();
+        let files = template.render("my-p3", dir.path()).unwrap();
+        assert!(files.contains(&PathBuf::from("src/lib.rs")), "{files:?}");
+        assert!(
+            files.iter().all(|file| !file.starts_with("vendor")),
+            "{files:?}"
+        );
     }
 
     #[test]

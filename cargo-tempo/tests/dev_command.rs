@@ -1,4 +1,5 @@
-//! `cargo tempo dev` through the real binary, on temporary copies of examples/hello-http.
+//! `cargo tempo dev` through the real binary, on temporary copies of examples/hello-http and
+//! on a crate made from the http-p3 template.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -210,4 +211,50 @@ fn a_build_overtaken_by_an_edit_is_cancelled_and_edits_coalesce() {
     dev.wait_for_stderr("Reloaded hello-http");
     let reloads = dev.stderr().matches("Reloaded hello-http").count();
     assert_eq!(reloads, 1, "{}", dev.stderr());
+}
+
+#[test]
+fn a_wasi_p3_component_is_swapped_and_requests_in_flight_finish_on_their_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p3-dev");
+    let created = tempo()
+        .args(["new", "p3-dev", "--template", "http-p3", "--path"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", common::stderr(&created));
+    // The target folder the template test builds in: wasip3 compiles once.
+    let target = scratch("examples");
+    let mut dev = dev(&project, &["--target-dir", target.to_str().unwrap()]);
+    dev.wait_for_serving();
+    let hello = format!("{}/hello/Ada", dev.url);
+    assert_eq!(wait_for_body(&hello, "Hello, Ada!").1, None);
+
+    let load = Load::start(&hello);
+    // A response still being written when the new version comes: 60 lines, 200 ms apart.
+    let in_flight = reqwest::blocking::get(format!("{}/countdown?60", dev.url)).unwrap();
+    assert_eq!(in_flight.status(), 200);
+    edit(&project, "liftoff", "touchdown");
+    edit(&project, "Hello, {name}!", "Hi, {name}!");
+    assert_eq!(wait_for_body(&hello, "Hi, Ada!").1, None);
+    dev.wait_for_stderr("Reloaded p3-dev in");
+
+    // The old version's instance finished the response it had begun.
+    let text = in_flight.text().unwrap();
+    assert!(
+        text.starts_with("60\n59\n") && text.ends_with("1\nliftoff\n"),
+        "{text}"
+    );
+    let countdown = reqwest::blocking::get(format!("{}/countdown?1", dev.url)).unwrap();
+    assert_eq!(countdown.text().unwrap(), "1\ntouchdown\n");
+    let (ok, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {failures:?}",
+        failures.len()
+    );
+    assert!(ok > 0);
+
+    dev.signal(libc::SIGINT);
+    assert_eq!(dev.wait(), Some(0));
 }

@@ -41,6 +41,15 @@ const TEMPLATES: &[(&str, &[Check])] = &[
         ],
     ),
     (
+        "http-p3",
+        &[
+            ("/", 200, "Hello from probe-http-p3!"),
+            ("/hello/Ada", 200, "Hello, Ada!"),
+            ("/countdown?2", 200, "2\n1\nliftoff\n"),
+            ("/nowhere", 404, "no route for /nowhere"),
+        ],
+    ),
+    (
         "keyvalue",
         &[
             ("/", 200, r#"{"visits":1}"#),
@@ -161,6 +170,7 @@ fn list_names_each_template_with_its_description() {
         concat!(
             "blobstore    A wasi:http component that stores and serves files in wasi:blobstore.\n",
             "http         A wasi:http component with two routes answering JSON.\n",
+            "http-p3      A WASI 0.3 HTTP component: an async handler with a streamed response and a streamed echo.\n",
             "keyvalue     A wasi:http component that counts visits and stores values by key in wasi:keyvalue.\n",
             "messaging    A wasi:http component that asks a wasi:messaging handler for its greetings.\n",
         )
