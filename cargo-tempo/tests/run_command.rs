@@ -263,7 +263,7 @@ fn an_import_nobody_provides_is_named() {
 fn a_component_that_is_neither_served_nor_run_is_refused_with_its_exports_and_missing_imports() {
     let err = refused(tempo_test_fixtures::library_only());
     assert!(
-        err.contains("exports no handler tempo serves (wasi:http/incoming-handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports tempo-fixtures:library/api@0.1.0; it also imports what no tempo service provides: tempo-fixtures:library/host@0.1.0"),
+        err.contains("exports no handler tempo serves (wasi:http/incoming-handler, wasi:http/handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports tempo-fixtures:library/api@0.1.0; it also imports what no tempo service provides: tempo-fixtures:library/host@0.1.0"),
         "{err}"
     );
 }

@@ -96,7 +96,7 @@ impl Runtime {
     }
 
     /// The exports the registered triggers serve, unversioned and comma-separated, for messages:
-    /// `wasi:http/incoming-handler, wasi:messaging/incoming-handler`.
+    /// `wasi:http/incoming-handler, wasi:http/handler, wasi:messaging/incoming-handler`.
     pub fn served_exports(&self) -> String {
         let exports: Vec<String> = self
             .triggers
