@@ -1,4 +1,4 @@
-# Shared by the bench scripts: starting, waiting for and stopping the server under test.
+# Shared by the bench scripts: starting, waiting for, loading (wrk) and stopping the server under test.
 # `source` it after `cd` to the repository; it sets an EXIT trap that stops the server.
 
 server_pid=
@@ -14,3 +14,20 @@ wait_until_up() {
   echo "server at $1 did not come up" >&2
   exit 1
 }
+
+# Runs wrk against $1 and prints "<requests/s> <p99 in ms>".
+load() {
+  wrk -t"${THREADS:-1}" -c"${CONNECTIONS:-32}" -d2s "$1" >/dev/null # warm-up
+  wrk -t"${THREADS:-1}" -c"${CONNECTIONS:-32}" -d"${DURATION:-10s}" --latency "$1" | awk '
+    /Requests\/sec/ { rps = $2 }
+    $1 == "99%" {
+      v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+/, "", v)
+      if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000
+      p99 = v
+    }
+    /Non-2xx|Socket errors/ { print "wrk: " $0 > "/dev/stderr" }
+    END { printf "%.0f %.2f\n", rps, p99 }'
+}
+
+# The median of the numbers given.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

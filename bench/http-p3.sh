@@ -46,19 +46,6 @@ p2_bin=$(grep '\.bin$' <<<"$p2")
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-# Runs wrk against $1 and prints "<requests/s> <p99 in ms>".
-load() {
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$1" >/dev/null # warm-up
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1" | awk '
-    /Requests\/sec/ { rps = $2 }
-    $1 == "99%" {
-      v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+/, "", v)
-      if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000
-      p99 = v
-    }
-    /Non-2xx|Socket errors/ { print "wrk: " $0 > "/dev/stderr" }
-    END { printf "%.0f %.2f\n", rps, p99 }'
-}
 
 measure() { # command...
   "$@" >/dev/null 2>&1 &
@@ -82,7 +69,6 @@ for round in $(seq 1 "$ROUNDS"); do
   rps3+=("$r"); p993+=("$p")
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo
 echo "p3 hello (templates/http-p3 GET /), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds"

@@ -33,19 +33,6 @@ bin=$(grep '\.bin$' <<<"$artifacts")
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-# Runs wrk against $1 and prints "<requests/s> <p99 in ms>".
-load() {
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$1" >/dev/null # warm-up
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1" | awk '
-    /Requests\/sec/ { rps = $2 }
-    $1 == "99%" {
-      v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+/, "", v)
-      if (unit == "us") v /= 1000; else if (unit == "s") v *= 1000
-      p99 = v
-    }
-    /Non-2xx|Socket errors/ { print "wrk: " $0 > "/dev/stderr" }
-    END { printf "%.0f %.2f\n", rps, p99 }'
-}
 
 measure() { # url command...
   local url=$1
@@ -73,7 +60,6 @@ for round in $(seq 1 "$ROUNDS"); do
   rps2+=("$r"); p992+=("$p")
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo
 echo "hello-http, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, wasmtime $WASMTIME_VERSION"

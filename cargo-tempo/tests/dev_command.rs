@@ -89,6 +89,17 @@ impl Load {
         Self { threads, ..load }
     }
 
+    /// Stops the clients and checks that every answer was a 200, and that there were some.
+    fn finish_without_failures(self) {
+        let (ok, failures) = self.finish();
+        assert!(
+            failures.is_empty(),
+            "{} failed requests: {failures:?}",
+            failures.len()
+        );
+        assert!(ok > 0);
+    }
+
     /// Stops the clients and returns (answers that were 200, failures).
     fn finish(self) -> (usize, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
@@ -140,13 +151,7 @@ fn edits_reload_the_running_server_without_a_failed_request() {
     edit(root, "Hello v3!", "Hello v4!");
     assert_eq!(wait_for_body(&url, "Hello v4!").1, None);
 
-    let (ok, failures) = load.finish();
-    assert!(
-        failures.is_empty(),
-        "{} failed requests: {failures:?}",
-        failures.len()
-    );
-    assert!(ok > 0);
+    load.finish_without_failures();
     let changes: Vec<String> = dev
         .stderr()
         .lines()
@@ -247,13 +252,7 @@ fn a_wasi_p3_component_is_swapped_and_requests_in_flight_finish_on_their_version
     );
     let countdown = reqwest::blocking::get(format!("{}/countdown?1", dev.url)).unwrap();
     assert_eq!(countdown.text().unwrap(), "1\ntouchdown\n");
-    let (ok, failures) = load.finish();
-    assert!(
-        failures.is_empty(),
-        "{} failed requests: {failures:?}",
-        failures.len()
-    );
-    assert!(ok > 0);
+    load.finish_without_failures();
 
     dev.signal(libc::SIGINT);
     assert_eq!(dev.wait(), Some(0));
