@@ -476,3 +476,44 @@ fn an_unreachable_collector_is_reported_and_serving_goes_on() {
     served.wait_for_stderr("HTTP export failed");
     assert_eq!(get(&format!("{}/log", served.url)).0, 200);
 }
+
+#[test]
+fn a_reused_wasi_p3_instance_continues_each_requests_own_trace() {
+    let receiver = Receiver::start();
+    let served = exporting_to(&receiver, tempo_test_fixtures::http_p3());
+    let traces = [
+        ("4bf92f3577b34da6a3ce929d0e0e4736", "p3-traced-1"),
+        ("5cf92f3577b34da6a3ce929d0e0e4737", "p3-traced-2"),
+    ];
+    for (trace, id) in traces {
+        let response = traced_get(
+            &format!("{}/fetch?{}/downstream", served.url, receiver.url),
+            &format!("00-{trace}-00f067aa0ba902b7-01"),
+            Some(id),
+        );
+        assert_eq!(response.status(), 200, "{:?}", response.text());
+    }
+    // Both went to one instance (the fixture counts what its instance has handled).
+    assert_eq!(get(&format!("{}/count", served.url)).1, "3");
+    stop(served);
+
+    let spans = receiver.spans();
+    let expected: Vec<Option<String>> = traces
+        .iter()
+        .map(|(trace, id)| {
+            let request = spans
+                .iter()
+                .find(|span| {
+                    span.name == "request" && attribute(&span.attributes, "request_id") == Some(id)
+                })
+                .unwrap_or_else(|| panic!("no request span for {id} in {spans:#?}"));
+            assert_eq!(hex(&request.trace_id), *trace);
+            Some(format!("00-{trace}-{}-01", hex(&request.span_id)))
+        })
+        .collect();
+    assert_eq!(
+        receiver.traceparents("/downstream"),
+        expected,
+        "each request's outgoing call continues its own trace"
+    );
+}

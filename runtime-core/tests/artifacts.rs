@@ -221,3 +221,36 @@ fn the_wasmtime_version_in_bin_headers_is_the_one_linked() {
         .unwrap();
     assert_eq!(artifact::wasmtime_version(), linked);
 }
+
+#[test]
+fn only_a_component_that_uses_the_async_abi_gets_an_engine_with_it() {
+    use tempo_runtime_core::Concurrency;
+    let p2 = tempo_test_fixtures::http();
+    let p3 = tempo_test_fixtures::http_p3();
+    assert_eq!(artifact::concurrency_needed(p2).unwrap(), Concurrency::Off);
+    assert_eq!(artifact::concurrency_needed(p3).unwrap(), Concurrency::On);
+
+    // A `.bin` says which engine compiled it; the other engine refuses it with the usual sentence.
+    let dir = tempfile::tempdir().unwrap();
+    let engine_with = |concurrency| {
+        EngineSettings {
+            concurrency,
+            pooling: Pooling::Off,
+            cache_dir: None,
+            ..EngineSettings::default()
+        }
+        .build()
+        .unwrap()
+    };
+    for (wasm, concurrency) in [(p2, Concurrency::Off), (p3, Concurrency::On)] {
+        let bin = dir.path().join("component.bin");
+        artifact::compile(&engine_with(concurrency), wasm, &bin).unwrap();
+        assert_eq!(artifact::concurrency_needed(&bin).unwrap(), concurrency);
+    }
+    let bin = dir.path().join("component.bin");
+    match artifact::load(&engine_with(Concurrency::Off), &bin) {
+        Err(ArtifactError::OtherEngine { .. }) => {}
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a p3 .bin loaded on an engine without async support"),
+    }
+}
