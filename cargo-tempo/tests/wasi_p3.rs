@@ -152,13 +152,20 @@ fn a_wasi_p3_handler_meets_the_deadline_and_the_memory_limit() {
     assert_eq!(status, 500);
     served.wait_for_stderr("memory");
     assert_eq!(get(&format!("{url}/after")), (200, "p3 /after".into()));
+    // One stopped after its response has started: the body ends with an error, not cleanly.
+    // (Last: until it is stopped, its instance holds up what is queued for it.)
+    let cut = reqwest::blocking::get(format!("{url}/stream-then-spin")).unwrap();
+    assert_eq!(cut.status(), 200);
+    assert!(cut.bytes().is_err(), "a cut-off body read as whole");
     // Each failure is logged once, by whoever knows why, and counted once.
+    served.wait_for_stderr("GET /stream-then-spin failed");
     let errors = served.stderr().matches("ERROR").count();
-    assert_eq!(errors, 2, "{}", served.stderr());
+    assert_eq!(errors, 3, "{}", served.stderr());
     let (_, metrics) = get(&format!("http://{admin}/metrics"));
-    for limit in ["deadline", "memory"] {
-        let expected =
-            format!("tempo_limits_hit_total{{component=\"http_p3_fixture\",limit=\"{limit}\"}} 1");
+    for (limit, count) in [("deadline", 2), ("memory", 1)] {
+        let expected = format!(
+            "tempo_limits_hit_total{{component=\"http_p3_fixture\",limit=\"{limit}\"}} {count}"
+        );
         assert!(
             metrics.contains(&expected),
             "no {expected:?} in:\n{metrics}"

@@ -8,6 +8,7 @@
 //! arrived, also across a `dev` swap; the old version's instances finish what they have and go.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 
-use crate::bodies::CheckedBody;
+use crate::bodies::{CheckedBody, GuardedBody};
 
 /// How long an instance with nothing to do is kept for the next request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -89,18 +90,22 @@ pub(crate) async fn invoke(
             reuse: handler.reuse,
         })
     });
+    let (stopped, responded) = (Arc::new(AtomicBool::new(false)), Arc::default());
     let arrival = Arrival {
         request_id: request_id.clone(),
         what: what.clone(),
         span: tracing::Span::current(),
+        stopped: stopped.clone(),
+        responded: Arc::clone(&responded),
     };
     let request = request.map(|body| body.boxed_unsync());
     // The request's own clock answers 504 at the deadline, whatever its instance is doing.
     let outcome = within_deadline(version.limits().deadline, pool.handle(arrival, request)).await;
     match outcome {
         Ok(response) => Ok(response.map(|body| {
+            responded.store(true, Ordering::Release);
             HoldUntilEnd {
-                body,
+                body: GuardedBody::new(body, stopped).boxed_unsync(),
                 held: Some(slot),
             }
             .boxed_unsync()
@@ -149,6 +154,11 @@ struct Arrival {
     what: String,
     /// The request's span: the instance's work for it is traced under it.
     span: tracing::Span,
+    /// Set if the instance stops with the request's response body unfinished, so that the body
+    /// ends with an error, not as if it were whole (wasmtime-wasi-http ends it cleanly).
+    stopped: Arc<AtomicBool>,
+    /// Set once its response has gone out: a failure after that is the instance's to log.
+    responded: Arc<AtomicBool>,
 }
 
 /// A version's instances: how to make one, and how much each takes.
@@ -187,6 +197,7 @@ impl HandlerState for Instances {
                 version,
                 reuse: self.reuse,
                 latest: Mutex::default(),
+                taken: Mutex::default(),
             },
         })
     }
@@ -198,6 +209,8 @@ struct Worker {
     version: Arc<Version>,
     reuse: Reuse,
     latest: Mutex<Option<Latest>>,
+    /// The `stopped` flags of the requests it took (at most `reuse.requests`).
+    taken: Mutex<Vec<Arc<AtomicBool>>>,
 }
 
 /// The request an instance began last.
@@ -205,6 +218,7 @@ struct Latest {
     request_id: RequestId,
     what: String,
     started: Instant,
+    responded: Arc<AtomicBool>,
 }
 
 impl WorkerState for Worker {
@@ -235,10 +249,15 @@ impl WorkerState for Worker {
                 deadline.map(|d| d + STOP_MARGIN),
             );
         });
+        self.taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(arrival.stopped);
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Latest {
             request_id: arrival.request_id,
             what: arrival.what,
             started: Instant::now(),
+            responded: arrival.responded,
         });
         match deadline {
             Some(deadline) => Box::pin(tokio::time::sleep(deadline + STOP_MARGIN)),
@@ -246,29 +265,46 @@ impl WorkerState for Worker {
         }
     }
 
-    /// Logs and counts the guest's failure (a trap) once, naming the request the instance began
-    /// last; an instance stopped past that request's deadline was already answered 504 and
-    /// logged. Anything else ends the worker, not the guest: an idle instance dropped at
-    /// shutdown, say.
+    /// Marks the bodies of its requests as cut off, then logs and counts the guest's failure once,
+    /// naming the request the instance began last: a trap, or that request's deadline passed
+    /// after its response had begun (before, its own timer answered 504 and logged it). Anything
+    /// else ends the worker, not the guest: an idle instance dropped at shutdown, say.
     fn drop(&self, store: Store<State>, result: wasmtime::Result<()>) {
         let Err(err) = result else {
             return;
         };
-        if err.downcast_ref::<wasmtime::Trap>().is_none() {
-            tracing::debug!("an instance's worker ended: {err:#}");
-            return;
+        // Before the store goes, and with it what the bodies still read from.
+        for stopped in self
+            .taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            stopped.store(true, Ordering::Release);
         }
         let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(latest) = &*latest else {
             tracing::debug!("an idle instance failed: {err:#}");
             return;
         };
+        let component = self.version.component_attribute();
         let deadline = self.version.limits().deadline;
-        if deadline.is_some_and(|deadline| latest.started.elapsed() >= deadline) {
-            tracing::debug!("an instance stopped past its deadline: {err:#}");
+        if let Some(deadline) = deadline.filter(|d| latest.started.elapsed() >= *d) {
+            // Before its response, the request was answered 504 and logged by its own timer;
+            // after, its body is cut off here.
+            if latest.responded.load(Ordering::Acquire) {
+                let failure = DeadlineExceeded(deadline).into();
+                count_deadline(&failure, component);
+                log_failure(&self.version, &latest.request_id, &latest.what, &failure);
+            } else {
+                tracing::debug!("an instance stopped past its deadline: {err:#}");
+            }
             return;
         }
-        let component = self.version.component_attribute();
+        if err.downcast_ref::<wasmtime::Trap>().is_none() {
+            tracing::debug!("an instance's worker ended: {err:#}");
+            return;
+        }
         if let Err(err) = finish_run(Err::<(), _>(err.into()), store.data(), component) {
             log_failure(&self.version, &latest.request_id, &latest.what, &err);
         }

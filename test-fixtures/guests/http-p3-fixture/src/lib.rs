@@ -7,6 +7,7 @@
 //!   the error code the host gave;
 //! - `GET /trap`: panics;
 //! - `GET /spin`: computes for ever;
+//! - `GET /stream-then-spin`: sends the head and 1000 bytes of body, then computes for ever;
 //! - `GET /alloc?MIB`: allocates MIB mebibytes and answers their sum;
 //! - `GET /hits`: increments `p3-hits` in the `default` bucket through wasi:keyvalue (a WASI 0.2
 //!   interface, imported by a 0.3 component) and answers the new count;
@@ -42,7 +43,8 @@ impl wasip3::exports::http::handler::Guest for Fixture {
         match path.as_str() {
             "/count" => http_into_wasi_response(http::Response::new(handled.to_string())),
             "/echo" => http_into_wasi_response(http::Response::new(request.into_body())),
-            "/stream" => Ok(stream(query.parse().unwrap_or(1))),
+            "/stream" => Ok(stream(query.parse().unwrap_or(1), false)),
+            "/stream-then-spin" => Ok(stream(1, true)),
             "/fetch" => fetch(&query).await,
             "/trap" => panic!("the fixture traps on purpose"),
             "/spin" => {
@@ -82,8 +84,9 @@ async fn fetch(url: &str) -> Result<Response, ErrorCode> {
     http_into_wasi_response(http::Response::new(format!("fetched {status}")))
 }
 
-/// A response whose body is written by a task of its own, `chunks` times 1000 bytes.
-fn stream(chunks: usize) -> Response {
+/// A response whose body is written by a task of its own, `chunks` times 1000 bytes; then, if
+/// `spin`, the task computes for ever instead of ending the body.
+fn stream(chunks: usize, spin: bool) -> Response {
     let (mut body_tx, body_rx) = wit_stream::new();
     let (result_tx, result_rx) = wit_future::new(|| Ok(None));
     let (response, _sent) = Response::new(Fields::new(), Some(body_rx), result_rx);
@@ -95,6 +98,10 @@ fn stream(chunks: usize) -> Response {
             if !left.is_empty() {
                 return;
             }
+        }
+        let mut turns = 0u64;
+        while spin {
+            turns = std::hint::black_box(turns.wrapping_add(1));
         }
     });
     response
