@@ -177,31 +177,105 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Loaded, ArtifactError> {
     load_with(engine, path, false)
 }
 
-/// Whether the component at `path` (a `.wasm` or a tempo `.bin`) needs an engine with
-/// [`Concurrency::On`]: a `.wasm` that uses the component model's async ABI (WASI 0.3), or a
-/// `.bin` compiled by such an engine.
-///
-/// A file that is neither, or that another engine compiled, gets [`Concurrency::Off`]; loading it
-/// then says what is wrong with it.
-pub fn concurrency_needed(path: &Path) -> Result<Concurrency, ArtifactError> {
-    let bytes = read(path)?;
-    let needed = if bytes.starts_with(MAGIC) {
-        let concurrent = EngineSettings {
-            concurrency: Concurrency::On,
-            ..EngineSettings::default()
+/// A `.wasm` component or a tempo `.bin`, read once: it tells which engine it needs, then is
+/// loaded or compiled for that engine.
+pub struct Artifact {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// How long reading took, counted in what loading and compiling report.
+    read_in: Duration,
+}
+
+impl Artifact {
+    /// Reads the file at `path`.
+    pub fn read(path: &Path) -> Result<Self, ArtifactError> {
+        let start = Instant::now();
+        let bytes = read(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            bytes,
+            read_in: start.elapsed(),
+        })
+    }
+
+    /// Whether it needs an engine with [`Concurrency::On`]: a `.wasm` that uses the component
+    /// model's async ABI (WASI 0.3), or a `.bin` compiled by such an engine.
+    ///
+    /// A file that is neither, or that another engine compiled, gets [`Concurrency::Off`];
+    /// loading it then says what is wrong with it.
+    pub fn concurrency(&self) -> Concurrency {
+        let needed = if self.bytes.starts_with(MAGIC) {
+            let concurrent = EngineSettings {
+                concurrency: Concurrency::On,
+                ..EngineSettings::default()
+            };
+            let hash = self
+                .bytes
+                .get(HASH_AT..HASH_AT + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+            hash.is_some() && hash == concurrent.code_hash().ok()
+        } else {
+            uses_async_abi(&self.bytes)
         };
-        let hash = bytes
-            .get(HASH_AT..HASH_AT + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
-        hash.is_some() && hash == concurrent.code_hash().ok()
-    } else {
-        uses_async_abi(&bytes)
-    };
-    Ok(if needed {
-        Concurrency::On
-    } else {
-        Concurrency::Off
-    })
+        if needed {
+            Concurrency::On
+        } else {
+            Concurrency::Off
+        }
+    }
+
+    /// [`load_with`] on the bytes already read.
+    pub fn load(&self, engine: &Engine, allow_precompiled: bool) -> Result<Loaded, ArtifactError> {
+        let start = Instant::now();
+        let (path, bytes) = (self.path.as_path(), self.bytes.as_slice());
+        let (component, kind) = if bytes.starts_with(MAGIC) {
+            if !allow_precompiled && !is_bin_name(path) {
+                return Err(ArtifactError::PrecompiledName {
+                    path: path.to_owned(),
+                });
+            }
+            let payload = check_bin(engine, path, bytes)?;
+            (
+                deserialize(engine, path, payload)?,
+                ArtifactKind::Precompiled,
+            )
+        } else {
+            check_component(path, bytes)?;
+            let component =
+                Component::new(engine, bytes).map_err(|err| invalid(path, err.into()))?;
+            (component, ArtifactKind::Compiled)
+        };
+        Ok(Loaded {
+            component,
+            kind,
+            elapsed: self.read_in + start.elapsed(),
+        })
+    }
+
+    /// [`compile`] on the bytes already read.
+    pub fn compile(&self, engine: &Engine, out: &Path) -> Result<Compiled, ArtifactError> {
+        let start = Instant::now();
+        let (wasm, bytes) = (self.path.as_path(), self.bytes.as_slice());
+        if bytes.starts_with(MAGIC) {
+            return Err(ArtifactError::Unrecognized {
+                path: wasm.to_owned(),
+                what: "it is already a tempo `.bin`; compile its `.wasm` instead".into(),
+            });
+        }
+        check_component(wasm, bytes)?;
+        let payload = engine
+            .precompile_component(bytes)
+            .map_err(|err| invalid(wasm, err.into()))?;
+        let file = encode_bin(engine, &payload);
+        write_atomically(out, &file).map_err(|error| ArtifactError::Write {
+            path: out.to_owned(),
+            error,
+        })?;
+        Ok(Compiled {
+            bytes: file.len() as u64,
+            elapsed: self.read_in + start.elapsed(),
+        })
+    }
 }
 
 /// Whether `bytes` hold a component that is valid only with the component model's async ABI.
@@ -236,29 +310,7 @@ pub fn load_with(
     path: &Path,
     allow_precompiled: bool,
 ) -> Result<Loaded, ArtifactError> {
-    let start = Instant::now();
-    let bytes = read(path)?;
-    let (component, kind) = if bytes.starts_with(MAGIC) {
-        if !allow_precompiled && !is_bin_name(path) {
-            return Err(ArtifactError::PrecompiledName {
-                path: path.to_owned(),
-            });
-        }
-        let payload = check_bin(engine, path, &bytes)?;
-        (
-            deserialize(engine, path, payload)?,
-            ArtifactKind::Precompiled,
-        )
-    } else {
-        check_component(path, &bytes)?;
-        let component = Component::new(engine, &bytes).map_err(|err| invalid(path, err.into()))?;
-        (component, ArtifactKind::Compiled)
-    };
-    Ok(Loaded {
-        component,
-        kind,
-        elapsed: start.elapsed(),
-    })
+    Artifact::read(path)?.load(engine, allow_precompiled)
 }
 
 /// What [`compile`] wrote.
@@ -275,27 +327,7 @@ pub struct Compiled {
 /// The file is written beside `out` under a temporary name and renamed into place, so a
 /// process that has `out` loaded (or a reader racing the write) never sees a partial file.
 pub fn compile(engine: &Engine, wasm: &Path, out: &Path) -> Result<Compiled, ArtifactError> {
-    let start = Instant::now();
-    let bytes = read(wasm)?;
-    if bytes.starts_with(MAGIC) {
-        return Err(ArtifactError::Unrecognized {
-            path: wasm.to_owned(),
-            what: "it is already a tempo `.bin`; compile its `.wasm` instead".into(),
-        });
-    }
-    check_component(wasm, &bytes)?;
-    let payload = engine
-        .precompile_component(&bytes)
-        .map_err(|err| invalid(wasm, err.into()))?;
-    let file = encode_bin(engine, &payload);
-    write_atomically(out, &file).map_err(|error| ArtifactError::Write {
-        path: out.to_owned(),
-        error,
-    })?;
-    Ok(Compiled {
-        bytes: file.len() as u64,
-        elapsed: start.elapsed(),
-    })
+    Artifact::read(wasm)?.compile(engine, out)
 }
 
 /// Checks that the file at `path` is a WebAssembly component, naming what it is otherwise.

@@ -40,7 +40,7 @@ pub enum Compiler {
 /// it. It is off unless a component needs it because it costs every call: with it on, wasmtime
 /// runs each export call as a task under its concurrent event loop, and a WASI 0.2 hello serves
 /// 12-20% fewer requests per second (`bench/ab.sh`). It changes compiled code, so it is part of a
-/// `.bin`'s compatibility hash; [`crate::artifact::concurrency_needed`] tells which a file wants.
+/// `.bin`'s compatibility hash; [`crate::artifact::Artifact::concurrency`] tells which a file wants.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Concurrency {
     /// Synchronous components only (WASI 0.2): every call takes wasmtime's direct path.

@@ -105,9 +105,7 @@ pub fn explain_failure(err: anyhow::Error, state: &State, component: &KeyValue) 
     } else {
         return err;
     };
-    metrics()
-        .limits
-        .add(1, &[component.clone(), KeyValue::new("limit", limit)]);
+    metrics().limit_hit(component, limit, 1);
     err
 }
 

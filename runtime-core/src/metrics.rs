@@ -70,6 +70,14 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+impl Metrics {
+    /// Counts `count` things the limit called `limit` stopped or refused for `component`.
+    pub fn limit_hit(&self, component: &KeyValue, limit: &'static str, count: u64) {
+        self.limits
+            .add(count, &[component.clone(), KeyValue::new("limit", limit)]);
+    }
+}
+
 /// The `component` attribute. A [`Version`](crate::Version) keeps its own, whose clones share
 /// the name with its instances.
 pub fn component(name: std::sync::Arc<str>) -> KeyValue {

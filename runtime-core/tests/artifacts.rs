@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tempo_runtime_core::artifact::{self, ArtifactError, ArtifactKind};
+use tempo_runtime_core::artifact::{self, Artifact, ArtifactError, ArtifactKind};
 use tempo_runtime_core::wasmtime::{Config, Engine};
 use tempo_runtime_core::{EngineSettings, Pooling};
 
@@ -227,8 +227,9 @@ fn only_a_component_that_uses_the_async_abi_gets_an_engine_with_it() {
     use tempo_runtime_core::Concurrency;
     let p2 = tempo_test_fixtures::http();
     let p3 = tempo_test_fixtures::http_p3();
-    assert_eq!(artifact::concurrency_needed(p2).unwrap(), Concurrency::Off);
-    assert_eq!(artifact::concurrency_needed(p3).unwrap(), Concurrency::On);
+    let needs = |path: &Path| Artifact::read(path).unwrap().concurrency();
+    assert_eq!(needs(p2), Concurrency::Off);
+    assert_eq!(needs(p3), Concurrency::On);
 
     // A `.bin` says which engine compiled it; the other engine refuses it with the usual sentence.
     let dir = tempfile::tempdir().unwrap();
@@ -245,7 +246,7 @@ fn only_a_component_that_uses_the_async_abi_gets_an_engine_with_it() {
     for (wasm, concurrency) in [(p2, Concurrency::Off), (p3, Concurrency::On)] {
         let bin = dir.path().join("component.bin");
         artifact::compile(&engine_with(concurrency), wasm, &bin).unwrap();
-        assert_eq!(artifact::concurrency_needed(&bin).unwrap(), concurrency);
+        assert_eq!(needs(&bin), concurrency);
     }
     let bin = dir.path().join("component.bin");
     match artifact::load(&engine_with(Concurrency::Off), &bin) {

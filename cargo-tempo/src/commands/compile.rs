@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use tempo_runtime_core::EngineSettings;
-use tempo_runtime_core::artifact;
+use tempo_runtime_core::artifact::{self, Artifact};
 
 use crate::shell::{Shell, display_path, human_size};
 
@@ -34,13 +34,14 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
 /// `build --release` and `compile`, so both write the same `.bin`.
 pub(crate) fn precompile(shell: &Shell, wasm: &Path, bin: &Path) -> anyhow::Result<()> {
     // A WASI 0.3 component is compiled for the engine that runs it, with async support.
+    let file = Artifact::read(wasm)?;
     let engine = EngineSettings {
-        concurrency: artifact::concurrency_needed(wasm)?,
+        concurrency: file.concurrency(),
         ..EngineSettings::default()
     }
     .build()?;
     let spinner = shell.spinner("Precompiling", display_path(wasm));
-    let compiled = artifact::compile(&engine, wasm, bin);
+    let compiled = file.compile(&engine, bin);
     spinner.finish_and_clear();
     let compiled = compiled?;
     shell.status(

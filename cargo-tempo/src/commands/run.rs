@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use futures::future::try_join_all;
-use tempo_runtime_core::artifact::{self, ArtifactKind, Loaded};
+use tempo_runtime_core::artifact::{Artifact, ArtifactKind, Loaded};
 use tempo_runtime_core::{
     Admission, EngineSettings, GuestStdio, InstanceSettings, Runtime, is_cli_run,
 };
@@ -42,13 +42,14 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     settings.sources.share(telemetry.guest_spans());
     let admission = settings.admission;
     // The pool holds exactly the instances admission lets run.
+    let file = Artifact::read(&args.file)?;
     let engine = EngineSettings {
         max_instances: admission.max_instances,
-        concurrency: artifact::concurrency_needed(&args.file)?,
+        concurrency: file.concurrency(),
         ..EngineSettings::default()
     }
     .build()?;
-    let loaded = artifact::load_with(&engine, &args.file, args.allow_precompiled)?;
+    let loaded = file.load(&engine, args.allow_precompiled)?;
     shell.verbose_status(
         "Loaded",
         format!(

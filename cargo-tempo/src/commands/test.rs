@@ -4,7 +4,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use tempo_runtime_core::{Compiler, EngineSettings, GuestStdio, InstanceSettings, artifact};
+use tempo_runtime_core::artifact::Artifact;
+use tempo_runtime_core::{Compiler, EngineSettings, GuestStdio, InstanceSettings};
 
 use crate::cargo_build::{self, PackageArgs, WASM_TARGET, cargo_command};
 use crate::host::{self, component_name};
@@ -66,13 +67,14 @@ const TRAP_HINT: &str =
 pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32> {
     // Test binaries are large debug builds that run briefly: Winch compiles them several times
     // faster than Cranelift.
+    let file = Artifact::read(&args.file)?;
     let engine = EngineSettings {
         compiler: Compiler::Winch,
-        concurrency: artifact::concurrency_needed(&args.file)?,
+        concurrency: file.concurrency(),
         ..EngineSettings::default()
     }
     .build()?;
-    let loaded = artifact::load(&engine, &args.file)?;
+    let loaded = file.load(&engine, false)?;
     // Each test binary gets embedded backends in a state folder of its own, so tests never see
     // the data of `dev` (or of each other) and leave nothing behind.
     let state = tempfile::tempdir().context("cannot create a state folder for the tests")?;

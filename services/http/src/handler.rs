@@ -74,15 +74,8 @@ pub(crate) async fn handle(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    let count_limit = |limit: &'static str| {
-        metrics().limits.add(
-            1,
-            &[
-                version.component_attribute().clone(),
-                KeyValue::new("limit", limit),
-            ],
-        );
-    };
+    let count_limit =
+        |limit: &'static str| metrics().limit_hit(version.component_attribute(), limit, 1);
     let outcome = match announced {
         Some(length) if length > *max_body_bytes => {
             count_limit("body");

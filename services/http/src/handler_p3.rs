@@ -18,7 +18,6 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::{Request, Response};
-use opentelemetry::KeyValue;
 use tempo_runtime_core::admission::Slot;
 use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
 use tempo_runtime_core::metrics::metrics;
@@ -105,7 +104,7 @@ pub(crate) async fn invoke(
         Ok(response) => Ok(response.map(|body| {
             responded.store(true, Ordering::Release);
             HoldUntilEnd {
-                body: GuardedBody::new(body, stopped).boxed_unsync(),
+                body: GuardedBody::new(body, stopped),
                 held: Some(slot),
             }
             .boxed_unsync()
@@ -116,7 +115,9 @@ pub(crate) async fn invoke(
                 // The instance failed: its worker logs why, once, with the limit it hit.
                 tracing::debug!("{what} failed: {failure:#}");
             } else {
-                count_deadline(&failure, version.component_attribute());
+                if failure.is::<DeadlineExceeded>() {
+                    metrics().limit_hit(version.component_attribute(), "deadline", 1);
+                }
                 log_failure(version, &request_id, &what, &failure);
             }
             Err(failure)
@@ -136,15 +137,6 @@ fn explain(err: anyhow::Error, deadline: Option<Duration>) -> anyhow::Error {
         return DeadlineExceeded(deadline).into();
     }
     err
-}
-
-/// Counts a request stopped at its deadline, as [`finish_run`] does for a WASI 0.2 one.
-fn count_deadline(failure: &anyhow::Error, component: &KeyValue) {
-    if failure.is::<DeadlineExceeded>() {
-        metrics()
-            .limits
-            .add(1, &[component.clone(), KeyValue::new("limit", "deadline")]);
-    }
 }
 
 /// What a request brings to the instance that takes it.
@@ -196,7 +188,6 @@ impl HandlerState for Instances {
             state: Worker {
                 version,
                 reuse: self.reuse,
-                latest: Mutex::default(),
                 taken: Mutex::default(),
             },
         })
@@ -208,9 +199,16 @@ impl HandlerState for Instances {
 struct Worker {
     version: Arc<Version>,
     reuse: Reuse,
-    latest: Mutex<Option<Latest>>,
-    /// The `stopped` flags of the requests it took (at most `reuse.requests`).
-    taken: Mutex<Vec<Arc<AtomicBool>>>,
+    taken: Mutex<Taken>,
+}
+
+/// The requests a worker's instance took.
+#[derive(Default)]
+struct Taken {
+    /// The one it began last.
+    latest: Option<Latest>,
+    /// Their `stopped` flags (at most `reuse.requests`).
+    stopped: Vec<Arc<AtomicBool>>,
 }
 
 /// The request an instance began last.
@@ -249,11 +247,9 @@ impl WorkerState for Worker {
                 deadline.map(|d| d + STOP_MARGIN),
             );
         });
-        self.taken
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(arrival.stopped);
-        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Latest {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        taken.stopped.push(arrival.stopped);
+        taken.latest = Some(Latest {
             request_id: arrival.request_id,
             what: arrival.what,
             started: Instant::now(),
@@ -273,17 +269,12 @@ impl WorkerState for Worker {
         let Err(err) = result else {
             return;
         };
+        let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         // Before the store goes, and with it what the bodies still read from.
-        for stopped in self
-            .taken
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for stopped in &taken.stopped {
             stopped.store(true, Ordering::Release);
         }
-        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(latest) = &*latest else {
+        let Some(latest) = &taken.latest else {
             tracing::debug!("an idle instance failed: {err:#}");
             return;
         };
@@ -294,7 +285,7 @@ impl WorkerState for Worker {
             // after, its body is cut off here.
             if latest.responded.load(Ordering::Acquire) {
                 let failure = DeadlineExceeded(deadline).into();
-                count_deadline(&failure, component);
+                metrics().limit_hit(component, "deadline", 1);
                 log_failure(&self.version, &latest.request_id, &latest.what, &failure);
             } else {
                 tracing::debug!("an instance stopped past its deadline: {err:#}");
@@ -343,12 +334,16 @@ impl WorkerExpiration for Expiration {
 
 /// A response body that holds `held` (the request's admission slot) until it has ended, failed
 /// or been dropped.
-struct HoldUntilEnd<T> {
-    body: HyperOutgoingBody,
+struct HoldUntilEnd<B, T> {
+    body: B,
     held: Option<T>,
 }
 
-impl<T: Unpin> Body for HoldUntilEnd<T> {
+impl<B, T> Body for HoldUntilEnd<B, T>
+where
+    B: Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Unpin,
+    T: Unpin,
+{
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 

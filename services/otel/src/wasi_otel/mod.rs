@@ -133,13 +133,7 @@ impl InstanceOtel {
 
     /// Counts `dropped` items past the bound called `limit`.
     fn count_dropped(&self, limit: &'static str, dropped: u64) {
-        metrics().limits.add(
-            dropped,
-            &[
-                component(self.component.clone()),
-                KeyValue::new("limit", limit),
-            ],
-        );
+        metrics().limit_hit(&component(self.component.clone()), limit, dropped);
     }
 }
 
