@@ -20,6 +20,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEMPO_FIXTURE_OTEL_COMPAT", "otel_compat.wasm"),
     ("TEMPO_FIXTURE_HTTP_P3", "http_p3_fixture.wasm"),
     ("TEMPO_FIXTURE_CLI_P3", "cli_p3_fixture.wasm"),
+    ("TEMPO_FIXTURE_SQL", "sql_fixture.wasm"),
+    ("TEMPO_FIXTURE_SQL_BENCH", "sql-bench.wasm"),
 ];
 
 fn main() {
@@ -41,6 +43,8 @@ fn main() {
         "otel-compat",
         "http-p3-fixture",
         "cli-p3-fixture",
+        "sql-fixture",
+        "sql-bench",
         // What the guests are built from besides their own sources.
         "../../sdk",
         "../../wit",

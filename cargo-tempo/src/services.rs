@@ -8,6 +8,7 @@ use tempo_keyvalue::KeyValueService;
 use tempo_messaging::MessagingService;
 use tempo_otel::{LoggingService, OtelService};
 use tempo_runtime_core::settings::ServiceEntry;
+use tempo_sql::SqlService;
 
 /// Every service beside base WASI (which the runtime always has), in the order the startup
 /// banner names them.
@@ -15,6 +16,7 @@ pub(crate) const SERVICES: &[ServiceEntry] = &[
     ServiceEntry::of::<HttpService>(),
     ServiceEntry::of::<KeyValueService>(),
     ServiceEntry::of::<BlobstoreService>(),
+    ServiceEntry::of::<SqlService>(),
     ServiceEntry::of::<MessagingService>(),
     ServiceEntry::of::<ConfigService>(),
     ServiceEntry::of::<LoggingService>(),

@@ -50,6 +50,13 @@ const TEMPLATES: &[(&str, &[Check])] = &[
         ],
     ),
     (
+        "sql",
+        &[
+            ("/notes", 200, "[]"),
+            ("/notes/1", 404, r#""error":"no note 1""#),
+        ],
+    ),
+    (
         "keyvalue",
         &[
             ("/", 200, r#"{"visits":1}"#),
@@ -173,6 +180,7 @@ fn list_names_each_template_with_its_description() {
             "http-p3      A WASI 0.3 HTTP component: an async handler with a streamed response and a streamed echo.\n",
             "keyvalue     A wasi:http component that counts visits and stores values by key in wasi:keyvalue.\n",
             "messaging    A wasi:http component that asks a wasi:messaging handler for its greetings.\n",
+            "sql          A wasi:http component that keeps notes in a SQL table through wasi:sql: SQLite with no setup, or PostgreSQL with one setting.\n",
         )
     );
 }

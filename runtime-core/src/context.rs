@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use wasmtime::component::{HasData, ResourceTable};
@@ -30,6 +31,11 @@ pub trait ServiceContext: Send + Sync + 'static {
 pub struct ServiceView<'a, C> {
     /// The instance's resource table, where the guest's handles live.
     pub table: &'a mut ResourceTable,
+    /// The name of the component the instance runs, for logs and metrics.
+    pub component: &'a Arc<str>,
+    /// When the instance's current work is stopped, if it has a deadline: a host call that waits
+    /// on something outside (a database, a server) should give up by then.
+    pub deadline: Option<Instant>,
     context: Option<&'a Arc<C>>,
 }
 
@@ -52,9 +58,12 @@ impl<C: ServiceContext> HasData for ServiceData<C> {
 
 /// The view of `state` for the service whose context is `C`: the getter to link bindings with.
 pub fn view<C: ServiceContext>(state: &mut State) -> ServiceView<'_, C> {
-    let (table, extensions) = state.table_and_extensions();
+    let deadline = state.deadline;
+    let (table, extensions, component) = state.view_parts();
     ServiceView {
         table,
+        component,
+        deadline,
         context: extensions.get::<Arc<C>>(),
     }
 }

@@ -155,6 +155,11 @@ impl State {
     pub fn table_and_extensions(&mut self) -> (&mut ResourceTable, &http::Extensions) {
         (&mut self.table, &self.extensions)
     }
+
+    /// What [`crate::context::view`] borrows at once: the table, the contexts and the name.
+    pub(crate) fn view_parts(&mut self) -> (&mut ResourceTable, &http::Extensions, &Arc<str>) {
+        (&mut self.table, &self.extensions, &self.component)
+    }
 }
 
 impl WasiView for State {

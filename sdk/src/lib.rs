@@ -15,8 +15,8 @@
 //!
 //! - [`http`]: handlers, a [`Router`](http::Router), JSON, streaming bodies, outgoing requests
 //!   ([`serve!`] exports the handler);
-//! - [`keyvalue`], [`blobstore`], [`messaging`] ([`handle_messages!`] exports a handler),
-//!   [`config`]: thin, typed layers over tempo's WIT, with no behaviour of their own;
+//! - [`keyvalue`], [`blobstore`], [`sql`], [`messaging`] ([`handle_messages!`] exports a
+//!   handler), [`config`]: thin, typed layers over tempo's WIT, with no behaviour of their own;
 //! - [`telemetry`]: `tracing` spans and events, `log` records and [`metrics`](telemetry::metrics)
 //!   go to the host through wasi:otel, in the trace of the request or message being handled.
 //!
@@ -30,6 +30,7 @@ pub mod config;
 pub mod http;
 pub mod keyvalue;
 pub mod messaging;
+pub mod sql;
 pub mod telemetry;
 
 #[allow(missing_docs, unsafe_code, unreachable_pub, clippy::all)]

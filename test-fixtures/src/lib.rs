@@ -6,12 +6,19 @@
 //! ```
 //!
 //! It also holds [`Gate`], an HTTP server that keeps guest requests in flight until a test lets
-//! them go, and [`NatsServer`], a real `nats-server` with JetStream for a test.
+//! them go, [`NatsServer`], a real `nats-server` with JetStream for a test, and
+//! [`PostgresServer`], a real PostgreSQL, and [`OpenBaoServer`], a real OpenBao.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test support: a failure here should fail the test"
 )]
+
+mod openbao;
+mod postgres;
+
+pub use openbao::OpenBaoServer;
+pub use postgres::PostgresServer;
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -69,6 +76,20 @@ pub fn blobstore_suite() -> &'static Path {
 /// its own and replies with what came back (see its source for the details).
 pub fn messaging() -> &'static Path {
     Path::new(env!("TEMPO_FIXTURE_MESSAGING"))
+}
+
+/// A component on tempo-sdk that runs the SQL it is sent: `POST /query/{db}`, `/exec/{db}` and
+/// `/script/{db}` (several statements on one connection), each with
+/// `{"sql": …, "params": […]}`; rows come back with each value tagged by its `data-type` case,
+/// and a database error is a 422 (see its source).
+pub fn sql() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_SQL"))
+}
+
+/// A `wasi:cli` program on tempo-sdk: `sql-bench DB COUNT` fills a table and makes COUNT point
+/// queries, printing `sql-bench: N queries/s` (for bench/sql.sh).
+pub fn sql_bench() -> &'static Path {
+    Path::new(env!("TEMPO_FIXTURE_SQL_BENCH"))
 }
 
 /// A wasi:http guest that answers what it can read through `wasi:config` (`/config/{key}`,

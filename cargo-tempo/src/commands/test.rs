@@ -85,6 +85,7 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
         "embedded".as_ref(),
         "--blobstore".as_ref(),
         "embedded".as_ref(),
+        "--sql-embedded".as_ref(),
     ])?;
     let runtime = host::runtime(engine, &Settings::load(&host, Path::new(""))?)?;
     let name = component_name(&args.file);

@@ -210,7 +210,7 @@ impl Settings {
     /// environment.
     fn resolve(args: &HostArgs, mut sources: Sources) -> anyhow::Result<Self> {
         let global = &args.global;
-        let sections = ["state", "nats", LIMITS]
+        let sections = ["state", "nats", LIMITS, tempo_config::secrets::SECTION]
             .into_iter()
             .chain(SERVICES.iter().filter_map(|service| service.section()));
         sources.check_sections(sections)?;

@@ -165,7 +165,8 @@ server_errors!(
     crate::keyvalue::Error,
     crate::blobstore::Error,
     crate::messaging::Error,
-    crate::config::Error
+    crate::config::Error,
+    crate::sql::Error
 );
 
 fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response {

@@ -1,6 +1,7 @@
 //! `wasi:config` for tempo, through wasmtime-wasi-config: a guest reads the values its
 //! deployment declares (in `tempo.toml`'s `[config]`, or as `TEMPO_CONFIG_*` variables in the
-//! environment or `.env`) and nothing else: no host variable reaches it.
+//! environment or `.env`) and nothing else: no host variable reaches it. A `[config]` value may
+//! name a secret on a Vault-compatible server instead (see [`secrets`]).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -13,9 +14,14 @@
 //! let _service = ConfigService::new(merged);
 //! ```
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+pub mod secrets;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock, Weak};
+
+use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
+use secrets::{OnMissing, SecretRef, Vault};
 use tempo_runtime_core::settings::{Configured, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, Service, State};
@@ -47,55 +53,189 @@ pub fn values(
 /// The values guests read: `[config]` in `tempo.toml`, and `TEMPO_CONFIG_<KEY>` variables.
 pub const VALUES: Setting = Setting::new("config", "<key>").var("TEMPO_CONFIG_<KEY>");
 
-/// The values `[config]` and the `TEMPO_CONFIG_*` variables of `sources` declare. A value in
-/// `tempo.toml` must be text, a number or a boolean.
-pub fn values_from(sources: &Sources) -> anyhow::Result<BTreeMap<String, String>> {
+/// The values `[config]` and the `TEMPO_CONFIG_*` variables of `sources` declare, and the
+/// secrets `[config]` names (`key = { secret = "PATH#FIELD" }`). A value in `tempo.toml` must be
+/// text, a number, a boolean or a secret; a variable declaring a key replaces its secret.
+pub fn declared_from(
+    sources: &Sources,
+) -> anyhow::Result<(BTreeMap<String, String>, BTreeMap<String, SecretRef>)> {
     let table: BTreeMap<String, toml::Value> = sources.section("config")?;
+    let file = sources.project().join("tempo.toml");
     let mut declared = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
     for (key, value) in table {
         let text = match value {
             toml::Value::String(text) => text,
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::Float(x) => x.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Table(table) if table.len() == 1 && table.contains_key("secret") => {
+                let reference = table["secret"].as_str().unwrap_or_default();
+                let secret = SecretRef::parse(reference).map_err(|err| {
+                    anyhow::anyhow!("`{}`: `[config] {key}`: {err}", file.display())
+                })?;
+                secrets.insert(key, secret);
+                continue;
+            }
             other => anyhow::bail!(
-                "`{}`: `[config] {key}` must be text, a number or a boolean, not a TOML {}",
-                sources.project().join("tempo.toml").display(),
+                "`{}`: `[config] {key}` must be text, a number, a boolean or \
+                 `{{ secret = \"PATH#FIELD\" }}`, not a TOML {}",
+                file.display(),
                 other.type_str()
             ),
         };
         declared.insert(key, text);
     }
-    Ok(values(declared, [], sources.variables()))
+    let values = values(declared, [], sources.variables());
+    secrets.retain(|key, _| !values.contains_key(key));
+    Ok((values, secrets))
+}
+
+/// The literal values of `sources` (see [`declared_from`]); an error if `[config]` names a
+/// secret, which only the service reads.
+pub fn values_from(sources: &Sources) -> anyhow::Result<BTreeMap<String, String>> {
+    let (values, secrets) = declared_from(sources)?;
+    if let Some(key) = secrets.keys().next() {
+        anyhow::bail!("`[config] {key}` names a secret, which needs a secrets server");
+    }
+    Ok(values)
 }
 
 impl Configured for ConfigService {
     const SECTION: Option<&'static str> = Some("config");
-    const SETTINGS: &'static [Setting] = &[VALUES];
+    const SETTINGS: &'static [Setting] = &[
+        VALUES,
+        secrets::ADDRESS,
+        secrets::MOUNT,
+        secrets::REFRESH_SECS,
+        secrets::ON_MISSING,
+    ];
     type Args = NoArgs;
 
     fn configure(_: NoArgs, sources: &Sources) -> anyhow::Result<Self> {
-        Ok(ConfigService::new(values_from(sources)?))
+        let (values, secrets) = declared_from(sources)?;
+        let vault = Vault::from_sources(sources)?;
+        match (secrets.keys().next(), vault) {
+            (None, _) => Ok(ConfigService::new(values)),
+            (Some(_), Some(vault)) => Ok(ConfigService::with_secrets(values, secrets, vault)),
+            (Some(key), None) => anyhow::bail!(
+                "`[config] {key}` names a secret, but no secrets server is set: set {} (and `{}`, \
+                 or `{}` and `{}`)",
+                secrets::ADDRESS.var.unwrap_or_default(),
+                secrets::TOKEN_VAR,
+                secrets::ROLE_ID_VAR,
+                secrets::SECRET_ID_VAR
+            ),
+        }
     }
 }
 
-/// The `wasi:config/store` service over a fixed set of values.
+/// The `wasi:config/store` service: fixed values, and secrets read at start and refreshed.
 pub struct ConfigService {
-    values: Arc<WasiConfigVariables>,
-    keys: Vec<String>,
+    literal: BTreeMap<String, String>,
+    secrets: BTreeMap<String, SecretRef>,
+    vault: Option<Vault>,
+    /// What instances read now; replaced whole when the secrets are read again.
+    current: Arc<ArcSwap<WasiConfigVariables>>,
+    /// Set once the secrets have been read and their refresh started.
+    opened: tokio::sync::OnceCell<()>,
     provides: Vec<InterfaceName>,
 }
 
 impl ConfigService {
     /// A service that offers exactly `values` to every guest.
     pub fn new(values: BTreeMap<String, String>) -> Self {
-        let keys = values.keys().cloned().collect();
         Self {
-            values: Arc::new(values.into_iter().collect()),
-            keys,
+            current: Arc::new(ArcSwap::from_pointee(values.clone().into_iter().collect())),
+            literal: values,
+            secrets: BTreeMap::new(),
+            vault: None,
+            opened: tokio::sync::OnceCell::new(),
             provides: vec![InterfaceName::known(&format!(
                 "wasi:config/store@{CONFIG_VERSION}"
             ))],
+        }
+    }
+
+    /// A service offering `values` and, once [opened](Service::open), the `secrets` read from
+    /// `vault`.
+    pub fn with_secrets(
+        values: BTreeMap<String, String>,
+        secrets: BTreeMap<String, SecretRef>,
+        vault: Vault,
+    ) -> Self {
+        Self {
+            secrets,
+            vault: Some(vault),
+            ..Self::new(values)
+        }
+    }
+
+    /// Reads the secrets, offers them, and starts reading them again every `refresh-secs`.
+    async fn read_secrets(&self, vault: &Vault) -> anyhow::Result<()> {
+        let read = vault.read(&self.secrets).await?;
+        self.current
+            .store(Arc::new(merge(&self.literal, &self.secrets, read, vault)?));
+        tokio::spawn(refresh(
+            Arc::downgrade(&self.current),
+            self.literal.clone(),
+            self.secrets.clone(),
+            vault.clone(),
+        ));
+        Ok(())
+    }
+}
+
+/// The values to offer: the literal ones, and each secret that was found. A secret that is not
+/// there is an error unless `[secrets] on-missing` says `undefined`.
+fn merge(
+    literal: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, SecretRef>,
+    read: BTreeMap<String, Option<String>>,
+    vault: &Vault,
+) -> anyhow::Result<WasiConfigVariables> {
+    let mut values = literal.clone();
+    for (key, value) in read {
+        match value {
+            Some(value) => {
+                values.insert(key, value);
+            }
+            None if vault.on_missing == OnMissing::Undefined => tracing::warn!(
+                "`[config] {key}`: there is no secret `{}` on {}; the key is left undefined",
+                secrets[&key],
+                vault.address()
+            ),
+            None => anyhow::bail!(
+                "`[config] {key}`: there is no secret `{}` on {} (set {} = \"undefined\" to \
+                 start without it)",
+                secrets[&key],
+                vault.address(),
+                secrets::ON_MISSING
+            ),
+        }
+    }
+    Ok(values.into_iter().collect())
+}
+
+/// Reads the secrets again every `vault.refresh` while the service lives; a failure keeps the
+/// values read before, with a warning that never shows a value.
+async fn refresh(
+    current: Weak<ArcSwap<WasiConfigVariables>>,
+    literal: BTreeMap<String, String>,
+    secrets: BTreeMap<String, SecretRef>,
+    vault: Vault,
+) {
+    loop {
+        tokio::time::sleep(vault.refresh).await;
+        let Some(current) = current.upgrade() else {
+            return;
+        };
+        let read = vault.read(&secrets).await;
+        match read.and_then(|read| merge(&literal, &secrets, read, &vault)) {
+            Ok(values) => current.store(Arc::new(values)),
+            Err(err) => tracing::warn!(
+                "the secrets could not be read again ({err:#}); the values read before stay"
+            ),
         }
     }
 }
@@ -124,16 +264,45 @@ impl Service for ConfigService {
         Ok(())
     }
 
+    /// Reads the secrets, if any: one that cannot be read stops the start.
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async {
+            let Some(vault) = &self.vault else {
+                return Ok(());
+            };
+            self.opened
+                .get_or_try_init(|| self.read_secrets(vault))
+                .await
+                .map(drop)
+        })
+    }
+
     /// Names the keys, never the values: they may be secrets.
     fn describe(&self) -> String {
-        match self.keys.as_slice() {
+        let mut keys: Vec<&str> = self
+            .literal
+            .keys()
+            .chain(self.secrets.keys())
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let from_secrets = match &self.vault {
+            Some(vault) if !self.secrets.is_empty() => format!(
+                " ({} from secrets at {}, read every {}s)",
+                self.secrets.len(),
+                vault.address(),
+                vault.refresh.as_secs()
+            ),
+            _ => String::new(),
+        };
+        match keys.as_slice() {
             [] => format!("no values (set `[config]` in tempo.toml or {ENV_PREFIX}<KEY>)"),
-            keys => format!("{} value(s): {}", keys.len(), keys.join(", ")),
+            keys => format!("{} value(s): {}{from_secrets}", keys.len(), keys.join(", ")),
         }
     }
 
     fn init_instance(&self, state: &mut State) {
-        state.extensions_mut().insert(self.values.clone());
+        state.extensions_mut().insert(self.current.load_full());
     }
 }
 
@@ -193,7 +362,7 @@ mod tests {
         let err = values_from(&sources("[config]\nlist = [1]\n", &[])).unwrap_err();
         assert!(
             err.to_string()
-                .contains("`[config] list` must be text, a number or a boolean, not a TOML array"),
+                .contains("`[config] list` must be text, a number, a boolean or"),
             "{err}"
         );
     }

@@ -1,0 +1,370 @@
+//! wasi:sql through the binary, with a guest written on tempo-sdk: the same suite on the
+//! embedded SQLite default and on a real PostgreSQL (types both ways, parameters, errors,
+//! bounds, transactions, the deadline), then what only one of them has: files that cannot be
+//! reached and writes that survive a kill; a server that restarts, passwords never shown, and
+//! TLS asked for. And examples/sql on both, moved by one setting.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{PATIENCE, Served, tempo};
+use serde_json::{Value, json};
+use tempo_test_fixtures::PostgresServer;
+
+/// The settings every run of the suite has: small bounds, a short deadline.
+const TEMPO_TOML: &str = "[sql]\nmax-rows = 50\nmax-bytes = 4096\n\n[limits]\ndeadline-ms = 3000\n";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// POSTs `body` to the fixture's `route`; the status and the JSON answer.
+fn post(url: &str, route: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{url}{route}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .timeout(PATIENCE)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().unwrap();
+    let answer = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, answer)
+}
+
+fn statement(sql: &str, params: &[&str]) -> Value {
+    json!({ "sql": sql, "params": params })
+}
+
+/// Runs `sql` with `exec` and expects it to change `changed` rows.
+fn exec(url: &str, sql: &str, params: &[&str], changed: u64) {
+    let (status, answer) = post(url, "/exec/main", statement(sql, params));
+    assert_eq!(
+        (status, &answer["changed"]),
+        (200, &json!(changed)),
+        "{sql}: {answer}"
+    );
+}
+
+/// The rows of `sql`, expecting success.
+fn query(url: &str, sql: &str, params: &[&str]) -> Vec<Value> {
+    let (status, answer) = post(url, "/query/main", statement(sql, params));
+    assert_eq!(status, 200, "{sql}: {answer}");
+    answer["rows"].as_array().unwrap().clone()
+}
+
+/// The error of `sql`, expecting a 422.
+fn refused(url: &str, route: &str, sql: &str, params: &[&str]) -> String {
+    let (status, answer) = post(url, route, statement(sql, params));
+    assert_eq!(status, 422, "{sql}: {answer}");
+    answer["error"].as_str().unwrap().to_owned()
+}
+
+/// What both backends must do alike.
+fn suite(served: &Served, dialect: Dialect) {
+    let url = &served.url;
+    exec(
+        url,
+        "CREATE TABLE kinds (id BIGINT PRIMARY KEY, flag BOOLEAN, ratio DOUBLE PRECISION, \
+         label TEXT, day DATE, at TIMESTAMP, data BYTEA, missing TEXT)",
+        &[],
+        0,
+    );
+
+    // Parameters are bound: text that looks like SQL stays text.
+    let hostile = "it's'); DROP TABLE kinds; --";
+    exec(
+        url,
+        "INSERT INTO kinds (id, flag, ratio, label, day, at, missing) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        &[
+            "1",
+            "1",
+            "2.5",
+            hostile,
+            "2024-02-29",
+            "2024-02-29 12:34:56",
+        ],
+        1,
+    );
+    let bytes = match dialect {
+        Dialect::Sqlite => "X'00ff10'",
+        Dialect::Postgres => "decode('00ff10', 'hex')",
+    };
+    exec(
+        url,
+        &format!("UPDATE kinds SET data = {bytes} WHERE id = $1"),
+        &["1"],
+        1,
+    );
+
+    // Every type comes back in its data-type case.
+    let rows = query(url, "SELECT * FROM kinds WHERE id = $1", &["1"]);
+    assert_eq!(
+        rows,
+        [json!({
+            "id": { "int64": 1 },
+            "flag": { "boolean": true },
+            "ratio": { "double": 2.5 },
+            "label": { "str": hostile },
+            "day": { "date": "2024-02-29" },
+            "at": { "timestamp": "2024-02-29 12:34:56" },
+            "data": { "binary": [0, 255, 16] },
+            "missing": { "null": null },
+        })]
+    );
+    // `$N` may repeat and come in any order.
+    let rows = query(url, "SELECT $2 AS b, $1 AS a, $2 AS c", &["x", "y"]);
+    assert_eq!(rows[0]["a"], json!({ "str": "x" }));
+    assert_eq!(rows[0]["c"], json!({ "str": "y" }));
+
+    // Errors are the guest's, and the server goes on.
+    let err = refused(url, "/query/main", "SELECT $1 AS a", &[]);
+    assert!(err.contains("parameter"), "{err}");
+    let err = refused(url, "/query/main", "SELEC 1", &[]);
+    assert!(err.contains("syntax"), "{err}");
+    let err = refused(
+        url,
+        "/exec/main",
+        "INSERT INTO kinds (id) VALUES ($1)",
+        &["1"],
+    );
+    assert!(
+        err.to_lowercase().contains("unique") || err.contains("duplicate"),
+        "{err}"
+    );
+    let err = refused(url, "/query/other", "SELECT 1", &[]);
+    assert!(err.contains("no database `other` is declared"), "{err}");
+
+    // Results are bounded, whatever the query makes.
+    let count = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
+                 SELECT i FROM n";
+    let err = refused(url, "/query/main", count, &[]);
+    assert!(err.contains("more than 50 rows (sql max-rows)"), "{err}");
+    let big = "x".repeat(5000);
+    let err = refused(url, "/query/main", "SELECT $1 AS big", &[&big]);
+    assert!(
+        err.contains("more than 4096 bytes (sql max-bytes)"),
+        "{err}"
+    );
+
+    // A transaction stays on its connection: committed, it is kept; left open, it is rolled
+    // back and holds nothing.
+    let script = |statements: Vec<Value>| post(url, "/script/main", Value::Array(statements));
+    let insert = |id: &str| statement("INSERT INTO kinds (id) VALUES ($1)", &[id]);
+    let (status, answer) = script(vec![
+        statement("BEGIN", &[]),
+        insert("2"),
+        statement("COMMIT", &[]),
+    ]);
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = script(vec![statement("BEGIN", &[]), insert("3")]);
+    assert_eq!(status, 200, "{answer}");
+    let ids = query(url, "SELECT id FROM kinds ORDER BY id", &[]);
+    assert_eq!(
+        ids,
+        [json!({"id": {"int64": 1}}), json!({"id": {"int64": 2}})]
+    );
+    exec(url, "INSERT INTO kinds (id) VALUES ($1)", &["3"], 1);
+
+    // A statement past the request's deadline is stopped, and so is the request.
+    let slow = match dialect {
+        Dialect::Sqlite => {
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+             SELECT count(*) AS c FROM n"
+        }
+        Dialect::Postgres => "SELECT pg_sleep(60)::text AS slept",
+    };
+    let started = Instant::now();
+    let (status, _) = post(url, "/query/main", statement(slow, &[]));
+    assert_eq!(status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "the statement was not stopped"
+    );
+    assert_eq!(query(url, "SELECT count(*) AS c FROM kinds", &[]).len(), 1);
+}
+
+/// `cargo tempo run` of the SQL fixture in `folder`, with `env`, once it serves.
+fn serve(folder: &Path, env: &[(&str, &str)]) -> Served {
+    serve_component(folder, tempo_test_fixtures::sql(), env)
+}
+
+/// `cargo tempo run COMPONENT` in `folder`, with `env`, once it serves.
+fn serve_component(folder: &Path, component: &Path, env: &[(&str, &str)]) -> Served {
+    let mut served = Served::launch_in(folder, component, env);
+    served.wait_for_serving();
+    served
+}
+
+#[test]
+fn embedded_sqlite_keeps_to_its_file_and_loses_no_acknowledged_write() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("tempo.toml"),
+        format!("{TEMPO_TOML}\n[sql.databases]\nmain = \"embedded\"\n"),
+    )
+    .unwrap();
+    let mut served = serve(folder.path(), &[]);
+    suite(&served, Dialect::Sqlite);
+    served.wait_for_stderr("a guest opened the SQL database `other`, which is not declared");
+
+    // No other file is reachable: not by ATTACH, not by VACUUM INTO.
+    let outside = folder.path().join("outside.db");
+    for sql in [
+        format!("ATTACH DATABASE '{}' AS other", outside.display()),
+        format!("VACUUM INTO '{}'", outside.display()),
+    ] {
+        let err = refused(&served.url, "/exec/main", &sql, &[]);
+        assert!(err.contains("cannot attach other files"), "{sql}: {err}");
+    }
+    assert!(!outside.exists());
+    assert!(folder.path().join(".tempo/sql/main.sqlite3").exists());
+
+    // A write acknowledged is on disk: it survives the process being killed.
+    exec(
+        &served.url,
+        "INSERT INTO kinds (id, label) VALUES ($1, $2)",
+        &["9", "kept"],
+        1,
+    );
+    served.signal(libc::SIGKILL);
+    served.wait();
+    let again = serve(folder.path(), &[]);
+    let rows = query(&again.url, "SELECT label FROM kinds WHERE id = $1", &["9"]);
+    assert_eq!(rows, [json!({"label": {"str": "kept"}})]);
+}
+
+#[test]
+fn postgres_runs_the_same_suite_heals_after_a_restart_and_never_shows_its_password() {
+    let mut server = PostgresServer::start();
+    // The server trusts local clients, so the password is only there to be hidden.
+    let with_password = server.url.replace("postgres@", "postgres:hunter2@");
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("tempo.toml"), TEMPO_TOML).unwrap();
+    let served = serve(
+        folder.path(),
+        &[("TEMPO_SQL_DATABASE_MAIN", &with_password)],
+    );
+    assert!(
+        served
+            .stderr()
+            .contains(&server.url.replace("postgres@", "postgres:***@"))
+    );
+    suite(&served, Dialect::Postgres);
+
+    // The stopped statement was cancelled on the server, not left running.
+    let sleeping = "SELECT count(*) AS c FROM pg_stat_activity \
+                    WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'";
+    let started = Instant::now();
+    while query(&served.url, sleeping, &[])[0]["c"] != json!({"int64": 0}) {
+        assert!(started.elapsed() < PATIENCE, "pg_sleep still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A server that goes away gives errors; back, it is used again with no restart of tempo.
+    server.stop();
+    let err = refused(&served.url, "/query/main", "SELECT 1 AS one", &[]);
+    assert!(err.contains("cannot be reached"), "{err}");
+    server.start_again();
+    let started = Instant::now();
+    loop {
+        let (status, answer) = post(
+            &served.url,
+            "/query/main",
+            statement("SELECT id FROM kinds WHERE id = $1", &["1"]),
+        );
+        if status == 200 {
+            assert_eq!(answer["rows"], json!([{"id": {"int64": 1}}]));
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "never healed: {answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = format!("{}{}", served.stdout(), served.stderr());
+    assert!(!output.contains("hunter2"), "{output}");
+
+    // TLS when the URL asks for it: this server has none, so the start stops and says so.
+    let required = format!("{}?sslmode=require", server.url);
+    let output = tempo()
+        .current_dir(folder.path())
+        .arg("run")
+        .arg(tempo_test_fixtures::sql())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("TEMPO_SQL_DATABASE_MAIN", &required)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("the PostgreSQL database `main`") && stderr.contains("TLS"),
+        "{stderr}"
+    );
+}
+
+/// `method url` with a JSON `body`: the status and the JSON answer.
+fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::blocking::Client::new()
+        .request(method, url)
+        .timeout(PATIENCE);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&response.text().unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn the_sql_example_runs_on_sqlite_and_on_postgres_with_one_setting() {
+    use reqwest::Method;
+    let example = common::example("sql", false);
+    let settings = std::fs::read_to_string(common::workspace().join("examples/sql/tempo.toml"));
+    let server = PostgresServer::start();
+    for env in [
+        vec![],
+        vec![("TEMPO_SQL_DATABASE_TODOS", server.url.as_str())],
+    ] {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(folder.path().join("tempo.toml"), settings.as_ref().unwrap()).unwrap();
+        let served = serve_component(folder.path(), &example.wasm, &env);
+        let todos = format!("{}/todos", served.url);
+        let (status, first) = call(Method::POST, &todos, Some(json!({"title": "write tests"})));
+        assert_eq!(
+            (status, &first),
+            (
+                201,
+                &json!({"id": 1, "title": "write tests", "done": false})
+            )
+        );
+        let (status, _) = call(Method::POST, &todos, Some(json!({"title": "ship"})));
+        assert_eq!(status, 201);
+        let (status, done) = call(
+            Method::PATCH,
+            &format!("{todos}/1"),
+            Some(json!({"done": true})),
+        );
+        assert_eq!((status, &done["done"]), (200, &json!(true)), "{done}");
+        assert_eq!(done["title"], "write tests");
+        let (_, finished) = call(Method::GET, &format!("{todos}?done=true"), None);
+        assert_eq!(finished, json!([done]));
+        let (_, open) = call(Method::GET, &format!("{todos}?done=false"), None);
+        assert_eq!(open, json!([{"id": 2, "title": "ship", "done": false}]));
+        assert_eq!(call(Method::DELETE, &format!("{todos}/2"), None).0, 204);
+        assert_eq!(call(Method::GET, &format!("{todos}/2"), None).0, 404);
+        let embedded = folder.path().join(".tempo/sql/todos.sqlite3").exists();
+        assert_eq!(embedded, env.is_empty(), "{env:?}");
+    }
+}

