@@ -36,10 +36,13 @@ if [ "$(id -u)" -eq 0 ]; then chown nobody "$scratch/pgdata"; fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${as_pg[@]}" "$bin/initdb" --auth=trust --encoding=UTF8 --locale=C -U postgres -D "$scratch/pgdata" >/dev/null
 "${as_pg[@]}" "$bin/postgres" -D "$scratch/pgdata" -p "$port" -c listen_addresses=127.0.0.1 \
-  -c "unix_socket_directories=$scratch" >/dev/null 2>&1 &
+  -c "unix_socket_directories=$scratch/pgdata" >"$scratch/postgres.log" 2>&1 &
 pg_pid=$!
 trap 'kill -INT $pg_pid 2>/dev/null || true; wait $pg_pid 2>/dev/null || true; rm -rf "$scratch"' EXIT
-until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do sleep 0.1; done
+until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+  kill -0 "$pg_pid" 2>/dev/null || { cat "$scratch/postgres.log" >&2; exit 1; }
+  sleep 0.1
+done
 url="postgres://postgres@127.0.0.1:$port/postgres"
 
 rate() { sed -n 's/.*: \([0-9]*\) queries\/s.*/\1/p'; }

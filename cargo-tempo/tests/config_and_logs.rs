@@ -103,7 +103,7 @@ fn a_guest_reads_declared_config_and_nothing_of_the_host() {
 }
 
 #[test]
-fn a_config_value_that_is_not_a_scalar_names_the_file() {
+fn a_config_value_that_is_neither_a_scalar_nor_a_secret_names_the_file() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(
         folder.path().join("tempo.toml"),
@@ -114,7 +114,7 @@ fn a_config_value_that_is_not_a_scalar_names_the_file() {
     assert_ne!(served.wait(), Some(0));
     let stderr = served.stderr();
     assert!(
-        stderr.contains("tempo.toml`: `[config] list` must be text, a number or a boolean"),
+        stderr.contains("tempo.toml`: `[config] list` must be text, a number, a boolean or"),
         "{stderr}"
     );
 }

@@ -20,6 +20,15 @@ mod postgres;
 pub use openbao::OpenBaoServer;
 pub use postgres::PostgresServer;
 
+/// A port on 127.0.0.1 that was free a moment ago, for a server a test starts.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -218,11 +227,7 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server; a missing `nats-server` fails the test with how to install one.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = Self {
             child: None,
             port,

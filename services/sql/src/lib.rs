@@ -137,6 +137,24 @@ pub(crate) enum Failure {
     Unavailable(String),
 }
 
+/// Waits for `work` until `deadline`, if there is one: past it, the request the statement was
+/// made for is being stopped.
+pub(crate) async fn until<T>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = T>,
+) -> Result<T, Failure> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
+            .await
+            .map_err(|_| {
+                Failure::Refused(
+                    "the statement was stopped: the request it was made for ran out of time".into(),
+                )
+            }),
+        None => Ok(work.await),
+    }
+}
+
 /// A database as the host functions see it.
 #[async_trait::async_trait]
 pub(crate) trait Database: Send + Sync {

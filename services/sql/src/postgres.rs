@@ -20,7 +20,7 @@ use tokio_postgres::{CancelToken, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::result::{Cell, Gathered, Value};
-use crate::{Bounds, Database, Failure, Session, Statement};
+use crate::{Bounds, Database, Failure, Session, Statement, until};
 
 /// How long opening a connection to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -139,20 +139,6 @@ impl Database for Postgres {
             in_transaction: AtomicBool::new(false),
             broken: Arc::new(AtomicBool::new(false)),
         }))
-    }
-}
-
-/// Waits for `work` until `deadline`, if there is one.
-async fn until<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Result<T, Failure> {
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
-            .await
-            .map_err(|_| {
-                Failure::Refused(
-                    "the statement was stopped: the request it was made for ran out of time".into(),
-                )
-            }),
-        None => Ok(work.await),
     }
 }
 
