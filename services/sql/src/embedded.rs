@@ -299,10 +299,12 @@ impl Lease {
     ) -> Option<Result<Vec<Cell>, Failure>> {
         let held = self.held.try_lock().ok()?;
         let db = &held.connection.as_ref()?.db;
-        if !db
+        // A read: it changes nothing, so stopping it early loses nothing (`BEGIN` and `COMMIT`
+        // count as read-only to SQLite, but return no columns).
+        let is_read = db
             .prepare_cached(&statement.sql)
-            .is_ok_and(|prepared| prepared.readonly())
-        {
+            .is_ok_and(|prepared| prepared.readonly() && prepared.column_count() > 0);
+        if !is_read {
             return None;
         }
         db.busy_timeout(Duration::ZERO).ok()?;
