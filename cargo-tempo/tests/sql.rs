@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{PATIENCE, Served, tempo};
 use serde_json::{Value, json};
-use tempo_test_fixtures::PostgresServer;
+use tempo_test_fixtures::{Gate, PostgresServer};
 
 /// The settings every run of the suite has: small bounds, a short deadline.
 const TEMPO_TOML: &str = "[sql]\nmax-rows = 50\nmax-bytes = 4096\n\n[limits]\ndeadline-ms = 3000\n";
@@ -205,14 +205,15 @@ fn serve_component(folder: &Path, component: &Path, env: &[(&str, &str)]) -> Ser
 }
 
 #[test]
-fn embedded_sqlite_keeps_to_its_file_and_loses_no_acknowledged_write() {
+fn embedded_sqlite_keeps_to_its_file_reads_beside_a_writer_and_loses_no_acknowledged_write() {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(
         folder.path().join("tempo.toml"),
         format!("{TEMPO_TOML}\n[sql.databases]\nmain = \"embedded\"\n"),
     )
     .unwrap();
-    let mut served = serve(folder.path(), &[]);
+    let outbound = [("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*")];
+    let mut served = serve(folder.path(), &outbound);
     suite(&served, Dialect::Sqlite);
     served.wait_for_stderr("a guest opened the SQL database `other`, which is not declared");
 
@@ -228,6 +229,31 @@ fn embedded_sqlite_keeps_to_its_file_and_loses_no_acknowledged_write() {
     assert!(!outside.exists());
     assert!(folder.path().join(".tempo/sql/main.sqlite3").exists());
 
+    // WAL: while one connection holds a write transaction open, reads go on, at once, and see
+    // only what was committed.
+    let gate = Gate::start();
+    let writer = {
+        let (url, gate) = (served.url.clone(), gate.url.clone());
+        std::thread::spawn(move || {
+            let steps = json!([
+                statement("BEGIN EXCLUSIVE", &[]),
+                statement("INSERT INTO kinds (id, label) VALUES ($1, $2)", &["50", "pending"]),
+                { "wait_for": gate },
+                statement("COMMIT", &[]),
+            ]);
+            post(&url, "/script/main", steps)
+        })
+    };
+    gate.wait_for(1);
+    let pending = "SELECT label FROM kinds WHERE id = $1";
+    assert_eq!(query(&served.url, pending, &["50"]), Vec::<Value>::new());
+    gate.release();
+    assert_eq!(writer.join().unwrap().0, 200);
+    assert_eq!(
+        query(&served.url, pending, &["50"]),
+        [json!({"label": {"str": "pending"}})]
+    );
+
     // A write acknowledged is on disk: it survives the process being killed.
     exec(
         &served.url,
@@ -237,7 +263,7 @@ fn embedded_sqlite_keeps_to_its_file_and_loses_no_acknowledged_write() {
     );
     served.signal(libc::SIGKILL);
     served.wait();
-    let again = serve(folder.path(), &[]);
+    let again = serve(folder.path(), &outbound);
     let rows = query(&again.url, "SELECT label FROM kinds WHERE id = $1", &["9"]);
     assert_eq!(rows, [json!({"label": {"str": "kept"}})]);
 }

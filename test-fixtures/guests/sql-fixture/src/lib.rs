@@ -6,7 +6,8 @@
 //!   `data-type` case (`{"int64": 7}`, `{"null": null}`);
 //! - `POST /exec/{db}`: `{"changed": n}`;
 //! - `POST /script/{db}`: a list of statements run with `exec` on one connection, in order:
-//!   `{"changed": [n, …]}`, or a 422 naming the first that failed.
+//!   `{"changed": [n, …]}`, or a 422 naming the first that failed. A step
+//!   `{"wait_for": URL}` GETs URL in between, so a test holds the connection where it likes.
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -25,6 +26,14 @@ struct Statement {
     sql: String,
     #[serde(default)]
     params: Vec<String>,
+}
+
+/// A step of a script: a statement, or a request that holds the script until it is answered.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Step {
+    Statement(Statement),
+    WaitFor { wait_for: String },
 }
 
 impl Statement {
@@ -89,10 +98,17 @@ async fn exec(mut request: Request) -> Result<http::Json<Json>, http::Error> {
 }
 
 async fn script(mut request: Request) -> Result<http::Json<Json>, http::Error> {
-    let statements: Vec<Statement> = request.json().await?;
+    let steps: Vec<Step> = request.json().await?;
     let db = open(&request)?;
     let mut changed = Vec::new();
-    for (index, statement) in statements.iter().enumerate() {
+    for (index, step) in steps.iter().enumerate() {
+        let statement = match step {
+            Step::Statement(statement) => statement,
+            Step::WaitFor { wait_for } => {
+                http::get(wait_for).await?;
+                continue;
+            }
+        };
         let count = db
             .exec(&statement.sql, &statement.params())
             .map_err(|err| refused(format!("statement {index}: {err}")))?;
