@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::{PATIENCE, Served, get, get_with_request_id};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otlp::{Receiver, attribute, exporting_to, hex, stop, text, traced_get};
+use tempo_test_fixtures::free_port;
 
 #[test]
 fn metrics_answer_on_the_admin_address() {
@@ -55,15 +56,6 @@ fn run_serves_no_metrics_unless_asked_and_a_taken_admin_address_names_the_flag()
         stderr.contains(&format!("cannot listen on {address} (`--admin`)")),
         "{stderr}"
     );
-}
-
-/// A free port on loopback (bound and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A Prometheus server, killed when dropped.

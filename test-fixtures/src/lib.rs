@@ -21,7 +21,7 @@ pub use openbao::OpenBaoServer;
 pub use postgres::PostgresServer;
 
 /// A port on 127.0.0.1 that was free a moment ago, for a server a test starts.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -91,16 +91,6 @@ pub fn declared_from(
     Ok((values, secrets))
 }
 
-/// The literal values of `sources` (see [`declared_from`]); an error if `[config]` names a
-/// secret, which only the service reads.
-pub fn values_from(sources: &Sources) -> anyhow::Result<BTreeMap<String, String>> {
-    let (values, secrets) = declared_from(sources)?;
-    if let Some(key) = secrets.keys().next() {
-        anyhow::bail!("`[config] {key}` names a secret, which needs a secrets server");
-    }
-    Ok(values)
-}
-
 impl Configured for ConfigService {
     const SECTION: Option<&'static str> = Some("config");
     const SETTINGS: &'static [Setting] = &[
@@ -345,8 +335,9 @@ mod tests {
             ("TEMPO_CONFIG_API_URL", "http://api"),
             ("SECRET_TOKEN", "never"),
         ];
-        let config: Vec<_> = values_from(&sources(toml, &env))
+        let config: Vec<_> = declared_from(&sources(toml, &env))
             .unwrap()
+            .0
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
@@ -359,7 +350,7 @@ mod tests {
                 "verbose=true"
             ]
         );
-        let err = values_from(&sources("[config]\nlist = [1]\n", &[])).unwrap_err();
+        let err = declared_from(&sources("[config]\nlist = [1]\n", &[])).unwrap_err();
         assert!(
             err.to_string()
                 .contains("`[config] list` must be text, a number, a boolean or"),

@@ -273,8 +273,11 @@ impl Session for Lease {
             return outcome;
         }
         let (sql, params) = (statement.sql.clone(), statement.params.clone());
-        self.run(deadline, move |db| gather(db, &sql, &params, bounds))
-            .await
+        self.run(deadline, move |db| {
+            let mut prepared = db.prepare_cached(&sql).map_err(refused)?;
+            gather(&mut prepared, &params, bounds)
+        })
+        .await
     }
 
     async fn exec(&self, statement: &Statement, deadline: Option<Instant>) -> Result<u64, Failure> {
@@ -299,19 +302,17 @@ impl Lease {
     ) -> Option<Result<Vec<Cell>, Failure>> {
         let held = self.held.try_lock().ok()?;
         let db = &held.connection.as_ref()?.db;
+        let mut prepared = db.prepare_cached(&statement.sql).ok()?;
         // A read: it changes nothing, so stopping it early loses nothing (`BEGIN` and `COMMIT`
         // count as read-only to SQLite, but return no columns).
-        let is_read = db
-            .prepare_cached(&statement.sql)
-            .is_ok_and(|prepared| prepared.readonly() && prepared.column_count() > 0);
-        if !is_read {
+        if !prepared.readonly() || prepared.column_count() == 0 {
             return None;
         }
         db.busy_timeout(Duration::ZERO).ok()?;
         self.watch
             .inline_checks
             .store(INLINE_CHECKS, Ordering::Relaxed);
-        let outcome = gather(db, &statement.sql, &statement.params, bounds);
+        let outcome = gather(&mut prepared, &statement.params, bounds);
         // The progress handler leaves -1 when it stopped the read for running too long.
         let stopped = self.watch.inline_checks.swap(-1, Ordering::Relaxed) < 0;
         db.busy_timeout(BUSY_TIMEOUT).ok()?;
@@ -323,15 +324,13 @@ impl Lease {
     }
 }
 
-/// The rows of `sql` with `params` bound, within `bounds`.
+/// The rows of `prepared` with `params` bound, within `bounds`.
 fn gather(
-    db: &rusqlite::Connection,
-    sql: &str,
+    prepared: &mut rusqlite::Statement<'_>,
     params: &[String],
     bounds: Bounds,
 ) -> Result<Vec<Cell>, Failure> {
-    let mut prepared = db.prepare_cached(sql).map_err(refused)?;
-    bind(&mut prepared, params)?;
+    bind(prepared, params)?;
     let columns: Vec<(String, Kind)> = prepared
         .columns()
         .iter()
@@ -411,14 +410,20 @@ enum Kind {
 
 impl Kind {
     fn of(declared: Option<&str>) -> Self {
-        let declared = declared.unwrap_or_default().to_ascii_uppercase();
-        if declared.contains("BOOL") {
+        let declared = declared.unwrap_or_default();
+        let has = |word: &str| {
+            declared
+                .as_bytes()
+                .windows(word.len())
+                .any(|window| window.eq_ignore_ascii_case(word.as_bytes()))
+        };
+        if has("BOOL") {
             Self::Boolean
-        } else if declared.contains("TIMESTAMP") || declared.contains("DATETIME") {
+        } else if has("TIMESTAMP") || has("DATETIME") {
             Self::Timestamp
-        } else if declared == "DATE" {
+        } else if declared.eq_ignore_ascii_case("DATE") {
             Self::Date
-        } else if declared == "TIME" {
+        } else if declared.eq_ignore_ascii_case("TIME") {
             Self::Time
         } else {
             Self::Plain
