@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 
 use common::{Served, get, get_with_request_id, scratch, stderr, tempo};
 
@@ -101,6 +101,38 @@ fn a_wasi_p3_handler_is_served_with_its_instances_reused() {
     ] {
         assert!(metrics.contains(expected), "no {expected:?} in:\n{metrics}");
     }
+}
+
+/// An instance that takes several requests at once tells them apart: what its guest prints for
+/// one request carries that request's id, also once another request has begun on it.
+#[test]
+fn a_reused_instance_logs_each_request_under_its_own_id() {
+    let mut served = Served::start(tempo_test_fixtures::http_p3());
+    let url = served.url.clone();
+    // The first request's handler prints, then waits for a body the client holds back...
+    let mut first = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    first
+        .write_all(
+            b"POST /log?first HTTP/1.1\r\nhost: tempo\r\nx-request-id: p3-first\r\n\
+              content-length: 4\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+    served.wait_for_stderr("[http_p3_fixture p3-first] first begins as request 1 ");
+    // ...while a second request begins and ends on the same instance...
+    let (status, _, _) = get_with_request_id(&format!("{url}/log?second"), Some("p3-second"));
+    assert_eq!(status, 200);
+    served.wait_for_stderr("[http_p3_fixture p3-second] second begins as request 2 ");
+    served.wait_for_stderr("[http_p3_fixture p3-second] second ends");
+    // ...then the first one's body comes, and what it prints next is still its own.
+    first.write_all(b"body").unwrap();
+    let mut answer = String::new();
+    first.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let ended = served.wait_for_stderr("first ends");
+    assert!(
+        ended.contains("[http_p3_fixture p3-first] first ends"),
+        "{ended}"
+    );
 }
 
 #[test]

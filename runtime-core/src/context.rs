@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 use wasmtime::component::{HasData, ResourceTable};
 
 use crate::state::State;
+use crate::work::CurrentWork;
 
 /// What a service shares with every instance it is linked into.
 pub trait ServiceContext: Send + Sync + 'static {
@@ -36,6 +37,8 @@ pub struct ServiceView<'a, C> {
     /// When the instance's current work is stopped, if it has a deadline: a host call that waits
     /// on something outside (a database, a server) should give up by then.
     pub deadline: Option<Instant>,
+    /// The work the instance handles: what the guest sends on continues its trace.
+    pub work: &'a CurrentWork,
     context: Option<&'a Arc<C>>,
 }
 
@@ -59,11 +62,12 @@ impl<C: ServiceContext> HasData for ServiceData<C> {
 /// The view of `state` for the service whose context is `C`: the getter to link bindings with.
 pub fn view<C: ServiceContext>(state: &mut State) -> ServiceView<'_, C> {
     let deadline = state.deadline;
-    let (table, extensions, component) = state.view_parts();
+    let (table, extensions, component, work) = state.view_parts();
     ServiceView {
         table,
         component,
         deadline,
+        work,
         context: extensions.get::<Arc<C>>(),
     }
 }

@@ -12,7 +12,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-use crate::request_id::CurrentRequest;
+use crate::work::CurrentWork;
 
 /// The tracing target of every line a guest logs, through stdio or `wasi:logging`.
 pub const GUEST_LOG_TARGET: &str = "guest";
@@ -24,8 +24,8 @@ pub(crate) enum LineSink {
     Log {
         /// The component's name.
         component: Arc<str>,
-        /// The request the instance handles.
-        request_id: CurrentRequest,
+        /// The work the instance handles.
+        work: CurrentWork,
         /// `stdout` or `stderr`.
         stream: &'static str,
     },
@@ -41,12 +41,12 @@ impl LineSink {
         match self {
             LineSink::Log {
                 component,
-                request_id,
+                work,
                 stream,
             } => tracing::info!(
                 target: GUEST_LOG_TARGET,
                 component = &**component,
-                request_id = request_id.get().as_str(),
+                request_id = work.request_id().as_str(),
                 stream = *stream,
                 "{line}"
             ),

@@ -37,6 +37,7 @@ mod state;
 pub mod trace_context;
 mod version;
 mod wasi;
+mod work;
 
 pub use admission::{Admission, Demand, Slots};
 pub use command::{cli_run_export, is_cli_run, run_command};
@@ -57,6 +58,7 @@ pub use service::{Running, Service, Trigger};
 pub use state::{GuestStdio, InstanceSettings, State};
 pub use version::Version;
 pub use wasi::{WASI_VERSION, WasiService};
+pub use work::{CurrentWork, Work};
 
 /// Re-exported so services link against the same wasmtime.
 pub use wasmtime;

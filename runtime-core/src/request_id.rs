@@ -2,7 +2,7 @@
 //! lines, the host's span and the response.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// Identifies one request or message. Shown with every line the guest logs while handling it,
 /// recorded on its span, and sent back in `x-request-id`.
@@ -29,29 +29,6 @@ impl RequestId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// The request an instance is handling: its only one when fresh, the latest one it began when
-/// reused. Shared with what logs for the instance (its stdout and stderr lines), so that a
-/// change shows everywhere at once.
-#[derive(Clone, Debug)]
-pub(crate) struct CurrentRequest(Arc<Mutex<RequestId>>);
-
-impl CurrentRequest {
-    pub(crate) fn new(request_id: RequestId) -> Self {
-        Self(Arc::new(Mutex::new(request_id)))
-    }
-
-    pub(crate) fn get(&self) -> RequestId {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn set(&self, request_id: RequestId) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = request_id;
     }
 }
 

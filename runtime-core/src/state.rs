@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use crate::guest_output::{LineSink, LoggedOutput};
 use crate::limits::{InstanceLimits, MemoryLimiter, MemoryRefused};
-use crate::request_id::{CurrentRequest, RequestId};
+use crate::request_id::RequestId;
+use crate::work::{CurrentWork, Tasks, Work};
 
 /// Where a guest's stdio goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,7 +54,9 @@ impl InstanceSettings {
 /// The data of one instance's store.
 pub struct State {
     component: Arc<str>,
-    pub(crate) request_id: CurrentRequest,
+    pub(crate) work: CurrentWork,
+    /// A reused instance's requests, by the guest task that handles each.
+    pub(crate) tasks: Tasks,
     /// When the instance's guest code is stopped (see [`crate::Version::new_store`]).
     pub(crate) deadline: Option<Instant>,
     wasi: WasiCtx,
@@ -72,17 +75,17 @@ impl WasiHttpHooks for DefaultHttpHooks {}
 
 impl State {
     /// A fresh state for an instance with the given grants, handling the work `request_id`
-    /// names.
+    /// names, in the trace of the current span.
     pub fn new(settings: &InstanceSettings, request_id: RequestId) -> Self {
         let component = settings.name.clone();
-        let request_id = CurrentRequest::new(request_id);
+        let work = CurrentWork::new(Work::in_current_span(request_id));
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&settings.args).envs(&settings.env);
         match settings.stdio {
             GuestStdio::Logged => {
                 let sink = |stream| LineSink::Log {
                     component: component.clone(),
-                    request_id: request_id.clone(),
+                    work: work.clone(),
                     stream,
                 };
                 wasi.stdout(LoggedOutput::new(sink("stdout")))
@@ -94,7 +97,8 @@ impl State {
         }
         Self {
             component,
-            request_id,
+            work,
+            tasks: Tasks::default(),
             deadline: None,
             wasi: wasi.build(),
             table: {
@@ -116,9 +120,16 @@ impl State {
         &self.component
     }
 
-    /// The id of the request or message this instance handles (the latest it began, if reused).
+    /// The id of the request or message this instance handles (if reused, the one whose guest
+    /// task called the host last).
     pub fn request_id(&self) -> RequestId {
-        self.request_id.get()
+        self.work.request_id()
+    }
+
+    /// The work this instance handles, as a handle that follows it when a reused instance
+    /// switches between requests: for what acts for the instance outside its host calls.
+    pub fn current_work(&self) -> &CurrentWork {
+        &self.work
     }
 
     /// The memory growth this instance was refused, if any.
@@ -157,8 +168,20 @@ impl State {
     }
 
     /// What [`crate::context::view`] borrows at once: the table, the contexts and the name.
-    pub(crate) fn view_parts(&mut self) -> (&mut ResourceTable, &http::Extensions, &Arc<str>) {
-        (&mut self.table, &self.extensions, &self.component)
+    pub(crate) fn view_parts(
+        &mut self,
+    ) -> (
+        &mut ResourceTable,
+        &http::Extensions,
+        &Arc<str>,
+        &CurrentWork,
+    ) {
+        (
+            &mut self.table,
+            &self.extensions,
+            &self.component,
+            &self.work,
+        )
     }
 }
 

@@ -30,6 +30,19 @@ pub fn current() -> Context {
     tracing::Span::current().context()
 }
 
+/// The context of the current span if it is part of `work`'s trace (a host call's span, under
+/// its work's), else `work` itself: a reused instance's host calls run outside their request's
+/// span.
+pub fn current_within(work: &Context) -> Context {
+    let current = current();
+    let trace_of = |context: &Context| context.span().span_context().trace_id();
+    if current.span().span_context().is_valid() && trace_of(&current) == trace_of(work) {
+        current
+    } else {
+        work.clone()
+    }
+}
+
 /// Adds the `traceparent` (and `tracestate`) of `context` to `carrier`, unless `already` says
 /// the guest set its own.
 pub fn inject(context: &Context, already: bool, carrier: &mut dyn Injector) {

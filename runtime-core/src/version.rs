@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use opentelemetry::KeyValue;
-use wasmtime::component::{Component, InstancePre};
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::component::{Component, GuestTaskId, InstancePre};
+use wasmtime::{CallHook, Store, StoreContextMut, UpdateDeadline};
 
 use crate::interface::InterfaceName;
 use crate::limits::InstanceLimits;
@@ -13,6 +13,7 @@ use crate::metrics;
 use crate::request_id::RequestId;
 use crate::service::{Service, Trigger};
 use crate::state::{InstanceSettings, State};
+use crate::work::Work;
 
 /// A component linked against the services it imports and checked against the triggers it
 /// exports. Immutable; a new build becomes a new `Version`.
@@ -151,20 +152,51 @@ impl Version {
         store
     }
 
-    /// Prepares a reused instance's `state` for its next request, `request_id`: the id its lines
-    /// carry from now on, a deadline of `deadline` (the version's, plus whatever margin the
-    /// trigger leaves for stopping it in its own way first) from now, and each linked service's
-    /// [`Service::begin_request`]. Called in the request's span.
+    /// Prepares a reused instance for its next request, handled by the guest task `task`: from
+    /// now on its lines carry `work`'s id, what it sends on continues `work`'s trace, its guest
+    /// code is stopped at `deadline`, and each linked service's [`Service::begin_request`] has
+    /// run. With [`Version::follow_tasks`] it switches back to `work` whenever `task` calls the
+    /// host, also after later requests have begun.
     pub fn begin_request(
         &self,
-        state: &mut State,
-        request_id: RequestId,
-        deadline: Option<std::time::Duration>,
+        store: &mut StoreContextMut<'_, State>,
+        task: GuestTaskId,
+        work: Work,
+        deadline: Option<Instant>,
     ) {
-        state.request_id.set(request_id);
-        state.deadline = deadline.map(|d| Instant::now() + d);
+        let state = store.data_mut();
+        state.tasks.begin(task, work.clone(), deadline);
+        state.work.set(work);
+        state.deadline = deadline;
         for service in &self.services {
             service.begin_request(state);
         }
+    }
+
+    /// Makes `store`'s instance, which takes several requests at once, switch to the request
+    /// of whichever guest task calls the host: its log lines, spans, outgoing requests and
+    /// messages, and its deadline are then that request's own, not those of the request begun
+    /// last. (A call hook: it costs a look at the task on every host call.)
+    pub fn follow_tasks(store: &mut Store<State>) {
+        store.call_hook(|mut store, hook| {
+            if matches!(hook, CallHook::CallingHost) {
+                switch_to_calling_task(&mut store);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Makes the request of the guest task calling the host the instance's current work, if it is
+/// one that [`Version::begin_request`] began and is not current already.
+fn switch_to_calling_task(store: &mut StoreContextMut<'_, State>) {
+    // The root of the calls is the export call the request began with.
+    let Some(root) = store.async_call_stack().ok().and_then(|tasks| tasks.last()) else {
+        return;
+    };
+    let state = store.data_mut();
+    if let Some((work, deadline)) = state.tasks.switch_to(root) {
+        state.work.set(work);
+        state.deadline = deadline;
     }
 }

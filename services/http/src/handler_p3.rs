@@ -24,7 +24,7 @@ use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::outcome::{finish_run, log_failure};
 use tempo_runtime_core::wasmtime::component::GuestTaskId;
 use tempo_runtime_core::wasmtime::{Store, StoreContextMut};
-use tempo_runtime_core::{RequestId, State, Version, wasmtime};
+use tempo_runtime_core::{RequestId, State, Version, Work, wasmtime};
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::handler::{
     self, HandlerState, Instance, InstantiationError, ProxyHandler, ProxyPre, ShouldAccept,
@@ -173,6 +173,9 @@ impl HandlerState for Instances {
             .ok_or_else(|| wasmtime::format_err!("the version has been replaced"))?;
         // The request id and span are the first request's; `on_request_start` sets them.
         let mut store = version.new_store(RequestId::generate());
+        if self.reuse.concurrent > 1 {
+            Version::follow_tasks(&mut store);
+        }
         let proxy = ProxyPre::P3(self.pre.clone())
             .instantiate_async(&mut store)
             .await?;
@@ -237,15 +240,13 @@ impl WorkerState for Worker {
         &self,
         mut store: StoreContextMut<'_, State>,
         arrival: Arrival,
-        _task: GuestTaskId,
+        task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         let deadline = self.version.limits().deadline;
+        let stop_at = deadline.map(|d| Instant::now() + d + STOP_MARGIN);
         arrival.span.in_scope(|| {
-            self.version.begin_request(
-                store.data_mut(),
-                arrival.request_id.clone(),
-                deadline.map(|d| d + STOP_MARGIN),
-            );
+            let work = Work::in_current_span(arrival.request_id.clone());
+            self.version.begin_request(&mut store, task, work, stop_at);
         });
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         taken.stopped.push(arrival.stopped);

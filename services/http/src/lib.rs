@@ -203,14 +203,10 @@ impl Service for HttpService {
     fn init_instance(&self, state: &mut State) {
         state.set_http_hooks(Box::new(outbound::GuestHttpHooks {
             outbound: self.outbound.load_full(),
-            // Taken in the request's span, so that the instance's requests continue its trace.
-            trace: tempo_runtime_core::trace_context::current(),
+            // Read when a request goes out: a reused instance's requests continue each
+            // request's own trace.
+            work: state.current_work().clone(),
         }));
-    }
-
-    /// A reused instance's requests continue each request's own trace.
-    fn begin_request(&self, state: &mut State) {
-        self.init_instance(state);
     }
 
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {

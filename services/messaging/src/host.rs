@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::Context;
 use tempo_runtime_core::context::view;
 use tempo_runtime_core::trace_context;
 use tempo_runtime_core::{ServiceData, ServiceView, State};
@@ -92,8 +93,13 @@ fn envelope_mut<'t>(
 
 impl Shared {
     /// `message` addressed to `topic`, checked against the subject rules, the allow-list, the
-    /// header rules and the size limit.
-    fn addressed(&self, topic: String, message: Envelope) -> Result<Envelope, MsgError> {
+    /// header rules and the size limit, carrying on the trace `sent_in`.
+    fn addressed(
+        &self,
+        topic: String,
+        message: Envelope,
+        sent_in: &Context,
+    ) -> Result<Envelope, MsgError> {
         subject::check_topic(&topic).map_err(MsgError::PermissionDenied)?;
         if let Some(allowed) = &self.config.allowed_subjects
             && !allowed
@@ -104,16 +110,26 @@ impl Shared {
                 "`{topic}` is not among the subjects guests may send to (messaging allowed-subjects)"
             )));
         }
-        self.checked(topic, message)
+        self.checked(topic, message, sent_in)
     }
 
     /// `message` as the answer to a request whose reply subject is `reply_to`.
-    fn answering(&self, reply_to: String, message: Envelope) -> Result<Envelope, MsgError> {
+    fn answering(
+        &self,
+        reply_to: String,
+        message: Envelope,
+        sent_in: &Context,
+    ) -> Result<Envelope, MsgError> {
         subject::check_reply_subject(&reply_to).map_err(MsgError::PermissionDenied)?;
-        self.checked(reply_to, message)
+        self.checked(reply_to, message, sent_in)
     }
 
-    fn checked(&self, topic: String, mut message: Envelope) -> Result<Envelope, MsgError> {
+    fn checked(
+        &self,
+        topic: String,
+        mut message: Envelope,
+        sent_in: &Context,
+    ) -> Result<Envelope, MsgError> {
         let headers = message
             .metadata
             .iter()
@@ -135,9 +151,9 @@ impl Shared {
         message.subject = topic;
         message.reply_to = None;
         message.no_responders = false;
-        // The message goes on with the trace of the call that sends it, unless the guest set
-        // its own `traceparent`.
-        trace_context::inject_metadata(&trace_context::current(), &mut message.metadata);
+        // The message goes on with the trace of the call that sends it (or of its work, for a
+        // reused instance), unless the guest set its own `traceparent`.
+        trace_context::inject_metadata(sent_in, &mut message.metadata);
         Ok(message)
     }
 }
@@ -273,8 +289,11 @@ impl producer::Host for MsgView<'_> {
     ) -> Result<(), MsgError> {
         self.table.get(&client)?;
         let message = self.table.delete(message)?.envelope;
+        let sent_in = trace_context::current_within(&self.work.trace());
         let (shared, broker) = connected(self.context()?.clone()).await?;
-        broker.publish(shared.addressed(topic, message)?).await
+        broker
+            .publish(shared.addressed(topic, message, &sent_in)?)
+            .await
     }
 }
 
@@ -321,8 +340,9 @@ impl request_reply::Host for MsgView<'_> {
             None => RequestOptions::default(),
         };
         let message = envelope(self.table, &message)?.clone();
+        let sent_in = trace_context::current_within(&self.work.trace());
         let (shared, broker) = connected(self.context()?.clone()).await?;
-        let message = shared.addressed(topic, message)?;
+        let message = shared.addressed(topic, message, &sent_in)?;
         let timeout = options.timeout.unwrap_or(shared.config.request_timeout);
         let expected = options
             .expected_replies
@@ -345,7 +365,10 @@ impl request_reply::Host for MsgView<'_> {
             ));
         };
         let message = self.table.delete(message)?.envelope;
+        let sent_in = trace_context::current_within(&self.work.trace());
         let (shared, broker) = connected(self.context()?.clone()).await?;
-        broker.publish(shared.answering(subject, message)?).await
+        broker
+            .publish(shared.answering(subject, message, &sent_in)?)
+            .await
     }
 }

@@ -234,7 +234,7 @@ impl Drop for ConnectionTask {
 /// the request or message the instance handles.
 pub(crate) struct GuestHttpHooks {
     pub(crate) outbound: Arc<Outbound>,
-    pub(crate) trace: opentelemetry::Context,
+    pub(crate) work: tempo_runtime_core::CurrentWork,
 }
 
 impl WasiHttpHooks for GuestHttpHooks {
@@ -255,7 +255,7 @@ impl WasiHttpHooks for GuestHttpHooks {
             > + Send,
     > {
         let mut request = request;
-        crate::trace_context::inject(&self.trace, request.headers_mut());
+        crate::trace_context::inject(&self.work.trace(), request.headers_mut());
         let outbound = self.outbound.clone();
         Box::new(async move {
             let (response, connection) = outbound.send(request, options).await?;

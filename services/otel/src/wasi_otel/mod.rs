@@ -21,10 +21,9 @@ use tempo_runtime_core::metrics::{component, metrics};
 use tempo_runtime_core::settings::{Configured, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
-    InterfaceName, RequestId, Service, ServiceContext, ServiceData, ServiceView, State,
+    CurrentWork, InterfaceName, RequestId, Service, ServiceContext, ServiceData, ServiceView, State,
 };
 use tracing::Level;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::logging::guest_line;
 use crate::telemetry::GuestSpans;
@@ -80,8 +79,8 @@ impl OtelService {
 pub(crate) struct InstanceOtel {
     spans: GuestSpans,
     component: Arc<str>,
-    /// The unit of work the instance handles (the latest it began, if reused).
-    work: Mutex<Work>,
+    /// The unit of work the instance handles (if reused, the one whose task runs).
+    work: CurrentWork,
     traced: Mutex<Traced>,
     instruments: Arc<GuestInstruments>,
     reported: Mutex<Reported>,
@@ -95,23 +94,13 @@ struct Work {
     span: SpanContext,
 }
 
-impl Work {
-    /// The unit of work whose span is the current one.
-    fn current(state: &State) -> Self {
-        Self {
-            request_id: state.request_id(),
-            span: tracing::Span::current()
-                .context()
-                .span()
-                .span_context()
-                .clone(),
-        }
-    }
-}
-
 impl InstanceOtel {
     fn work(&self) -> Work {
-        self.work.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let work = self.work.get();
+        Work {
+            request_id: work.request_id,
+            span: work.trace.span().span_context().clone(),
+        }
     }
 }
 
@@ -321,7 +310,7 @@ impl Service for OtelService {
         let instance = InstanceOtel {
             spans: self.spans.clone(),
             component: Arc::from(state.component()),
-            work: Mutex::new(Work::current(state)),
+            work: state.current_work().clone(),
             traced: Mutex::default(),
             instruments: self.instruments.clone(),
             reported: Mutex::default(),
@@ -329,12 +318,10 @@ impl Service for OtelService {
         state.insert_context(Arc::new(instance));
     }
 
-    /// Also taken in the span of the request. The bound on spans is per request; the
+    /// The bound on spans is per request; the
     /// instance's open spans and metric totals stay, as they do in the guest.
     fn begin_request(&self, state: &mut State) {
-        let work = Work::current(state);
         if let Some(instance) = state.extensions().get::<Arc<InstanceOtel>>() {
-            *instance.work.lock().unwrap_or_else(|e| e.into_inner()) = work;
             instance.traced().ended = 0;
         }
     }

@@ -11,12 +11,19 @@
 //! - `GET /alloc?MIB`: allocates MIB mebibytes and answers their sum;
 //! - `GET /hits`: increments `p3-hits` in the `default` bucket through wasi:keyvalue (a WASI 0.2
 //!   interface, imported by a 0.3 component) and answers the new count;
+//! - `POST /log?WORD`: prints `WORD begins as request N of this instance`, reads the request
+//!   body to its end, then prints `WORD ends`: while it waits for the body, the instance can
+//!   begin other requests;
 //! - anything else: `p3 <path>`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use http_body::Body as _;
+
 use wasip3::http::types::{self, ErrorCode, Fields, Response};
-use wasip3::http_compat::{http_from_wasi_request, http_into_wasi_request, http_into_wasi_response};
+use wasip3::http_compat::{
+    http_from_wasi_request, http_into_wasi_request, http_into_wasi_response,
+};
 use wasip3::{wit_bindgen, wit_future, wit_stream};
 
 wasip3::http::service::export!(Fixture);
@@ -55,7 +62,10 @@ impl wasip3::exports::http::handler::Guest for Fixture {
             }
             "/alloc" => {
                 let bytes = vec![1u8; query.parse::<usize>().unwrap_or(1) << 20];
-                let sum: u64 = std::hint::black_box(&bytes).iter().map(|&b| u64::from(b)).sum();
+                let sum: u64 = std::hint::black_box(&bytes)
+                    .iter()
+                    .map(|&b| u64::from(b))
+                    .sum();
                 http_into_wasi_response(http::Response::new(sum.to_string()))
             }
             "/hits" => {
@@ -63,6 +73,17 @@ impl wasip3::exports::http::handler::Guest for Fixture {
                 let bucket = store::open("default").map_err(internal)?;
                 let hits = atomics::increment(&bucket, "p3-hits", 1).map_err(internal)?;
                 http_into_wasi_response(http::Response::new(hits.to_string()))
+            }
+            "/log" => {
+                println!("{query} begins as request {handled} of this instance");
+                let mut body = std::pin::pin!(request.into_body());
+                while let Some(frame) =
+                    std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+                {
+                    frame?;
+                }
+                println!("{query} ends");
+                http_into_wasi_response(http::Response::new(String::new()))
             }
             _ => http_into_wasi_response(http::Response::new(format!("p3 {path}"))),
         }
