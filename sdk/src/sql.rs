@@ -118,11 +118,15 @@ pub struct Rows {
 impl Rows {
     fn new(cells: Vec<types::Row>) -> Self {
         let width = row_width(&cells);
-        let columns = cells[..width]
-            .iter()
-            .map(|cell| cell.field_name.clone())
-            .collect();
-        let values = cells.into_iter().map(|cell| cell.value).collect();
+        let mut columns = Vec::with_capacity(width);
+        let mut values = Vec::with_capacity(cells.len());
+        // The first row's names are taken, not copied: a query's cost is mostly such copies.
+        for (index, cell) in cells.into_iter().enumerate() {
+            if index < width {
+                columns.push(cell.field_name);
+            }
+            values.push(cell.value);
+        }
         Self { columns, values }
     }
 
@@ -162,14 +166,11 @@ impl Rows {
 
 /// How many cells make a row: the shortest period of the column names.
 fn row_width(cells: &[types::Row]) -> usize {
-    let names: Vec<&str> = cells.iter().map(|cell| cell.field_name.as_str()).collect();
-    (1..=names.len())
+    let name = |index: usize| cells[index].field_name.as_str();
+    (1..=cells.len())
         .find(|&width| {
-            names.len().is_multiple_of(width)
-                && names
-                    .iter()
-                    .enumerate()
-                    .all(|(index, name)| *name == names[index % width])
+            cells.len().is_multiple_of(width)
+                && (width..cells.len()).all(|index| name(index) == name(index % width))
         })
         .unwrap_or(0)
 }
@@ -264,5 +265,37 @@ impl Value {
     /// Whether the value is SQL's `NULL`.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(names: &[&str]) -> Vec<types::Row> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| types::Row {
+                field_name: (*name).to_owned(),
+                value: Value::Int64(index as i64),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cells_split_into_rows_at_each_repeat_of_the_column_names() {
+        let rows = Rows::new(cells(&["id", "name", "id", "name", "id", "name"]));
+        assert_eq!(rows.columns(), ["id", "name"]);
+        assert_eq!(rows.len(), 3);
+        let last = rows.iter().last().unwrap();
+        assert!(matches!(last.get("name"), Some(Value::Int64(5))));
+
+        let one = Rows::new(cells(&["id", "name", "score"]));
+        assert_eq!((one.columns().len(), one.len()), (3, 1));
+        // A repeated name within a row makes rows of the shortest period.
+        assert_eq!(Rows::new(cells(&["a", "a"])).columns(), ["a"]);
+        let none = Rows::new(Vec::new());
+        assert!(none.is_empty() && none.columns().is_empty());
     }
 }
