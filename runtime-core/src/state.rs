@@ -55,8 +55,9 @@ impl InstanceSettings {
 pub struct State {
     component: Arc<str>,
     pub(crate) work: CurrentWork,
-    /// A reused instance's requests, by the guest task that handles each.
-    pub(crate) tasks: Tasks,
+    /// The requests of an instance that takes several at once, by the guest task that handles
+    /// each; `None` where nothing follows them (see [`crate::Version::follow_tasks`]).
+    pub(crate) tasks: Option<Tasks>,
     /// When the instance's guest code is stopped (see [`crate::Version::new_store`]).
     pub(crate) deadline: Option<Instant>,
     wasi: WasiCtx,
@@ -98,7 +99,7 @@ impl State {
         Self {
             component,
             work,
-            tasks: Tasks::default(),
+            tasks: None,
             deadline: None,
             wasi: wasi.build(),
             table: {

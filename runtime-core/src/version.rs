@@ -13,7 +13,7 @@ use crate::metrics;
 use crate::request_id::RequestId;
 use crate::service::{Service, Trigger};
 use crate::state::{InstanceSettings, State};
-use crate::work::Work;
+use crate::work::{Tasks, Work};
 
 /// A component linked against the services it imports and checked against the triggers it
 /// exports. Immutable; a new build becomes a new `Version`.
@@ -165,7 +165,9 @@ impl Version {
         deadline: Option<Instant>,
     ) {
         let state = store.data_mut();
-        state.tasks.begin(task, work.clone(), deadline);
+        if let Some(tasks) = &mut state.tasks {
+            tasks.begin(task, work.clone(), deadline);
+        }
         state.work.set(work);
         state.deadline = deadline;
         for service in &self.services {
@@ -178,6 +180,7 @@ impl Version {
     /// messages, and its deadline are then that request's own, not those of the request begun
     /// last. (A call hook: it costs a look at the task on every host call.)
     pub fn follow_tasks(store: &mut Store<State>) {
+        store.data_mut().tasks = Some(Tasks::default());
         store.call_hook(|mut store, hook| {
             if matches!(hook, CallHook::CallingHost) {
                 switch_to_calling_task(&mut store);
@@ -195,7 +198,8 @@ fn switch_to_calling_task(store: &mut StoreContextMut<'_, State>) {
         return;
     };
     let state = store.data_mut();
-    if let Some((work, deadline)) = state.tasks.switch_to(root) {
+    let switched = state.tasks.as_mut().and_then(|tasks| tasks.switch_to(root));
+    if let Some((work, deadline)) = switched {
         state.work.set(work);
         state.deadline = deadline;
     }

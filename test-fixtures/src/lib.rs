@@ -20,6 +20,11 @@ mod postgres;
 pub use openbao::OpenBaoServer;
 pub use postgres::PostgresServer;
 
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+
 /// A port on 127.0.0.1 that was free a moment ago, for a server a test starts.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -28,11 +33,6 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
-
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
 
 /// Serves wasi:http, answering `<package name> <path>` so a test can tell builds apart.
 /// Routes: `/trap` panics; `/stdout` prints a line on stdout and one on stderr;

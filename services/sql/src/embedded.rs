@@ -351,9 +351,7 @@ fn gather(
 /// SQLite's error as the guest reads it; an interrupted statement says why.
 fn refused(err: rusqlite::Error) -> Failure {
     match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::OperationInterrupted) => Failure::Refused(
-            "the statement was stopped: the request it was made for ran out of time".into(),
-        ),
+        Some(rusqlite::ErrorCode::OperationInterrupted) => Failure::out_of_time(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             Failure::Unavailable(format!("{err}: another connection held it too long"))
         }

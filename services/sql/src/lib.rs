@@ -146,12 +146,17 @@ pub(crate) async fn until<T>(
     match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
             .await
-            .map_err(|_| {
-                Failure::Refused(
-                    "the statement was stopped: the request it was made for ran out of time".into(),
-                )
-            }),
+            .map_err(|_| Failure::out_of_time()),
         None => Ok(work.await),
+    }
+}
+
+impl Failure {
+    /// A statement stopped because the request it was made for ran out of time.
+    pub(crate) fn out_of_time() -> Self {
+        Self::Refused(
+            "the statement was stopped: the request it was made for ran out of time".into(),
+        )
     }
 }
 
