@@ -224,7 +224,7 @@ fn embedded_sqlite_keeps_to_its_file_reads_beside_a_writer_and_loses_no_acknowle
         format!("VACUUM INTO '{}'", outside.display()),
     ] {
         let err = refused(&served.url, "/exec/main", &sql, &[]);
-        assert!(err.contains("cannot attach other files"), "{sql}: {err}");
+        assert!(err.contains("other database files"), "{sql}: {err}");
     }
     assert!(!outside.exists());
     assert!(folder.path().join(".tempo/sql/main.sqlite3").exists());
@@ -393,4 +393,129 @@ fn the_sql_example_runs_on_sqlite_and_on_postgres_with_one_setting() {
         let embedded = folder.path().join(".tempo/sql/todos.sqlite3").exists();
         assert_eq!(embedded, env.is_empty(), "{env:?}");
     }
+}
+
+/// The attacks of a hostile guest on an embedded database, written as a guest sends them (bound
+/// parameters included): each is refused with an error the guest reads, and tempo goes on, in
+/// its memory, with its durability, and through its next start.
+#[test]
+fn a_hostile_guest_neither_crashes_nor_hoards_nor_breaks_an_embedded_database() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("tempo.toml"),
+        format!("{TEMPO_TOML}\n[sql.databases]\nmain = \"embedded\"\nother = \"embedded\"\n"),
+    )
+    .unwrap();
+    let mut served = serve(folder.path(), &[]);
+    let url = served.url.clone();
+
+    // A pointer out of the host, and one into it: refused before anything runs.
+    let err = refused(
+        &url,
+        "/query/main",
+        "SELECT fts3_tokenizer($1) AS p",
+        &["simple"],
+    );
+    assert!(err.contains("the function `fts3_tokenizer`"), "{err}");
+    let err = refused(
+        &url,
+        "/query/main",
+        "SELECT fts3_tokenizer($1, $2) AS p",
+        &["evil", "AAAAAAAA"],
+    );
+    assert!(err.contains("fts3_tokenizer"), "{err}");
+    let err = refused(
+        &url,
+        "/exec/main",
+        "CREATE VIRTUAL TABLE ft_evil USING fts3(body, tokenize=evil)",
+        &[],
+    );
+    assert!(err.contains("evil"), "{err}");
+    assert_eq!(query(&url, "SELECT 1 AS alive", &[]).len(), 1);
+
+    // TEMP tables would hold memory, and rows, on the pooled connection across requests.
+    let hoard = json!([
+        statement("PRAGMA temp_store = MEMORY", &[]),
+        statement("CREATE TEMP TABLE IF NOT EXISTS hoard(x)", &[]),
+        statement(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+             INSERT INTO hoard SELECT randomblob(1000000) FROM n",
+            &[]
+        ),
+    ]);
+    let before = served.resident_bytes();
+    for _ in 0..5 {
+        let (status, answer) = post(&url, "/script/main", hoard.clone());
+        assert_eq!(status, 422, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("temp_store"),
+            "{answer}"
+        );
+        for sql in [
+            "CREATE TEMP TABLE IF NOT EXISTS hoard(x)",
+            "CREATE TABLE temp.hoard(x)",
+        ] {
+            let err = refused(&url, "/exec/main", sql, &[]);
+            assert!(err.contains("TEMP objects"), "{err}");
+        }
+    }
+    let grown = served.resident_bytes().saturating_sub(before);
+    assert!(grown < 64 << 20, "tempo grew by {grown} bytes");
+    let temp = query(&url, "SELECT count(*) AS n FROM sqlite_temp_schema", &[]);
+    assert_eq!(temp, [json!({"n": {"int64": 0}})]);
+
+    // Durability and the connection's setup stay the host's.
+    for (sql, what) in [
+        ("PRAGMA journal_mode = OFF", "journal_mode"),
+        ("PRAGMA synchronous = OFF", "synchronous"),
+        ("PRAGMA busy_timeout = 0", "busy_timeout"),
+    ] {
+        let err = refused(&url, "/exec/main", sql, &[]);
+        assert!(err.contains(what), "{sql}: {err}");
+    }
+    for _ in 0..3 {
+        let mode = query(&url, "PRAGMA journal_mode", &[]);
+        assert_eq!(mode, [json!({"journal_mode": {"str": "wal"}})]);
+    }
+
+    // The schema cannot be broken, and the host's paths stay hidden.
+    exec(&url, "CREATE TABLE t2 (x)", &[], 0);
+    let err = refused(&url, "/exec/main", "PRAGMA writable_schema = ON", &[]);
+    assert!(err.contains("writable_schema"), "{err}");
+    let err = refused(
+        &url,
+        "/exec/main",
+        "UPDATE sqlite_schema SET sql = $1 WHERE name = $2",
+        &["CREATE TABLE t2(", "t2"],
+    );
+    assert!(err.contains("may not be modified"), "{err}");
+    let where_it_is = folder.path().display().to_string();
+    for sql in [
+        "SELECT file FROM pragma_database_list",
+        "PRAGMA database_list",
+    ] {
+        let err = refused(&url, "/query/main", sql, &[]);
+        assert!(
+            err.contains("database_list") && !err.contains(&where_it_is),
+            "{err}"
+        );
+    }
+
+    // A damaged file is its database's error alone: tempo starts, the others serve.
+    served.signal(libc::SIGTERM);
+    served.wait();
+    let damaged = folder.path().join(".tempo/sql/other.sqlite3");
+    std::fs::write(&damaged, vec![b'x'; 8192]).unwrap();
+    let mut again = serve(folder.path(), &[]);
+    let logged = again.wait_for_stderr("other.sqlite3");
+    assert!(logged.contains("integrity_check"), "{logged}");
+    assert_eq!(
+        query(&again.url, "SELECT x FROM t2", &[]),
+        Vec::<Value>::new()
+    );
+    let err = refused(&again.url, "/query/other", "SELECT 1 AS one", &[]);
+    assert!(
+        err.contains("cannot be opened") && !err.contains(&where_it_is),
+        "{err}"
+    );
 }

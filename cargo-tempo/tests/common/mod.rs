@@ -156,6 +156,15 @@ impl Served {
         self.child.id()
     }
 
+    /// The process's resident memory, in bytes.
+    #[allow(dead_code, reason = "not every test binary measures memory")]
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
     /// Waits for the `Serving http://…` line and takes the address from it.
     pub(crate) fn wait_for_serving(&mut self) {
         let line = self.wait_for_stderr("Serving http://");

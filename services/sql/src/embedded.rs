@@ -4,21 +4,21 @@
 //! A guest's connection is a SQLite connection of its own, taken from a small pool and given
 //! back (with any transaction it left open rolled back) when the guest drops it. Statements run
 //! on tokio's blocking threads; a progress handler stops one at the deadline of the request it
-//! was made for, or as soon as the guest is gone. Each connection is shut in its file: `ATTACH`
-//! (and so `VACUUM INTO`) is refused, and no value may be longer than `max-bytes`.
+//! was made for, or as soon as the guest is gone. Each connection runs guest SQL inside SQLite's
+//! own sandbox ([`crate::sandbox`]): shut in its file, with no TEMP objects and no pragma that
+//! changes the connection, so the next guest to lease it finds it as the host set it up.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::result::{Cell, Gathered, Value};
-use crate::{Bounds, Database, Failure, MAX_STATEMENT_BYTES, Session, Statement, until};
+use crate::sandbox;
+use crate::{Bounds, Database, Failure, Session, Statement, until};
 
 /// How long a writer waits for another's transaction before its statement fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,7 +37,7 @@ pub(crate) struct Embedded {
 
 struct Pool {
     path: PathBuf,
-    max_value_bytes: usize,
+    bounds: sandbox::Bounds,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
 }
@@ -88,7 +88,7 @@ impl Embedded {
     pub(crate) fn open(
         path: &Path,
         pool_size: usize,
-        max_value_bytes: usize,
+        bounds: sandbox::Bounds,
     ) -> anyhow::Result<Self> {
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|err| {
@@ -97,7 +97,7 @@ impl Embedded {
         }
         let pool = Arc::new(Pool {
             path: path.to_owned(),
-            max_value_bytes,
+            bounds,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(pool_size)),
         });
@@ -117,16 +117,9 @@ impl Pool {
         db.pragma_update(None, "foreign_keys", "ON")?;
         db.pragma_update(None, "trusted_schema", "OFF")?;
         db.busy_timeout(BUSY_TIMEOUT)?;
-        db.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
-        db.set_limit(
-            Limit::SQLITE_LIMIT_LENGTH,
-            i32::try_from(self.max_value_bytes.max(1 << 20)).unwrap_or(i32::MAX),
-        )?;
-        db.set_limit(
-            Limit::SQLITE_LIMIT_SQL_LENGTH,
-            i32::try_from(MAX_STATEMENT_BYTES).unwrap_or(i32::MAX),
-        )?;
-        db.authorizer(Some(authorize));
+        // Reads the schema now, so that a damaged file is found when it is opened.
+        db.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        sandbox::confine(&db, self.bounds)?;
         let watch = Arc::new(Watch::default());
         let watched = watch.clone();
         db.progress_handler(STEPS_PER_CHECK, Some(move || watched.should_stop()));
@@ -141,20 +134,6 @@ impl Pool {
         if let Ok(mut idle) = self.idle.lock() {
             idle.push(connection);
         }
-    }
-}
-
-/// What a guest's SQL may not do: reach another file, or move temporary files elsewhere.
-fn authorize(context: AuthContext<'_>) -> Authorization {
-    match context.action {
-        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
-        AuthAction::Pragma { pragma_name, .. }
-            if pragma_name.eq_ignore_ascii_case("temp_store_directory")
-                || pragma_name.eq_ignore_ascii_case("data_store_directory") =>
-        {
-            Authorization::Deny
-        }
-        _ => Authorization::Allow,
     }
 }
 
@@ -350,14 +329,16 @@ fn gather(
 
 /// SQLite's error as the guest reads it; an interrupted statement says why.
 fn refused(err: rusqlite::Error) -> Failure {
+    if let Some(what) = sandbox::refusal_behind(&err) {
+        return Failure::Refused(format!(
+            "{err}: an embedded database does not allow {what} (see the security model)"
+        ));
+    }
     match err.sqlite_error_code() {
         Some(rusqlite::ErrorCode::OperationInterrupted) => Failure::out_of_time(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             Failure::Unavailable(format!("{err}: another connection held it too long"))
         }
-        Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => Failure::Refused(format!(
-            "{err}: an embedded database cannot attach other files or move its temporary files"
-        )),
         _ => Failure::Refused(err.to_string()),
     }
 }

@@ -89,10 +89,14 @@ impl types::HostConnection for SqlView<'_> {
         let database = match database.get().await {
             Ok(database) => database.clone(),
             Err(err) => {
+                // The reason may name a host path: it is the operator's to read.
+                if shared.unopened.first(&name) {
+                    tracing::error!("wasi:sql: {err:#}");
+                }
                 return fail(
                     self,
                     Failure::Unavailable(format!(
-                        "the database `{name}` cannot be opened: {err:#}"
+                        "the database `{name}` cannot be opened; the server's log says why"
                     )),
                 );
             }

@@ -31,6 +31,7 @@ mod embedded;
 mod host;
 mod postgres;
 mod result;
+mod sandbox;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,9 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
 /// The most parameters one statement may have.
 pub const MAX_PARAMS: usize = 1000;
+/// The most memory SQLite may hold for the embedded databases of one process by default, in
+/// MiB.
+pub const DEFAULT_MEMORY_MIB: u64 = 256;
 
 /// Where a declared database lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -90,6 +94,8 @@ pub struct SqlConfig {
     pub max_bytes: usize,
     /// Connections per database.
     pub pool_size: usize,
+    /// The most memory SQLite may hold for all embedded databases, in MiB.
+    pub memory_mib: u64,
 }
 
 impl Default for SqlConfig {
@@ -100,6 +106,7 @@ impl Default for SqlConfig {
             max_rows: DEFAULT_MAX_ROWS,
             max_bytes: DEFAULT_MAX_BYTES,
             pool_size: DEFAULT_POOL_SIZE,
+            memory_mib: DEFAULT_MEMORY_MIB,
         }
     }
 }
@@ -194,6 +201,8 @@ pub(crate) struct Shared {
     databases: BTreeMap<String, LazyBackend<Arc<dyn Database>>>,
     /// Undeclared names guests asked for, explained in the log once each.
     hinted: tempo_runtime_core::OnceSet,
+    /// Declared databases that could not be opened for a guest, logged once each.
+    unopened: tempo_runtime_core::OnceSet,
 }
 
 impl ServiceContext for Shared {
@@ -219,7 +228,12 @@ async fn open_database(
         Location::Embedded => Arc::new(embedded::Embedded::open(
             &config.folder.join(format!("{name}.sqlite3")),
             config.pool_size,
-            config.max_bytes,
+            sandbox::Bounds {
+                value_bytes: config.max_bytes.max(1 << 20),
+                statement_bytes: MAX_STATEMENT_BYTES,
+                params: MAX_PARAMS,
+                heap_bytes: config.memory_mib.saturating_mul(1 << 20),
+            },
         )?),
         Location::Postgres(url) => {
             Arc::new(postgres::Postgres::connect(name, url, config.pool_size).await?)
@@ -235,6 +249,11 @@ impl SqlService {
             config.pool_size > 0,
             "{} must be at least 1",
             settings::POOL_SIZE
+        );
+        anyhow::ensure!(
+            config.memory_mib >= 8,
+            "{} must be at least 8",
+            settings::MEMORY_MIB
         );
         let mut databases = BTreeMap::new();
         for (name, location) in &config.databases {
@@ -261,6 +280,7 @@ impl SqlService {
                 config,
                 databases,
                 hinted: tempo_runtime_core::OnceSet::default(),
+                unopened: tempo_runtime_core::OnceSet::default(),
             }),
         })
     }
@@ -287,12 +307,25 @@ impl Service for SqlService {
         Ok(())
     }
 
-    /// Opens every declared database: a file that cannot be made or a server that cannot be
-    /// reached stops the start with a sentence naming the database.
+    /// Opens every declared database. A PostgreSQL server that cannot be reached or refuses
+    /// the settings stops the start with a sentence naming the database; an embedded file that
+    /// cannot be opened (a damaged file, say) is that database's error alone: it is logged with
+    /// the file and a hint, guests that open it get the error, and everything else serves.
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async {
-            for database in self.shared.databases.values() {
-                database.get().await?;
+            let config = &self.shared.config;
+            for (name, database) in &self.shared.databases {
+                let Err(err) = database.get().await else {
+                    continue;
+                };
+                if config.databases.get(name) != Some(&Location::Embedded) {
+                    return Err(err);
+                }
+                tracing::error!(
+                    "wasi:sql: {err:#}; guests that open `{name}` get this error until it is \
+                     fixed (hint: `sqlite3 FILE 'PRAGMA integrity_check'` tells what is wrong; \
+                     move the file aside to start afresh)"
+                );
             }
             Ok(())
         })

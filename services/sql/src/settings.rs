@@ -7,8 +7,8 @@ use serde::Deserialize;
 use tempo_runtime_core::settings::{Configured, Setting, Sources};
 
 use crate::{
-    DEFAULT_DATABASE, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_POOL_SIZE, Location, SqlConfig,
-    SqlService,
+    DEFAULT_DATABASE, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_MEMORY_MIB, DEFAULT_POOL_SIZE,
+    Location, SqlConfig, SqlService,
 };
 
 const SECTION: &str = "sql";
@@ -22,6 +22,8 @@ pub const MAX_ROWS: Setting = Setting::new(SECTION, "max-rows");
 pub const MAX_BYTES: Setting = Setting::new(SECTION, "max-bytes");
 /// Connections per database.
 pub const POOL_SIZE: Setting = Setting::new(SECTION, "pool-size");
+/// The most memory SQLite may hold for the embedded databases, in MiB.
+pub const MEMORY_MIB: Setting = Setting::new(SECTION, "memory-mib");
 
 /// Variables named `TEMPO_SQL_DATABASE_<NAME>` declare the database `<name>` (lower-cased), or
 /// move it.
@@ -44,6 +46,7 @@ pub struct SqlToml {
     max_rows: Option<usize>,
     max_bytes: Option<usize>,
     pool_size: Option<usize>,
+    memory_mib: Option<u64>,
 }
 
 /// Reads a database's location: `embedded`, or a PostgreSQL URL.
@@ -91,13 +94,14 @@ impl SqlConfig {
             max_rows: toml.max_rows.unwrap_or(DEFAULT_MAX_ROWS),
             max_bytes: toml.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
             pool_size: toml.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
+            memory_mib: toml.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB),
         })
     }
 }
 
 impl Configured for SqlService {
     const SECTION: Option<&'static str> = Some(SECTION);
-    const SETTINGS: &'static [Setting] = &[DATABASES, MAX_ROWS, MAX_BYTES, POOL_SIZE];
+    const SETTINGS: &'static [Setting] = &[DATABASES, MAX_ROWS, MAX_BYTES, POOL_SIZE, MEMORY_MIB];
     type Args = SqlArgs;
 
     fn configure(args: SqlArgs, sources: &Sources) -> anyhow::Result<Self> {
