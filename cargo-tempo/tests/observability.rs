@@ -405,6 +405,49 @@ fn a_guests_own_spans_join_the_request_trace_through_wasi_otel() {
     assert_eq!(flooded, tempo_otel::MAX_SPANS);
 }
 
+/// Exports a hostile guest makes (megabytes of attributes, a new set every time; histograms
+/// standing for ten million measurements): refused with an error the guest reads, in bounded
+/// memory and work.
+#[test]
+fn a_guest_cannot_hoard_memory_or_stall_a_host_call_through_its_metrics() {
+    let mut served = Served::start_with(
+        tempo_test_fixtures::otel_compat(),
+        &[("TEMPO_ADMIN", "127.0.0.1:0")],
+    );
+    let admin = served.wait_for_admin();
+    let before = served.resident_bytes();
+    for seed in 0..5 {
+        let (status, answer) = get(&format!("{}/hoard?{seed}", served.url));
+        assert_eq!(status, 200);
+        assert!(
+            answer.starts_with("refused: ") && answer.contains("attributes"),
+            "{answer}"
+        );
+    }
+    let grown = served.resident_bytes().saturating_sub(before);
+    assert!(grown < 64 << 20, "tempo grew by {grown} bytes");
+    let (_, scraped) = get(&format!("http://{admin}/metrics"));
+    assert!(
+        scraped.len() < 1 << 20,
+        "a scrape of {} bytes",
+        scraped.len()
+    );
+    for seed in 0..3 {
+        let (_, answer) = get(&format!("{}/flood?{seed}", served.url));
+        assert!(answer.contains("measurements in all"), "{answer}");
+    }
+    let (_, scraped) = get(&format!("http://{admin}/metrics"));
+    let recorded: Vec<&str> = scraped
+        .lines()
+        .filter(|line| line.starts_with("flood_count{"))
+        .collect();
+    assert_eq!(recorded.len(), 6, "{recorded:?}");
+    assert!(
+        recorded.iter().all(|line| line.ends_with(" 10000")),
+        "{recorded:?}"
+    );
+}
+
 #[test]
 fn a_guest_on_opentelemetrys_own_sdk_joins_the_trace_and_its_metrics_arrive() {
     let receiver = Receiver::start();

@@ -9,19 +9,26 @@
 //!   report), fed each bucket's new count at points inside the bucket that add up to the new
 //!   sum: count, buckets and sum are the guest's, the single values are not known.
 //!
-//! What a guest can make the host hold is bounded: [`MAX_INSTRUMENTS`] metric names in the
-//! process, [`MAX_SERIES`] remembered series per instance, [`MAX_POINTS`] points per export,
-//! [`MAX_MEASUREMENTS`] measurements and [`MAX_BUCKETS`] buckets per histogram point; the SDK
-//! caps each instrument's attribute sets (2000). A value that is not finite is refused. What is refused is counted (`tempo_limits_hit_total{limit="metrics"}`) and the guest
-//! gets an error naming it.
+//! What a guest can make the host hold, and do in one call, is bounded in bytes and in work:
+//! - in the process, [`MAX_INSTRUMENTS`] metric names, and series (a name and its attributes)
+//!   of [`MAX_HELD_BYTES`] in all: the host's instruments keep every series they have seen;
+//! - per series, [`MAX_ATTRIBUTES`] attributes and [`MAX_SERIES_BYTES`] of name, keys and values;
+//! - per instance, [`MAX_SERIES`] remembered cumulative series (each a 64-bit hash and its totals);
+//! - per export, [`MAX_POINTS`] points and [`MAX_EXPORT_MEASUREMENTS`] histogram measurements
+//!   (each point at most [`MAX_MEASUREMENTS`], with at most [`MAX_BUCKETS`] buckets), so one
+//!   host call does a bounded amount of work.
+//!
+//! A value that is not finite is refused, and so are names the exporters keep for themselves
+//! (`target_info`, `otel_scope_info`) and names starting with `tempo`. What is refused is
+//! counted (`tempo_limits_hit_total{limit="metrics"}`) and the guest gets an error naming it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Mutex;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, UpDownCounter};
 
-use super::convert::bounded_attributes;
 use super::generated::wasi::otel::metrics as wit;
 
 /// The most metric names guests may define in one process.
@@ -34,6 +41,35 @@ pub(crate) const MAX_POINTS: usize = 1024;
 pub(crate) const MAX_MEASUREMENTS: u64 = 10_000;
 /// The most buckets a histogram point may have (OpenTelemetry's 256 bounds, and one more).
 pub(crate) const MAX_BUCKETS: usize = 257;
+/// The most histogram measurements one export may stand for, in all of its points: what one
+/// host call records stays around a millisecond.
+pub(crate) const MAX_EXPORT_MEASUREMENTS: u64 = 20_000;
+/// The most attributes of one series.
+pub(crate) const MAX_ATTRIBUTES: usize = 32;
+/// The most bytes of one series' name, attribute keys and values.
+pub(crate) const MAX_SERIES_BYTES: usize = 2048;
+/// The most bytes of series the host's instruments hold for all guests of the process.
+pub(crate) const MAX_HELD_BYTES: usize = 8 << 20;
+/// Names the exporters use for metrics of their own.
+const RESERVED_NAMES: &[&str] = &["target_info", "otel_scope_info"];
+
+/// The points of one metric that were refused: how many, and why the first was.
+#[derive(Default)]
+struct Refusals {
+    first: Option<String>,
+    count: u64,
+}
+
+impl Refusals {
+    fn add(&mut self, why: String) {
+        self.first.get_or_insert(why);
+        self.count += 1;
+    }
+
+    fn into_result(self) -> Result<(), (String, u64)> {
+        self.first.map_or(Ok(()), |why| Err((why, self.count)))
+    }
+}
 
 /// The host instrument behind one guest metric name.
 #[derive(Clone)]
@@ -59,29 +95,75 @@ impl Instrument {
 #[derive(Default)]
 pub(crate) struct GuestInstruments {
     by_name: Mutex<HashMap<String, Instrument>>,
+    held: Mutex<Held>,
 }
 
-/// What one instance last reported of each cumulative series: a sum's value, or a histogram's
-/// count, sum and bucket counts.
+/// The series the host's instruments hold, by hash, and their bytes.
+#[derive(Default)]
+struct Held {
+    series: HashSet<u64>,
+    bytes: usize,
+    hasher: RandomState,
+}
+
+/// What one instance last reported of each cumulative series, by the series' hash: a sum's
+/// value, or a histogram's count, sum and bucket counts.
 #[derive(Default)]
 pub(crate) struct Reported {
-    last: HashMap<String, Vec<f64>>,
+    last: HashMap<u64, Vec<f64>>,
 }
 
 /// A guest's metric as the host records it.
 struct Series<'a> {
     name: &'a str,
     attributes: Vec<KeyValue>,
+    /// The name and attributes hashed, to know the series again.
+    id: u64,
+    /// The bytes of the name, keys and values.
+    bytes: usize,
 }
 
-impl Series<'_> {
-    /// The series as one string: its name and attributes, each ended by a NUL.
-    fn key(&self) -> String {
-        let mut key = format!("{}\0", self.name);
-        for attribute in &self.attributes {
-            key.push_str(&format!("{}={}\0", attribute.key, attribute.value));
+impl<'a> Series<'a> {
+    /// The series `name` with a guest's `attributes` and the host's `component`, within
+    /// [`MAX_ATTRIBUTES`] and [`MAX_SERIES_BYTES`].
+    fn new(
+        name: &'a str,
+        attributes: Vec<wit::KeyValue>,
+        component: &KeyValue,
+        hasher: &RandomState,
+    ) -> Result<Self, String> {
+        if attributes.len() > MAX_ATTRIBUTES {
+            return Err(format!(
+                "a metric point has at most {MAX_ATTRIBUTES} attributes"
+            ));
         }
-        key
+        let bytes = name.len()
+            + attributes
+                .iter()
+                .map(|pair| pair.key.len() + pair.value.len())
+                .sum::<usize>();
+        if bytes > MAX_SERIES_BYTES {
+            return Err(format!(
+                "a metric point's name, attribute keys and values take at most \
+                 {MAX_SERIES_BYTES} bytes"
+            ));
+        }
+        let mut hash = hasher.build_hasher();
+        hash.write(name.as_bytes());
+        for pair in &attributes {
+            hash.write_u8(0);
+            hash.write(pair.key.as_bytes());
+            hash.write_u8(0);
+            hash.write(pair.value.as_bytes());
+        }
+        let mut kept = super::convert::bounded_attributes(attributes).0;
+        kept.push(component.clone());
+        Ok(Series {
+            name,
+            attributes: kept,
+            id: hash.finish(),
+            bytes,
+        })
     }
 }
 
@@ -97,9 +179,11 @@ impl GuestInstruments {
     ) -> Result<(), String> {
         let mut refusal = None;
         let mut points = 0usize;
+        let mut budget = MAX_EXPORT_MEASUREMENTS;
         for scope in metrics.scope_metrics {
             for metric in scope.metrics {
-                let result = self.record_metric(metric, component, reported, &mut points);
+                let result =
+                    self.record_metric(metric, component, reported, &mut points, &mut budget);
                 if let Err((error, lost)) = result {
                     *dropped += lost;
                     refusal.get_or_insert(error);
@@ -115,6 +199,7 @@ impl GuestInstruments {
         component: &KeyValue,
         reported: &mut Reported,
         points: &mut usize,
+        budget: &mut u64,
     ) -> Result<(), (String, u64)> {
         use wit::MetricData as Data;
         let count = match &metric.data {
@@ -140,15 +225,19 @@ impl GuestInstruments {
         let instrument = self
             .instrument(&metric)
             .map_err(|error| (error, count as u64))?;
+        let hasher = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hasher
+            .clone();
+        // A series the instruments may hold: within its own bounds, and the process's.
         let series = |attributes: Vec<wit::KeyValue>| {
-            let (mut attributes, _) = bounded_attributes(attributes);
-            attributes.push(component.clone());
-            Series {
-                name: &metric.name,
-                attributes,
-            }
+            let series = Series::new(&metric.name, attributes, component, &hasher)?;
+            self.hold(&series)?;
+            Ok::<_, String>(series)
         };
-        let mut refused = Ok(());
+        let mut refused = Refusals::default();
         match (instrument, metric.data) {
             (
                 Instrument::Gauge(gauge),
@@ -157,23 +246,32 @@ impl GuestInstruments {
                 for point in data.data_points {
                     let value = number(point.value);
                     if !value.is_finite() {
-                        refused = Err((NOT_FINITE.to_owned(), 1));
+                        refused.add(NOT_FINITE.to_owned());
                         continue;
                     }
-                    gauge.record(value, &series(point.attributes).attributes);
+                    match series(point.attributes) {
+                        Ok(series) => gauge.record(value, &series.attributes),
+                        Err(error) => refused.add(error),
+                    }
                 }
             }
             (instrument, Data::F64Sum(data) | Data::U64Sum(data) | Data::S64Sum(data)) => {
                 let cumulative = is_cumulative(data.temporality, data.is_monotonic);
                 for point in data.data_points {
-                    let series = series(point.attributes);
+                    let series = match series(point.attributes) {
+                        Ok(series) => series,
+                        Err(error) => {
+                            refused.add(error);
+                            continue;
+                        }
+                    };
                     let value = number(point.value);
                     if !value.is_finite() {
-                        refused = Err((NOT_FINITE.to_owned(), 1));
+                        refused.add(NOT_FINITE.to_owned());
                         continue;
                     }
                     let Some(change) = reported.change(&series, cumulative, vec![value]) else {
-                        refused = Err((format!("at most {MAX_SERIES} series per instance"), 1));
+                        refused.add(format!("at most {MAX_SERIES} series per instance"));
                         continue;
                     };
                     match &instrument {
@@ -190,12 +288,15 @@ impl GuestInstruments {
                 Data::F64Histogram(data) | Data::U64Histogram(data) | Data::S64Histogram(data),
             ) => {
                 let cumulative = is_cumulative(data.temporality, true);
-                for point in data.data_points {
-                    let series = series(point.attributes.clone());
-                    if let Err(error) =
-                        record_histogram(&histogram, &series, point, cumulative, reported)
-                    {
-                        refused = Err((error, 1));
+                for mut point in data.data_points {
+                    let recorded =
+                        series(std::mem::take(&mut point.attributes)).and_then(|series| {
+                            record_histogram(
+                                &histogram, &series, point, cumulative, reported, budget,
+                            )
+                        });
+                    if let Err(error) = recorded {
+                        refused.add(error);
                     }
                 }
             }
@@ -203,7 +304,13 @@ impl GuestInstruments {
                 let (temporality, points) = exponential(data);
                 let cumulative = is_cumulative(temporality, true);
                 for point in points {
-                    let series = series(point.attributes);
+                    let series = match series(point.attributes) {
+                        Ok(series) => series,
+                        Err(error) => {
+                            refused.add(error);
+                            continue;
+                        }
+                    };
                     let summary = wit::HistogramDataPoint {
                         attributes: Vec::new(),
                         count: point.count,
@@ -215,15 +322,15 @@ impl GuestInstruments {
                         exemplars: Vec::new(),
                     };
                     if let Err(error) =
-                        record_histogram(&histogram, &series, summary, cumulative, reported)
+                        record_histogram(&histogram, &series, summary, cumulative, reported, budget)
                     {
-                        refused = Err((error, 1));
+                        refused.add(error);
                     }
                 }
             }
             _ => {}
         }
-        refused
+        refused.into_result()
     }
 
     /// The host instrument for `metric`, made at its first report.
@@ -299,6 +406,28 @@ impl GuestInstruments {
     }
 }
 
+impl GuestInstruments {
+    /// Counts `series` among those the instruments hold; refused when it is new and the
+    /// process's [`MAX_HELD_BYTES`] are taken.
+    fn hold(&self, series: &Series<'_>) -> Result<(), String> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.series.contains(&series.id) {
+            return Ok(());
+        }
+        if held.bytes + series.bytes > MAX_HELD_BYTES {
+            return Err(format!(
+                "metric `{}` gets no new series: guests' series take at most {} MiB of the \
+                 host's memory, and they are taken",
+                series.name,
+                MAX_HELD_BYTES >> 20
+            ));
+        }
+        held.bytes += series.bytes;
+        held.series.insert(series.id);
+        Ok(())
+    }
+}
+
 impl Reported {
     /// The change of a series since the instance last reported it: `now` itself for a delta,
     /// the difference for a cumulative report. `now[0]` is a total that only grows while the
@@ -309,11 +438,10 @@ impl Reported {
         if !cumulative {
             return Some(now);
         }
-        let key = series.key();
-        if !self.last.contains_key(&key) && self.last.len() >= MAX_SERIES {
+        if !self.last.contains_key(&series.id) && self.last.len() >= MAX_SERIES {
             return None;
         }
-        let before = self.last.insert(key, now.clone());
+        let before = self.last.insert(series.id, now.clone());
         match before {
             Some(before) if before.len() == now.len() && now[0] >= before[0] => Some(
                 now.iter()
@@ -334,6 +462,7 @@ fn record_histogram(
     point: wit::HistogramDataPoint,
     cumulative: bool,
     reported: &mut Reported,
+    budget: &mut u64,
 ) -> Result<(), String> {
     if point.bucket_counts.len() > MAX_BUCKETS {
         return Err(format!(
@@ -357,6 +486,13 @@ fn record_histogram(
             "a histogram point may stand for at most {MAX_MEASUREMENTS} measurements"
         ));
     }
+    if count > *budget {
+        return Err(format!(
+            "an export's histograms may stand for at most {MAX_EXPORT_MEASUREMENTS} \
+             measurements in all; export more often"
+        ));
+    }
+    *budget -= count;
     let counts: Vec<u64> = change[2..].iter().map(|&count| count as u64).collect();
     let bounds = (point.min.map(number), point.max.map(number));
     for (value, times) in measurements(count, sum, &point.bounds, &counts, bounds) {
@@ -508,6 +644,15 @@ fn check_name(name: &str) -> Result<(), String> {
             "metric name {shown:?} is invalid: use 1 to 255 letters, digits, `_`, `.`, `-` or `/`, starting with a letter"
         ));
     }
+    let exported = name.replace(['.', '-', '/'], "_");
+    if let Some(reserved) = RESERVED_NAMES
+        .iter()
+        .find(|reserved| exported.eq_ignore_ascii_case(reserved))
+    {
+        return Err(format!(
+            "metric `{name}` is refused: `{reserved}` is the exporters' own"
+        ));
+    }
     if name
         .get(..5)
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case("tempo"))
@@ -532,14 +677,24 @@ mod tests {
         }
         let refused = check_name("Tempo.http.requests").unwrap_err();
         assert!(refused.contains("the host's"), "{refused}");
+        for reserved in [
+            "target_info",
+            "target.info",
+            "Target-Info",
+            "otel.scope.info",
+        ] {
+            let refused = check_name(reserved).unwrap_err();
+            assert!(refused.contains("the exporters' own"), "{refused}");
+        }
     }
 
     #[test]
     fn cumulative_reports_become_changes_and_series_are_bounded() {
         let mut reported = Reported::default();
-        let series = |i: usize| Series {
-            name: "hits",
-            attributes: vec![KeyValue::new("i", i as i64)],
+        let (component, hasher) = (KeyValue::new("component", "test"), RandomState::new());
+        let series = |i: usize| {
+            let attributes = vec![attribute("i", &i.to_string())];
+            Series::new("hits", attributes, &component, &hasher).unwrap()
         };
         let mut change = |i: usize, cumulative: bool, now: &[f64]| {
             reported.change(&series(i), cumulative, now.to_vec())
@@ -557,6 +712,65 @@ mod tests {
         // Known series still report, and deltas need no memory.
         assert!(change(0, true, &[3.0]).is_some());
         assert!(change(MAX_SERIES, false, &[1.0]).is_some());
+    }
+
+    fn attribute(key: &str, value: &str) -> wit::KeyValue {
+        wit::KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    /// A gauge of one point with `attributes`.
+    fn gauge(attributes: Vec<wit::KeyValue>) -> wit::MetricData {
+        let now = wit::Datetime {
+            seconds: 0,
+            nanoseconds: 0,
+        };
+        wit::MetricData::F64Gauge(wit::Gauge {
+            data_points: vec![wit::GaugeDataPoint {
+                attributes,
+                value: wit::MetricNumber::F64(1.0),
+                exemplars: Vec::new(),
+            }],
+            start_time: Some(now),
+            time: now,
+        })
+    }
+
+    #[test]
+    fn series_are_bounded_in_bytes_for_each_point_and_for_the_process() {
+        let instruments = GuestInstruments::default();
+        let component = KeyValue::new("component", "test");
+        let mut reported = Reported::default();
+        let mut dropped = 0;
+        let mut record =
+            |metrics| instruments.record(metrics, &component, &mut reported, &mut dropped);
+        let many = (0..=MAX_ATTRIBUTES)
+            .map(|i| attribute(&format!("k{i}"), "v"))
+            .collect();
+        let refused = record(export("wide", gauge(many))).unwrap_err();
+        assert!(refused.contains("attributes"), "{refused}");
+        let big = vec![attribute("k", &"v".repeat(MAX_SERIES_BYTES))];
+        let refused = record(export("wide", gauge(big))).unwrap_err();
+        assert!(refused.contains("bytes"), "{refused}");
+        // New series, each near the most one may take, until the process's bytes are taken.
+        let value = "v".repeat(MAX_SERIES_BYTES - 64);
+        let mut held = 0;
+        let refused = loop {
+            let attributes = vec![attribute(&format!("n{held}"), &value)];
+            match record(export("hoard", gauge(attributes))) {
+                Ok(()) => held += 1,
+                Err(refused) => break refused,
+            }
+            assert!(held <= MAX_HELD_BYTES / (MAX_SERIES_BYTES - 64));
+        };
+        assert!(refused.contains("no new series"), "{refused}");
+        assert!(held >= MAX_HELD_BYTES / MAX_SERIES_BYTES, "{held}");
+        // Series already held still record.
+        let attributes = vec![attribute("n0", &value)];
+        assert_eq!(record(export("hoard", gauge(attributes))), Ok(()));
+        assert_eq!(dropped, 3);
     }
 
     /// Which bucket of `bounds` each value falls in, and the values' total.
@@ -666,7 +880,27 @@ mod tests {
         });
         let refused = record(export("sizes", histogram)).unwrap_err();
         assert!(refused.contains("buckets"), "{refused}");
-        assert_eq!(dropped, 3);
+        // Points that stand for many measurements: one export does a bounded amount of work.
+        let point = |i: usize| wit::HistogramDataPoint {
+            attributes: vec![attribute("i", &i.to_string())],
+            count: MAX_MEASUREMENTS,
+            bounds: Vec::new(),
+            bucket_counts: vec![MAX_MEASUREMENTS],
+            min: None,
+            max: None,
+            sum: wit::MetricNumber::F64(1.0),
+            exemplars: Vec::new(),
+        };
+        let heavy = wit::MetricData::F64Histogram(wit::Histogram {
+            data_points: (0..MAX_POINTS).map(point).collect(),
+            start_time: now,
+            time: now,
+            temporality: wit::Temporality::Delta,
+        });
+        let refused = record(export("heavy", heavy)).unwrap_err();
+        assert!(refused.contains("in all"), "{refused}");
+        let recorded = MAX_EXPORT_MEASUREMENTS / MAX_MEASUREMENTS;
+        assert_eq!(dropped, 3 + MAX_POINTS as u64 - recorded);
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! `GET /` makes the spans `compat-outer` and, inside it, `compat-inner`; adds 2 to the counter
 //! `compat.requests` and records 9 and 15 in the histogram `compat.latency`; exports the
 //! metrics (cumulative, as the SDK keeps them); adds 3 more and exports again.
+//!
+//! `GET /hoard?SEED` and `GET /flood?SEED` make exports a hostile guest would (see [`hostile`]),
+//! and answer `ok` or `refused: REASON`.
 
 mod convert;
+mod hostile;
 
 use std::sync::Arc;
 
@@ -27,7 +31,17 @@ wit_bindgen::generate!({ world: "wasi:otel/imports@0.2.0-rc.2", path: "wit" });
 use wasi::otel::{metrics as wit_metrics, tracing as wit};
 
 #[wstd::http_server]
-async fn main(_request: Request<Body>) -> Result<Response<Body>, Error> {
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let seed = request.uri().query().unwrap_or_default();
+    let hostile = match request.uri().path() {
+        "/hoard" => Some(hostile::hoard(seed)),
+        "/flood" => Some(hostile::flood(seed)),
+        _ => None,
+    };
+    if let Some(outcome) = hostile {
+        let answer = outcome.map_or_else(|err| format!("refused: {err}\n"), |()| "ok\n".into());
+        return Ok(Response::new(answer.into()));
+    }
     let tracer = SdkTracerProvider::builder()
         .with_span_processor(convert::WasiSpanProcessor)
         .build()
