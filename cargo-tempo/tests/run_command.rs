@@ -367,6 +367,51 @@ fn sigterm_stops_accepting_and_lets_the_request_in_flight_finish() {
     assert!(served.stderr().contains("Stopped"), "{}", served.stderr());
 }
 
+/// Sends `request` as written on a connection of its own; the answer, until the server closes.
+fn raw(address: &str, request: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn a_request_needs_one_host_and_tempos_headers_are_tempos() {
+    let served = Served::start(tempo_test_fixtures::http());
+    let address = served.url.trim_start_matches("http://");
+    for (request, status) in [
+        ("GET / HTTP/1.0\r\n\r\n", " 400 "),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            " 400 ",
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+            " 400 ",
+        ),
+        ("GET / HTTP/1.0\r\nHost: tempo.test\r\n\r\n", " 200 "),
+        (
+            "GET / HTTP/1.1\r\nHost: tempo.test\r\nConnection: close\r\n\r\n",
+            " 200 ",
+        ),
+    ] {
+        let answer = raw(address, request);
+        let line = answer.lines().next().unwrap_or_default();
+        assert!(line.contains(status), "{request:?}: {answer}");
+    }
+    // A guest cannot answer as if its build were stale, nor name the request.
+    let response = reqwest::blocking::get(format!("{}/forge", served.url)).unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-tempo-stale").is_none());
+    assert_ne!(response.headers()["x-request-id"], "forged");
+    assert_eq!(get(&format!("{}/after", served.url)).0, 200);
+}
+
 #[test]
 fn outgoing_requests_reach_public_hosts_and_only_the_listed_others() {
     let gate = Gate::start();
@@ -404,6 +449,29 @@ fn outgoing_requests_reach_public_hosts_and_only_the_listed_others() {
         );
     }
     served.wait_for_stderr("allowed-outbound-hosts");
+
+    // 0.0.0.0 connects to whatever listens here: tempo counts it as its own address, so even a
+    // rule for every address reaches tempo only through one that names its port.
+    let everything = Served::start_with(
+        tempo_test_fixtures::http(),
+        &[("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://0.0.0.0/0:*")],
+    );
+    let own_port = everything.url.rsplit(':').next().unwrap().to_owned();
+    for own in [
+        format!("http://0.0.0.0:{own_port}/x"),
+        format!("http://127.0.0.1:{own_port}/x"),
+    ] {
+        let (status, body) = fetch(&everything, &own);
+        assert!(
+            status == 502 && body.contains("HttpRequestDenied"),
+            "{own}: {status} {body}"
+        );
+    }
+    let gate_by_zero = format!("http://0.0.0.0:{gate_port}/");
+    assert_eq!(
+        fetch(&everything, &gate_by_zero),
+        (200, "200 ok".to_owned())
+    );
 
     // Listed, the gate is reached, also through a name that resolves to the listed address.
     let listed = format!("http://127.0.0.1:{gate_port}");

@@ -76,15 +76,19 @@ pub(crate) async fn handle(
         .and_then(|value| value.parse::<u64>().ok());
     let count_limit =
         |limit: &'static str| metrics().limit_hit(version.component_attribute(), limit, 1);
-    let outcome = match announced {
-        Some(length) if length > *max_body_bytes => {
+    let outcome = match (host_refusal(&request), announced) {
+        (Some(refusal), _) => {
+            span.in_scope(|| tracing::debug!("{method} {uri} refused: {}", refusal.trim_end()));
+            Ok(plain_response(StatusCode::BAD_REQUEST, refusal))
+        }
+        (None, Some(length)) if length > *max_body_bytes => {
             count_limit("body");
             Ok(plain_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "413 Payload Too Large: the request body is over the server's limit\n",
             ))
         }
-        _ => match slots.admit().await {
+        (None, _) => match slots.admit().await {
             Ok(slot) => {
                 let request =
                     request.map(|body| CheckedBody::new(body, *max_body_bytes, *stall_timeout));
@@ -122,6 +126,8 @@ pub(crate) async fn handle(
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    // The header is tempo's to say: a guest's own is dropped.
+    response.headers_mut().remove(STALE_HEADER);
     if let Some(note) = live.stale()
         && let Ok(value) = HeaderValue::from_str(&note)
     {
@@ -220,6 +226,35 @@ async fn invoke(
     };
     log_failure(version, &request_id, &what, &failure);
     Err(failure)
+}
+
+/// Why a request's authority is refused with a 400, if it is: RFC 9112 asks for exactly one
+/// `Host` header (for HTTP/1.0 too, here: a guest is always given an authority), and it must be
+/// one, as the target's authority must match it.
+fn host_refusal(request: &Request<Incoming>) -> Option<&'static str> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some("400 Bad Request: a request has one Host header\n");
+    }
+    let authority = request.uri().authority();
+    match (host, authority) {
+        (None, None) => Some("400 Bad Request: the request has no Host header\n"),
+        (Some(host), authority) => {
+            let parsed = host
+                .to_str()
+                .ok()
+                .and_then(|host| host.parse::<http::uri::Authority>().ok());
+            match parsed {
+                None => Some("400 Bad Request: the Host header is not a host and port\n"),
+                Some(host) if authority.is_some_and(|authority| *authority != host) => {
+                    Some("400 Bad Request: the Host header differs from the request target\n")
+                }
+                Some(_) => None,
+            }
+        }
+        (None, Some(_)) => None,
+    }
 }
 
 /// The 503 of a request that found no instance. The first one is logged as a warning; a flood of

@@ -3,6 +3,7 @@
 //! changes between the check and the connection (rebinding) reaches nothing new. Connecting and
 //! waiting for the response have finite timeouts, which a guest may shorten but not lengthen.
 
+mod machine;
 mod policy;
 
 use std::net::{IpAddr, SocketAddr};

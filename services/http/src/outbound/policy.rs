@@ -3,11 +3,17 @@
 //! decided for each address a host name resolves to.
 //!
 //! Without a list, any public address is allowed. Loopback, private, link-local (the cloud
-//! metadata service at 169.254.169.254), unspecified and other special-purpose addresses, and
-//! tempo's own listen and admin addresses, are reached only through a rule that names them: a
-//! host name, an IP address or a network (`http://10.0.0.0/8:*`), never a `*` wildcard.
+//! metadata service at 169.254.169.254), unspecified, documentation and other special-purpose
+//! addresses, the addresses of this machine's own interfaces, and tempo's own listen and admin
+//! addresses, are reached only through a rule that names them: a host name, an IP address or a
+//! network (`http://10.0.0.0/8:*`), never a `*` wildcard. Tempo's own addresses also need the
+//! rule to name their port; `0.0.0.0` and `::` count as tempo's own (they reach every local
+//! listener), and so does every interface address when tempo listens on all of them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use super::machine::MachineAddresses;
 
 /// One `scheme://host:port` rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +66,8 @@ pub(crate) struct Policy {
     rules: Option<Vec<Rule>>,
     /// Tempo's own listen and admin addresses.
     own: Vec<SocketAddr>,
+    /// This machine's interface addresses.
+    machine: Arc<MachineAddresses>,
 }
 
 /// Where a request goes: its scheme, the host as written (lower case, no brackets) and port.
@@ -76,7 +84,11 @@ impl Policy {
         let rules = allowed
             .map(|rules| rules.iter().map(|rule| parse(rule)).collect())
             .transpose()?;
-        Ok(Self { rules, own })
+        Ok(Self {
+            rules,
+            own,
+            machine: Arc::default(),
+        })
     }
 
     /// Adds one of tempo's own addresses (the listener, once bound).
@@ -88,8 +100,10 @@ impl Policy {
     pub(crate) fn permits(&self, target: &Target<'_>, address: IpAddr) -> bool {
         let address = canonical(address);
         let own = self.is_own(SocketAddr::new(address, target.port));
+        // Checked last: reading the interfaces is the dearest part.
+        let public = || is_public(address) && !own && !self.machine.contains(address);
         let Some(rules) = &self.rules else {
-            return is_public(address) && !own;
+            return public();
         };
         rules.iter().any(|rule| {
             let scheme = rule.scheme.is_none_or(|scheme| scheme == target.scheme);
@@ -100,14 +114,13 @@ impl Policy {
             };
             // Special addresses and tempo's own only through a rule that names them.
             let named = match &rule.host {
-                Host::Any => return scheme && port && is_public(address) && !own,
+                Host::Any => return scheme && port && public(),
                 Host::Suffix(suffix) => {
                     return scheme
                         && port
                         && target.host.ends_with(suffix.as_str())
                         && target.host.len() > suffix.len()
-                        && is_public(address)
-                        && !own;
+                        && public();
                 }
                 Host::Name(name) => name == target.host,
                 Host::Net { network, prefix } => contains(*network, *prefix, address),
@@ -130,12 +143,19 @@ impl Policy {
         }
     }
 
+    /// Whether a connection to `address` reaches one of tempo's own listeners: the address
+    /// itself; `0.0.0.0` or `::`, which connect to whatever listens locally; loopback, when
+    /// tempo listens on loopback or on all interfaces; any interface address of the machine,
+    /// when tempo listens on all of them.
     fn is_own(&self, address: SocketAddr) -> bool {
+        let ip = address.ip();
         self.own.iter().any(|own| {
+            let own_ip = canonical(own.ip());
             own.port() == address.port()
-                && (canonical(own.ip()) == address.ip()
-                    || (own.ip().is_unspecified()
-                        && (address.ip().is_loopback() || address.ip().is_unspecified())))
+                && (own_ip == ip
+                    || ip.is_unspecified()
+                    || (ip.is_loopback() && (own_ip.is_loopback() || own_ip.is_unspecified()))
+                    || (own_ip.is_unspecified() && self.machine.contains(ip)))
         })
     }
 }
@@ -291,17 +311,21 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let special: [(Ipv4Addr, u8); 10] = [
-        (Ipv4Addr::new(0, 0, 0, 0), 8),      // "this network", unspecified
-        (Ipv4Addr::new(10, 0, 0, 0), 8),     // private
-        (Ipv4Addr::new(100, 64, 0, 0), 10),  // shared (carrier-grade NAT)
-        (Ipv4Addr::new(127, 0, 0, 0), 8),    // loopback
-        (Ipv4Addr::new(169, 254, 0, 0), 16), // link-local, cloud metadata
-        (Ipv4Addr::new(172, 16, 0, 0), 12),  // private
-        (Ipv4Addr::new(192, 0, 0, 0), 24),   // protocol assignments
-        (Ipv4Addr::new(192, 168, 0, 0), 16), // private
-        (Ipv4Addr::new(198, 18, 0, 0), 15),  // benchmarking
-        (Ipv4Addr::new(224, 0, 0, 0), 3),    // multicast, reserved, broadcast
+    let special: [(Ipv4Addr, u8); 14] = [
+        (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network", unspecified
+        (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+        (Ipv4Addr::new(100, 64, 0, 0), 10),   // shared (carrier-grade NAT)
+        (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+        (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local, cloud metadata
+        (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+        (Ipv4Addr::new(192, 0, 0, 0), 24),    // protocol assignments
+        (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
+        (Ipv4Addr::new(192, 88, 99, 0), 24),  // 6to4 relay anycast
+        (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+        (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+        (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+        (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
+        (Ipv4Addr::new(224, 0, 0, 0), 3),     // multicast, reserved, broadcast
     ];
     !special
         .iter()
@@ -309,13 +333,19 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let special: [(Ipv6Addr, u8); 7] = [
-        (Ipv6Addr::UNSPECIFIED, 128),
-        (Ipv6Addr::LOCALHOST, 128),
+    let special: [(Ipv6Addr, u8); 12] = [
+        // Unspecified, loopback and the IPv4-compatible `::a.b.c.d` (deprecated).
+        (Ipv6Addr::UNSPECIFIED, 96),
         (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96), // NAT64: an IPv4 address inside
+        (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48), // local-use NAT64
         (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64),     // discard
+        (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23),    // protocol assignments, Teredo
+        (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+        (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16),    // 6to4: an IPv4 address inside
+        (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20),    // documentation
         (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),     // unique local
         (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),    // link-local
+        (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10),    // site-local (deprecated)
         (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),     // multicast
     ];
     !special
@@ -362,9 +392,45 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "192.0.2.10",
+            "198.51.100.10",
+            "203.0.113.10",
+            "2001:db8::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "3fff::1",
         ] {
             assert!(!policy.permits(&web, ip(special)), "{special}");
         }
+    }
+
+    #[test]
+    fn this_machines_own_addresses_are_special_and_zero_reaches_tempo() {
+        let machine_ip = ip("93.184.215.14");
+        let with_machine = |mut policy: Policy| {
+            policy.machine = Arc::new(MachineAddresses::fixed(vec![machine_ip]));
+            policy
+        };
+        let web = target(Scheme::Http, "example.com", 80);
+        // By default and through wildcards, an interface address of this machine is not public.
+        assert!(!with_machine(Policy::default()).permits(&web, machine_ip));
+        assert!(!with_machine(policy(&["*://*:*"])).permits(&web, machine_ip));
+        assert!(with_machine(Policy::default()).permits(&web, ip("93.184.215.15")));
+        // 0.0.0.0 and :: reach tempo's own listener, whatever it is bound to.
+        let everything = policy(&["http://0.0.0.0/0:*", "http://[::/0]:*"]);
+        let own = target(Scheme::Http, "0.0.0.0", 8080);
+        assert!(!everything.permits(&own, ip("0.0.0.0")));
+        assert!(!everything.permits(&own, ip("::")));
+        assert!(everything.permits(&target(Scheme::Http, "0.0.0.0", 9000), ip("0.0.0.0")));
+        // Listening on all interfaces, tempo is reached through every address of the machine.
+        let mut all = with_machine(policy(&["http://0.0.0.0/0:*"]));
+        all.add_own("0.0.0.0:7000".parse().unwrap());
+        let through = target(Scheme::Http, "93.184.215.14", 7000);
+        assert!(!all.permits(&through, machine_ip));
+        assert!(!all.permits(&target(Scheme::Http, "127.0.0.9", 7000), ip("127.0.0.9")));
+        assert!(all.permits(&target(Scheme::Http, "93.184.215.14", 7001), machine_ip));
     }
 
     #[test]

@@ -43,19 +43,40 @@ impl wasip2::exports::http::incoming_handler::Guest for Fixture {
                 Err(err) => respond(out, 502, &[err.as_bytes()]),
             },
             "/hold" => hold(out, url),
+            "/forge" => {
+                // Headers that are the host's to set.
+                let headers = Fields::new();
+                for name in ["x-tempo-stale", "x-request-id"] {
+                    headers.append(name, b"forged").expect("a valid header");
+                }
+                let response = OutgoingResponse::new(headers);
+                let body = response.body().expect("body taken once");
+                ResponseOutparam::set(out, Ok(response));
+                OutgoingBody::finish(body, None).expect("finish body");
+            }
             "/echo" => echo(request, out),
             "/resources" => {
                 // Holds N header collections at once, each a resource in the host's table.
-                let n: usize = query.strip_prefix("n=").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let n: usize = query
+                    .strip_prefix("n=")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
                 let held: Vec<Fields> = (0..n).map(|_| Fields::new()).collect();
-                respond(out, 200, &[format!("held {} resources\n", held.len()).as_bytes()]);
+                respond(
+                    out,
+                    200,
+                    &[format!("held {} resources\n", held.len()).as_bytes()],
+                );
             }
             "/upload" => match drain(request) {
                 Ok(bytes) => respond(out, 200, &[format!("received {bytes} bytes\n").as_bytes()]),
                 Err(err) => respond(out, 400, &[err.as_bytes()]),
             },
             "/download" => {
-                let mib: usize = query.strip_prefix("mib=").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let mib: usize = query
+                    .strip_prefix("mib=")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
                 let block = [b'x'; 64 * 1024];
                 let pieces = vec![&block[..]; mib * 16];
                 respond(out, 200, &pieces);
@@ -68,10 +89,17 @@ impl wasip2::exports::http::incoming_handler::Guest for Fixture {
                 }
             }
             "/alloc" => {
-                let mib: usize = query.strip_prefix("mib=").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let mib: usize = query
+                    .strip_prefix("mib=")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
                 let block = vec![1u8; mib << 20];
                 let sum: usize = block.iter().step_by(4096).map(|&b| usize::from(b)).sum();
-                respond(out, 200, &[format!("allocated {mib} MiB ({sum} pages)\n").as_bytes()]);
+                respond(
+                    out,
+                    200,
+                    &[format!("allocated {mib} MiB ({sum} pages)\n").as_bytes()],
+                );
             }
             _ => respond(out, 200, &[format!("{NAME} {target}\n").as_bytes()]),
         }
@@ -120,7 +148,10 @@ fn echo(request: IncomingRequest, out: ResponseOutparam) {
         match input.blocking_read(64 * 1024) {
             Ok(chunk) => {
                 let written = output.write_all(&chunk);
-                if written.and_then(|()| std::io::Write::flush(&mut output)).is_err() {
+                if written
+                    .and_then(|()| std::io::Write::flush(&mut output))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -160,9 +191,15 @@ fn get(url: &str) -> Result<(u16, String), String> {
         other => Scheme::Other(other.to_owned()),
     };
     let request = OutgoingRequest::new(Fields::new());
-    request.set_scheme(Some(&scheme)).map_err(|()| "bad scheme")?;
-    request.set_authority(Some(authority)).map_err(|()| "bad authority")?;
-    request.set_path_with_query(Some(path)).map_err(|()| "bad path")?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| "bad scheme")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "bad authority")?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "bad path")?;
     let body = request.body().map_err(|()| "body taken")?;
     let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
