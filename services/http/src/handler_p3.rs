@@ -89,13 +89,18 @@ pub(crate) async fn invoke(
             reuse: handler.reuse,
         })
     });
-    let (stopped, responded) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let (stopped, responded, ended) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::default(),
+        Arc::default(),
+    );
     let arrival = Arrival {
         request_id: request_id.clone(),
         what: what.clone(),
         span: tracing::Span::current(),
         stopped: stopped.clone(),
         responded: Arc::clone(&responded),
+        ended: Arc::clone(&ended),
     };
     let request = request.map(|body| body.boxed_unsync());
     // The request's own clock answers 504 at the deadline, whatever its instance is doing.
@@ -106,6 +111,7 @@ pub(crate) async fn invoke(
             HoldUntilEnd {
                 body: GuardedBody::new(body, stopped),
                 held: Some(slot),
+                ended,
             }
             .boxed_unsync()
         })),
@@ -151,6 +157,9 @@ struct Arrival {
     stopped: Arc<AtomicBool>,
     /// Set once its response has gone out: a failure after that is the instance's to log.
     responded: Arc<AtomicBool>,
+    /// Set once its response body has ended whole: the request succeeded, and a later failure
+    /// of its instance is not its own.
+    ended: Arc<AtomicBool>,
 }
 
 /// A version's instances: how to make one, and how much each takes.
@@ -197,29 +206,22 @@ impl HandlerState for Instances {
     }
 }
 
-/// One instance's worker: its version, its reuse, and the request it began last (whose id its
-/// lines carry, and whose log line names a failure of the instance).
+/// One instance's worker: its version, its reuse, and the requests it began (the last one's id
+/// its lines carry; those unfinished are named when the instance fails).
 struct Worker {
     version: Arc<Version>,
     reuse: Reuse,
-    taken: Mutex<Taken>,
+    taken: Mutex<Vec<Taken>>,
 }
 
-/// The requests a worker's instance took.
-#[derive(Default)]
+/// A request an instance began (at most `reuse.requests` of them).
 struct Taken {
-    /// The one it began last.
-    latest: Option<Latest>,
-    /// Their `stopped` flags (at most `reuse.requests`).
-    stopped: Vec<Arc<AtomicBool>>,
-}
-
-/// The request an instance began last.
-struct Latest {
     request_id: RequestId,
     what: String,
     started: Instant,
+    stopped: Arc<AtomicBool>,
     responded: Arc<AtomicBool>,
+    ended: Arc<AtomicBool>,
 }
 
 impl WorkerState for Worker {
@@ -249,12 +251,13 @@ impl WorkerState for Worker {
             self.version.begin_request(&mut store, task, work, stop_at);
         });
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
-        taken.stopped.push(arrival.stopped);
-        taken.latest = Some(Latest {
+        taken.push(Taken {
             request_id: arrival.request_id,
             what: arrival.what,
             started: Instant::now(),
+            stopped: arrival.stopped,
             responded: arrival.responded,
+            ended: arrival.ended,
         });
         match deadline {
             Some(deadline) => Box::pin(tokio::time::sleep(deadline + STOP_MARGIN)),
@@ -262,43 +265,70 @@ impl WorkerState for Worker {
         }
     }
 
-    /// Marks the bodies of its requests as cut off, then logs and counts the guest's failure once,
-    /// naming the request the instance began last: a trap, or that request's deadline passed
-    /// after its response had begun (before, its own timer answered 504 and logged it). Anything
-    /// else ends the worker, not the guest: an idle instance dropped at shutdown, say.
+    /// Marks the bodies of its requests as cut off, then logs and counts the instance's failure
+    /// once for each of its requests that had not ended: a trap, or a deadline passed (an
+    /// interrupt, or the worker's expiration). A request whose response had ended whole
+    /// succeeded, whatever its instance did later; a deadline passed before a request's
+    /// response was answered 504 and logged by the request's own timer. Anything else ends the
+    /// worker, not the guest: an idle instance dropped at shutdown, say.
     fn drop(&self, store: Store<State>, result: wasmtime::Result<()>) {
         let Err(err) = result else {
             return;
         };
         let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         // Before the store goes, and with it what the bodies still read from.
-        for stopped in &taken.stopped {
-            stopped.store(true, Ordering::Release);
+        for request in taken.iter() {
+            request.stopped.store(true, Ordering::Release);
         }
-        let Some(latest) = &taken.latest else {
-            tracing::debug!("an idle instance failed: {err:#}");
-            return;
-        };
+        let unfinished: Vec<&Taken> = taken
+            .iter()
+            .filter(|request| !request.ended.load(Ordering::Acquire))
+            .collect();
         let component = self.version.component_attribute();
+        let trap = err.downcast_ref::<wasmtime::Trap>().copied();
         let deadline = self.version.limits().deadline;
-        if let Some(deadline) = deadline.filter(|d| latest.started.elapsed() >= *d) {
-            // Before its response, the request was answered 504 and logged by its own timer;
-            // after, its body is cut off here.
-            if latest.responded.load(Ordering::Acquire) {
-                let failure = DeadlineExceeded(deadline).into();
+        if let (Some(deadline), true) = (
+            deadline,
+            trap == Some(wasmtime::Trap::Interrupt) || err.is::<handler::ExpirationError>(),
+        ) {
+            for request in &unfinished {
+                let own = request.started.elapsed() >= deadline;
+                let failure = if own {
+                    DeadlineExceeded(deadline).into()
+                } else {
+                    anyhow!("its instance was stopped at the deadline of another of its requests")
+                };
+                if request.responded.load(Ordering::Acquire) || !own {
+                    metrics().limit_hit(component, "deadline", 1);
+                    log_failure(&self.version, &request.request_id, &request.what, &failure);
+                }
+            }
+            if unfinished.is_empty() {
                 metrics().limit_hit(component, "deadline", 1);
-                log_failure(&self.version, &latest.request_id, &latest.what, &failure);
-            } else {
-                tracing::debug!("an instance stopped past its deadline: {err:#}");
+                tracing::warn!(
+                    component = self.version.name(),
+                    "an instance was stopped at its deadline after its requests had ended: a \
+                     task of its own still ran"
+                );
             }
             return;
         }
-        if err.downcast_ref::<wasmtime::Trap>().is_none() {
+        if trap.is_none() {
             tracing::debug!("an instance's worker ended: {err:#}");
             return;
         }
-        if let Err(err) = finish_run(Err::<(), _>(err.into()), store.data(), component) {
-            log_failure(&self.version, &latest.request_id, &latest.what, &err);
+        let err = finish_run(Err::<(), _>(err.into()), store.data(), component)
+            .err()
+            .unwrap_or_else(|| anyhow!("the instance failed"));
+        for request in &unfinished {
+            log_failure(&self.version, &request.request_id, &request.what, &err);
+        }
+        if unfinished.is_empty() {
+            tracing::warn!(
+                component = self.version.name(),
+                "an instance failed after its requests had ended: {}",
+                err.root_cause()
+            );
         }
     }
 }
@@ -334,10 +364,11 @@ impl WorkerExpiration for Expiration {
 }
 
 /// A response body that holds `held` (the request's admission slot) until it has ended, failed
-/// or been dropped.
+/// or been dropped, and sets `ended` when it has ended whole.
 struct HoldUntilEnd<B, T> {
     body: B,
     held: Option<T>,
+    ended: Arc<AtomicBool>,
 }
 
 impl<B, T> Body for HoldUntilEnd<B, T>
@@ -353,6 +384,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.ended.store(true, Ordering::Release);
+        }
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.held.take();
         }
