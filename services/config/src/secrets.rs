@@ -134,6 +134,57 @@ impl fmt::Debug for Vault {
     }
 }
 
+/// `address` as a server's URI: `http://` or `https://`, a host, no path or query; from a
+/// project's `tempo.toml`, `https://` or a loopback host.
+fn check_address(address: &str, from_project: bool) -> anyhow::Result<http::Uri> {
+    let uri: http::Uri = address
+        .parse()
+        .ok()
+        .filter(|uri: &http::Uri| {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.host().is_some()
+                && uri.path_and_query().is_none_or(|path| path.as_str() == "/")
+                && !uri.authority().is_some_and(|a| a.as_str().contains('@'))
+        })
+        .ok_or_else(|| anyhow!("{ADDRESS}: `{address}` is not an http:// or https:// address"))?;
+    let host = uri.host().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if from_project && uri.scheme_str() == Some("http") && !loopback {
+        bail!(
+            "{ADDRESS}: `{address}` would send `{TOKEN_VAR}` in the clear; a project's tempo.toml \
+             names an https:// server or one on this machine (set `VAULT_ADDR` to choose another)"
+        );
+    }
+    Ok(uri)
+}
+
+/// `mount` as a KV engine's path: segments of letters, digits, `_`, `-` and `.`, and no `.` or
+/// `..` segment, so that it names a mount and nothing else on the server.
+fn check_mount(mount: &str) -> anyhow::Result<()> {
+    let valid = !mount.is_empty()
+        && mount.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        });
+    if !valid {
+        bail!(
+            "{MOUNT}: `{}` is not a mount path: use letters, digits, `_`, `-` and `.`, in \
+             segments joined by `/`",
+            mount.escape_debug()
+        );
+    }
+    Ok(())
+}
+
 impl Vault {
     /// The server `sources` set, if any: `VAULT_ADDR` (or `[secrets] address`) and, from the
     /// environment only, `VAULT_TOKEN` or `VAULT_ROLE_ID` with `VAULT_SECRET_ID`.
@@ -142,15 +193,12 @@ impl Vault {
         let Some(address) = sources.value(&ADDRESS, None, toml.address, "an address")? else {
             return Ok(None);
         };
-        let address: http::Uri = address
-            .parse()
-            .ok()
-            .filter(|uri: &http::Uri| {
-                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
-            })
-            .ok_or_else(|| {
-                anyhow!("{ADDRESS}: `{address}` is not an http:// or https:// address")
-            })?;
+        // The token goes where the address says: a project's own file may only name a server
+        // reached over TLS, or on this machine; the environment is the operator's to set.
+        let from_project = sources.var("VAULT_ADDR").is_none();
+        let address = check_address(&address, from_project)?;
+        let mount = toml.mount.unwrap_or_else(|| DEFAULT_MOUNT.to_owned());
+        check_mount(&mount)?;
         let auth = match (
             sources.var(TOKEN_VAR),
             sources.var(ROLE_ID_VAR),
@@ -170,7 +218,7 @@ impl Vault {
         };
         Ok(Some(Self {
             address,
-            mount: toml.mount.unwrap_or_else(|| DEFAULT_MOUNT.to_owned()),
+            mount,
             auth,
             refresh,
             on_missing: toml.on_missing.unwrap_or_default(),
@@ -400,5 +448,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not an http:// or https:// address"), "{err}");
+    }
+
+    #[test]
+    fn a_projects_file_sends_the_token_only_over_tls_or_to_this_machine_and_to_a_mount() {
+        let token = [("VAULT_TOKEN", "s.hidden")];
+        let vault = |toml: &str, env: &[(&str, &str)]| {
+            let env: Vec<_> = token.iter().chain(env).copied().collect();
+            let sources = Sources::with_variables("/project".as_ref(), Some(toml), &env).unwrap();
+            Vault::from_sources(&sources).map(|vault| vault.map(|v| (v.address(), v.mount)))
+        };
+        let clear = vault(
+            "[secrets]\naddress = \"http://vault.example.com:8200\"\n",
+            &[],
+        );
+        let err = clear.unwrap_err().to_string();
+        assert!(
+            err.contains("in the clear") && err.contains("VAULT_ADDR"),
+            "{err}"
+        );
+        for fine in [
+            "https://vault.example.com",
+            "http://127.0.0.1:8200",
+            "http://localhost:8200",
+            "http://[::1]:8200",
+        ] {
+            let toml = format!("[secrets]\naddress = \"{fine}\"\n");
+            assert!(vault(&toml, &[]).unwrap().is_some(), "{fine}");
+        }
+        // The operator's environment chooses freely.
+        let operator = [("VAULT_ADDR", "http://vault.internal:8200")];
+        assert!(vault("", &operator).unwrap().is_some());
+        for bad in [
+            "https://vault.example.com/v1/other?x=",
+            "https://user@vault.example.com",
+        ] {
+            let toml = format!("[secrets]\naddress = \"{bad}\"\n");
+            assert!(vault(&toml, &[]).is_err(), "{bad}");
+        }
+        let mount = |mount: &str| {
+            let toml = format!("[secrets]\naddress = \"https://v.test\"\nmount = \"{mount}\"\n");
+            vault(&toml, &[])
+        };
+        assert_eq!(mount("kv/team-a").unwrap().unwrap().1, "kv/team-a");
+        for bad in [
+            "secret/data/x?list=true",
+            "../sys",
+            "kv//x",
+            "",
+            "kv#x",
+            "/kv",
+        ] {
+            let err = mount(bad).unwrap_err().to_string();
+            assert!(err.contains("is not a mount path"), "{bad}: {err}");
+        }
     }
 }
