@@ -135,6 +135,49 @@ fn a_reused_instance_logs_each_request_under_its_own_id() {
     );
 }
 
+/// A request whose response ended whole is never blamed when its instance fails later: here the
+/// instance is stopped when another request's task calls the host past that request's deadline.
+#[test]
+fn an_instance_stopped_later_blames_no_request_that_had_succeeded() {
+    let mut served = Served::start_with(
+        tempo_test_fixtures::http_p3(),
+        &[("TEMPO_DEADLINE_MS", "1000")],
+    );
+    let url = served.url.clone();
+    // The first request's handler waits for a body the client holds back...
+    let mut late = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    late.write_all(
+        b"POST /log?late HTTP/1.1\r\nhost: tempo\r\nx-request-id: p3-late\r\n\
+          content-length: 4\r\n\r\n",
+    )
+    .unwrap();
+    served.wait_for_stderr("late begins as request 1 ");
+    // ...while a second one begins and ends whole on the same instance.
+    let (status, _, _) = get_with_request_id(&format!("{url}/log?done"), Some("p3-done"));
+    assert_eq!(status, 200);
+    served.wait_for_stderr("done begins as request 2 ");
+    // The first is answered 504 at its deadline; its body comes after, and its task prints.
+    let mut head = [0u8; 12];
+    late.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 504");
+    let _ = late.write_all(b"body");
+    // Once its instance is stopped, a fresh one answers: the first request it has counted.
+    let started = std::time::Instant::now();
+    while get(&format!("{url}/count")) != (200, "1".to_owned()) {
+        assert!(
+            started.elapsed() < common::PATIENCE,
+            "the instance was never stopped"
+        );
+    }
+    let stderr = served.stderr();
+    assert!(
+        !stderr
+            .lines()
+            .any(|line| line.contains("ERROR") && line.contains("p3-done")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_wasi_p3_handler_compiles_to_a_bin_that_runs() {
     let folder = scratch("http-p3-bin");
