@@ -320,9 +320,14 @@ fn refusal(action: &AuthAction<'_>) -> Option<String> {
         | A::AlterTable { .. }
         | A::Reindex { .. }
         | A::Analyze { .. } => None,
+        // Tables are the guest's; eponymous virtual tables are SQLite's: JSON's, the pragmas
+        // on the lists, and not `dbstat` (compiled in, and of no use to a guest).
         A::Read { table_name, .. } => match table_name.strip_prefix("pragma_") {
             Some(pragma) if !listed(PRAGMAS, pragma) && !listed(READ_ONLY_PRAGMAS, pragma) => {
                 Some(format!("the pragma `{pragma}`"))
+            }
+            _ if table_name.eq_ignore_ascii_case("dbstat") => {
+                Some("the virtual table `dbstat`".to_owned())
             }
             _ => None,
         },

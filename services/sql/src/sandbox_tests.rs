@@ -57,6 +57,7 @@ fn the_attacks_are_refused_when_prepared() {
         "load_extension",
     );
     refused(&db, "SELECT sqlite_log(1, $1)", &["forged"], "sqlite_log");
+    refused(&db, "SELECT name, pgoffset FROM dbstat", &[], "`dbstat`");
     // TEMP objects would stay on the pooled connection.
     refused(&db, "CREATE TEMP TABLE hoard(x)", &[], "TEMP");
     refused(&db, "CREATE TABLE temp.hoard(x)", &[], "TEMP");
@@ -130,6 +131,12 @@ fn the_attacks_are_refused_when_prepared() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("may not be modified"), "{err}");
+    // SQLite's memory has a bound for the whole process (a lower one set elsewhere wins).
+    let plain = rusqlite::Connection::open_in_memory().unwrap();
+    let limit: i64 = plain
+        .pragma_query_value(None, "hard_heap_limit", |row| row.get(0))
+        .unwrap();
+    assert!(limit > 0 && limit as u64 <= BOUNDS.heap_bytes, "{limit}");
     // Values and statements have their lengths.
     let err = run(&db, "SELECT randomblob(2000000)", &[]).unwrap_err();
     assert!(err.to_string().contains("too big"), "{err}");
