@@ -13,7 +13,8 @@
 //! - in the process, [`MAX_INSTRUMENTS`] metric names, and series (a name and its attributes)
 //!   of [`MAX_HELD_BYTES`] in all: the host's instruments keep every series they have seen;
 //! - per series, [`MAX_ATTRIBUTES`] attributes and [`MAX_SERIES_BYTES`] of name, keys and values;
-//! - per instance, [`MAX_SERIES`] remembered cumulative series (each a 64-bit hash and its totals);
+//! - per instance, [`MAX_SERIES`] remembered cumulative series (each a 64-bit hash and its
+//!   totals), with [`MAX_TOTALS`] totals in all;
 //! - per export, [`MAX_POINTS`] points and [`MAX_EXPORT_MEASUREMENTS`] histogram measurements
 //!   (each point at most [`MAX_MEASUREMENTS`], with at most [`MAX_BUCKETS`] buckets), so one
 //!   host call does a bounded amount of work.
@@ -35,6 +36,8 @@ use super::generated::wasi::otel::metrics as wit;
 pub(crate) const MAX_INSTRUMENTS: usize = 256;
 /// The most series (name and attributes) one instance's cumulative reports are remembered for.
 pub(crate) const MAX_SERIES: usize = 1024;
+/// The most totals (8 bytes each) one instance remembers for its cumulative series: 256 KiB.
+pub(crate) const MAX_TOTALS: usize = 32 * 1024;
 /// The most data points one export may carry.
 pub(crate) const MAX_POINTS: usize = 1024;
 /// The most measurements one histogram point may stand for.
@@ -111,6 +114,8 @@ struct Held {
 #[derive(Default)]
 pub(crate) struct Reported {
     last: HashMap<u64, Vec<f64>>,
+    /// How many totals `last` holds.
+    totals: usize,
 }
 
 /// A guest's metric as the host records it.
@@ -271,7 +276,7 @@ impl GuestInstruments {
                         continue;
                     }
                     let Some(change) = reported.change(&series, cumulative, vec![value]) else {
-                        refused.add(format!("at most {MAX_SERIES} series per instance"));
+                        refused.add(series_per_instance());
                         continue;
                     };
                     match &instrument {
@@ -433,14 +438,20 @@ impl Reported {
     /// the difference for a cumulative report. `now[0]` is a total that only grows while the
     /// guest runs (a sum's value, a histogram's count): when it drops, or the shape changes,
     /// the guest restarted and all of `now` is new. `None` when the instance already has
-    /// [`MAX_SERIES`] other series.
+    /// [`MAX_SERIES`] other series, or the totals would be more than [`MAX_TOTALS`].
     fn change(&mut self, series: &Series<'_>, cumulative: bool, now: Vec<f64>) -> Option<Vec<f64>> {
         if !cumulative {
             return Some(now);
         }
-        if !self.last.contains_key(&series.id) && self.last.len() >= MAX_SERIES {
+        let held = self.last.get(&series.id).map(Vec::len);
+        if held.is_none() && self.last.len() >= MAX_SERIES {
             return None;
         }
+        let totals = self.totals - held.unwrap_or(0) + now.len();
+        if totals > MAX_TOTALS {
+            return None;
+        }
+        self.totals = totals;
         let before = self.last.insert(series.id, now.clone());
         match before {
             Some(before) if before.len() == now.len() && now[0] >= before[0] => Some(
@@ -475,7 +486,7 @@ fn record_histogram(
     let mut totals = vec![point.count as f64, number(point.sum)];
     totals.extend(point.bucket_counts.iter().map(|&count| count as f64));
     let Some(change) = reported.change(series, cumulative, totals) else {
-        return Err(format!("at most {MAX_SERIES} series per instance"));
+        return Err(series_per_instance());
     };
     let (count, sum) = (change[0] as u64, change[1]);
     if count == 0 {
@@ -613,6 +624,14 @@ fn exponential(
     }
 }
 
+/// Why a new cumulative series is refused when an instance remembers enough.
+fn series_per_instance() -> String {
+    format!(
+        "an instance remembers at most {MAX_SERIES} cumulative series, and {MAX_TOTALS} totals \
+         of theirs"
+    )
+}
+
 /// Why a value that is not a number, or infinite, is refused: it would stay in its series.
 const NOT_FINITE: &str = "metric values must be finite numbers";
 
@@ -712,6 +731,18 @@ mod tests {
         // Known series still report, and deltas need no memory.
         assert!(change(0, true, &[3.0]).is_some());
         assert!(change(MAX_SERIES, false, &[1.0]).is_some());
+        // Histograms' totals (count, sum and buckets) are bounded too.
+        let mut reported = Reported::default();
+        let mut taken = 0;
+        for i in 0.. {
+            let histogram = vec![1.0; 259];
+            if reported.change(&series(i), true, histogram).is_none() {
+                break;
+            }
+            taken += 259;
+        }
+        assert!(taken <= MAX_TOTALS && taken + 259 > MAX_TOTALS, "{taken}");
+        assert_eq!(reported.totals, taken);
     }
 
     fn attribute(key: &str, value: &str) -> wit::KeyValue {
