@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tempo_otel::{AdminServer, OTLP_ENDPOINT_VAR, Telemetry};
+use tempo_otel::{AdminServer, OTLP_ENDPOINT_VAR, Readiness, Telemetry};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
 use tempo_runtime_core::{
@@ -49,6 +49,8 @@ pub(crate) const DEV_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 /// What a serving command shows of its telemetry: the admin server and OTLP export.
 pub(crate) struct Observability {
     registry: prometheus::Registry,
+    /// What the admin server's `/readyz` answers.
+    readiness: Readiness,
     otlp: Option<String>,
     admin: Option<Admin>,
     default_admin: Option<SocketAddr>,
@@ -64,6 +66,7 @@ impl Observability {
     ) -> Self {
         Self {
             registry: telemetry.registry(),
+            readiness: Readiness::default(),
             otlp: telemetry.otlp_endpoint().map(str::to_owned),
             admin,
             default_admin,
@@ -103,7 +106,16 @@ impl Observability {
         };
         let address = server.local_addr()?;
         shell.status_always("Metrics", format!("http://{address}/metrics"));
-        Ok(Some(server.serve(shutdown.clone()).boxed()))
+        Ok(Some(
+            server
+                .serve(shutdown.clone(), self.readiness.clone())
+                .boxed(),
+        ))
+    }
+
+    /// What `/readyz` answers, for the command to change.
+    pub(crate) fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 }
 
@@ -139,6 +151,8 @@ pub(crate) async fn serve(
         loops.push(running.serve);
     }
     loops.extend(observability.start(shell, shutdown).await?);
+    // Loaded, its backends answered, its triggers listening.
+    observability.readiness.set_ready();
     Ok(Serving { live, loops })
 }
 

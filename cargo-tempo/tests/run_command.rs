@@ -335,18 +335,35 @@ fn a_bad_variable_is_named_and_an_empty_one_is_unset() {
     );
 }
 
+/// A rolling deploy's stop: `/readyz` fails at the first SIGTERM while tempo goes on serving for
+/// the shutdown delay; then it stops accepting, lets the request in flight finish and exits 0.
 #[test]
-fn sigterm_stops_accepting_and_lets_the_request_in_flight_finish() {
+fn sigterm_fails_readiness_serves_through_the_delay_then_finishes_what_is_in_flight() {
     let mut served = Served::start_with(
         tempo_test_fixtures::http(),
-        &[("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*")],
+        &[
+            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
+            ("TEMPO_ADMIN", "127.0.0.1:0"),
+            ("TEMPO_HTTP_SHUTDOWN_DELAY_MS", "5000"),
+        ],
     );
+    let admin = served.wait_for_admin();
+    let banner = served.wait_for_stderr("Shutdown");
+    assert!(banner.contains("serving 5s more"), "{banner}");
+    let probe = |path: &str| get(&format!("http://{admin}{path}"));
+    assert_eq!(probe("/readyz"), (200, "ready\n".to_owned()));
+    assert_eq!(probe("/livez"), (200, "ok\n".to_owned()));
     let gate = Gate::start();
     let url = format!("{}/hold?url={}", served.url, gate.url);
     let held = std::thread::spawn(move || get(&url));
     gate.wait_for(1);
 
     served.signal(libc::SIGTERM);
+    served.wait_for_stderr("Draining");
+    assert_eq!(probe("/readyz"), (503, "draining\n".to_owned()));
+    assert_eq!(probe("/livez").0, 200);
+    // Until the delay is over, new requests are served as before.
+    assert_eq!(get(&format!("{}/during-the-delay", served.url)).0, 200);
     served.wait_for_stderr("Stopping");
     let address = served.url.trim_start_matches("http://").to_owned();
     let refused = (0..500).any(|_| {

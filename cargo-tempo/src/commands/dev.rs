@@ -23,7 +23,7 @@ use crate::host::{self, Observability, component_name};
 use crate::project::Project;
 use crate::settings::{HostArgs, Settings};
 use crate::shell::{Exit, Shell, display_path};
-use crate::signals::stop_on_signal;
+use crate::signals::{Drain, stop_on_signal};
 use crate::watch::{Watch, WatchSet};
 
 /// Build, serve and watch: every save rebuilds the component and swaps it into the running
@@ -80,7 +80,10 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     }
     // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
     let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));
-    let limits = (settings.limits, settings.admission);
+    // `dev` stops at once unless told to wait: no load balancer is in front of it.
+    let shutdown_delay =
+        tempo_http::settings::shutdown_delay(&settings.sources)?.unwrap_or(Duration::ZERO);
+    let limits = (settings.limits, settings.admission, shutdown_delay);
     let runtime = host::runtime(engine, &settings)?;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(Dev::new(shell, args, runtime, limits, observability).run())
@@ -95,6 +98,8 @@ struct Dev<'a> {
     limits: InstanceLimits,
     /// How many instances run at once.
     admission: Admission,
+    /// How long serving goes on after the first shutdown signal.
+    shutdown_delay: Duration,
     observability: Observability,
     project: Option<Project>,
     watch: Option<Watch>,
@@ -116,7 +121,7 @@ impl<'a> Dev<'a> {
         shell: &'a Shell,
         args: Args,
         runtime: Runtime,
-        (limits, admission): (InstanceLimits, Admission),
+        (limits, admission, shutdown_delay): (InstanceLimits, Admission, Duration),
         observability: Observability,
     ) -> Self {
         let (sender, changes) = mpsc::unbounded_channel();
@@ -126,6 +131,7 @@ impl<'a> Dev<'a> {
             runtime,
             limits,
             admission,
+            shutdown_delay,
             observability,
             project: None,
             watch: None,
@@ -138,7 +144,11 @@ impl<'a> Dev<'a> {
     }
 
     async fn run(mut self) -> anyhow::Result<i32> {
-        tokio::spawn(stop_on_signal(*self.shell, self.shutdown.clone()));
+        let drain = Drain {
+            readiness: self.observability.readiness(),
+            delay: self.shutdown_delay,
+        };
+        tokio::spawn(stop_on_signal(*self.shell, self.shutdown.clone(), drain));
         self.watch()?;
         let mut changed: Vec<PathBuf> = Vec::new();
         let mut since = Instant::now();

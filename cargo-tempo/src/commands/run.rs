@@ -15,7 +15,7 @@ use tempo_otel::Telemetry;
 use crate::host::{self, Observability, component_name};
 use crate::settings::{HostArgs, Settings};
 use crate::shell::{Shell, display_path};
-use crate::signals::stop_on_signal;
+use crate::signals::{Drain, stop_on_signal};
 
 /// Serve a component exporting wasi:http/incoming-handler, or run one exporting wasi:cli/run.
 ///
@@ -64,6 +64,11 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     );
 
     let observability = Observability::new(telemetry, settings.admin, None);
+    let drain = Drain {
+        readiness: observability.readiness(),
+        delay: tempo_http::settings::shutdown_delay(&settings.sources)?
+            .unwrap_or(DEFAULT_SHUTDOWN_DELAY),
+    };
     let limits = settings.limits;
     let runtime = host::runtime(engine, &settings)?;
 
@@ -89,6 +94,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
                 settings,
                 admission,
                 &observability,
+                drain,
             ))
             .map(|()| 0)
     } else if exports.iter().any(|e| is_cli_run(e)) {
@@ -127,7 +133,11 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
+/// How long `run` goes on serving after the first shutdown signal, by default: long enough for
+/// a load balancer or Kubernetes' endpoints to see `/readyz` fail and stop sending.
+const DEFAULT_SHUTDOWN_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves until Ctrl-C or SIGTERM, drains as `drain` says, then lets requests in flight finish.
 async fn serve(
     shell: &Shell,
     runtime: &Runtime,
@@ -135,11 +145,13 @@ async fn serve(
     settings: InstanceSettings,
     admission: Admission,
     observability: &Observability,
+    drain: Drain,
 ) -> anyhow::Result<()> {
     let version = runtime.prepare(&loaded.component, settings)?;
     let shutdown = CancellationToken::new();
     let serving = host::serve(shell, version, admission, observability, &shutdown).await?;
-    tokio::spawn(stop_on_signal(*shell, shutdown));
+    shell.status("Shutdown", drain.describe());
+    tokio::spawn(stop_on_signal(*shell, shutdown, drain));
     try_join_all(serving.loops).await?;
     serving.live.current().close_services().await;
     shell.status("Stopped", "all requests finished");

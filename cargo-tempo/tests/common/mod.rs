@@ -8,11 +8,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The binary under test, with colors off and no inherited log settings.
+/// The binary under test, with colors off, no inherited log settings, and no shutdown delay
+/// (a test that stops tempo need not wait for load balancers; the one that tests the delay
+/// sets it).
 pub(crate) fn tempo() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-tempo"));
     command
         .env("CARGO_TERM_COLOR", "never")
+        .env("TEMPO_HTTP_SHUTDOWN_DELAY_MS", "0")
         .env_remove("RUST_LOG");
     command
 }

@@ -42,6 +42,11 @@ pub const OUTBOUND_CONNECT_TIMEOUT_MS: Setting =
 pub const OUTBOUND_RESPONSE_TIMEOUT_MS: Setting =
     Setting::new(SECTION, "outbound-response-timeout-ms");
 
+/// How long, from the first shutdown signal, the server goes on serving while `/readyz` says
+/// it is draining.
+pub const SHUTDOWN_DELAY_MS: Setting =
+    Setting::new(SECTION, "shutdown-delay-ms").var("TEMPO_HTTP_SHUTDOWN_DELAY_MS");
+
 /// How many requests a WASI 0.3 instance handles in its life.
 pub const INSTANCE_REUSE: Setting =
     Setting::new(SECTION, "instance-reuse").var("TEMPO_HTTP_INSTANCE_REUSE");
@@ -82,6 +87,22 @@ pub struct HttpToml {
     outbound_response_timeout_ms: Option<u64>,
     instance_reuse: Option<usize>,
     instance_concurrency: Option<usize>,
+    shutdown_delay_ms: Option<u64>,
+}
+
+/// `[http] shutdown-delay-ms` (or its variable), if set: how long a serving command goes on
+/// serving after the first shutdown signal, so that load balancers stop sending first. Each
+/// command has its own default (`run` waits, `dev` does not).
+pub fn shutdown_delay(sources: &Sources) -> anyhow::Result<Option<Duration>> {
+    let toml: HttpToml = sources.section(SECTION)?;
+    Ok(sources
+        .value(
+            &SHUTDOWN_DELAY_MS,
+            None,
+            toml.shutdown_delay_ms,
+            "a whole number",
+        )?
+        .map(Duration::from_millis))
 }
 
 impl HttpConfig {
@@ -162,6 +183,7 @@ impl Configured for HttpService {
         OUTBOUND_RESPONSE_TIMEOUT_MS,
         INSTANCE_REUSE,
         INSTANCE_CONCURRENCY,
+        SHUTDOWN_DELAY_MS,
     ];
     type Args = HttpArgs;
 

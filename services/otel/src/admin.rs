@@ -1,7 +1,9 @@
-//! The admin server: `/metrics` in Prometheus text format and `/healthz`, on an address apart
-//! from the one guests serve on.
+//! The admin server: `/metrics` in Prometheus text format, `/livez` (and `/healthz`, its older
+//! name) and `/readyz`, on an address apart from the one guests serve on.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -13,6 +15,39 @@ use hyper_util::rt::TokioIo;
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Whether the process should be sent work, as `/readyz` answers: not while it starts (until
+/// the component is loaded and the backends it imports answered), and not from the first
+/// shutdown signal on, while it drains. Clones share one state.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicU8>);
+
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const DRAINING: u8 = 2;
+
+impl Readiness {
+    /// Serving: `/readyz` answers 200 (unless draining already).
+    pub fn set_ready(&self) {
+        let _ = self
+            .0
+            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Shutting down: `/readyz` answers 503 from now on.
+    pub fn set_draining(&self) {
+        self.0.store(DRAINING, Ordering::Release);
+    }
+
+    /// The state, as `/readyz` says it.
+    fn word(&self) -> &'static str {
+        match self.0.load(Ordering::Acquire) {
+            STARTING => "starting",
+            READY => "ready",
+            _ => "draining",
+        }
+    }
+}
 
 /// A bound admin listener, ready to serve.
 pub struct AdminServer {
@@ -36,8 +71,12 @@ impl AdminServer {
             .context("cannot read the admin address")
     }
 
-    /// Answers until `shutdown` is cancelled.
-    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// Answers until `shutdown` is cancelled, `/readyz` as `readiness` says.
+    pub async fn serve(
+        self,
+        shutdown: CancellationToken,
+        readiness: Readiness,
+    ) -> anyhow::Result<()> {
         loop {
             let (stream, _) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -49,9 +88,14 @@ impl AdminServer {
                 },
                 () = shutdown.cancelled() => return Ok(()),
             };
-            let registry = self.registry.clone();
+            let (registry, readiness) = (self.registry.clone(), readiness.clone());
             let service = service_fn(move |request: http::Request<Incoming>| {
-                let response = answer(&registry, request.method(), request.uri().path());
+                let response = answer(
+                    &registry,
+                    &readiness,
+                    request.method(),
+                    request.uri().path(),
+                );
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             tokio::spawn(async move {
@@ -66,7 +110,12 @@ impl AdminServer {
     }
 }
 
-fn answer(registry: &Registry, method: &Method, path: &str) -> Response<Full<Bytes>> {
+fn answer(
+    registry: &Registry,
+    readiness: &Readiness,
+    method: &Method,
+    path: &str,
+) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, content_type: &str, body: Vec<u8>| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
@@ -92,11 +141,41 @@ fn answer(registry: &Registry, method: &Method, path: &str) -> Response<Full<Byt
                 ),
             }
         }
-        "/healthz" => text(StatusCode::OK, PLAIN, b"ok\n".to_vec()),
+        "/livez" | "/healthz" => text(StatusCode::OK, PLAIN, b"ok\n".to_vec()),
+        "/readyz" => {
+            let word = readiness.word();
+            let status = match word {
+                "ready" => StatusCode::OK,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            text(status, PLAIN, format!("{word}\n").into_bytes())
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             PLAIN,
-            b"not found: try /metrics or /healthz\n".to_vec(),
+            b"not found: try /metrics, /livez or /readyz\n".to_vec(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_goes_from_starting_to_ready_to_draining_and_stays() {
+        let (registry, readiness) = (Registry::new(), Readiness::default());
+        let readyz = |readiness: &Readiness| {
+            let response = answer(&registry, readiness, &Method::GET, "/readyz");
+            response.status().as_u16()
+        };
+        assert_eq!(readyz(&readiness), 503);
+        readiness.set_ready();
+        assert_eq!(readyz(&readiness), 200);
+        readiness.clone().set_draining();
+        readiness.set_ready();
+        assert_eq!(readyz(&readiness), 503);
+        let livez = answer(&registry, &readiness, &Method::GET, "/livez");
+        assert_eq!(livez.status().as_u16(), 200);
     }
 }

@@ -7,7 +7,7 @@
 //! - [`Telemetry`]: the OpenTelemetry SDK behind the runtime's metrics and spans: a Prometheus
 //!   registry always, and OTLP export of traces, metrics and logs when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
-//! - [`AdminServer`]: `/metrics` in Prometheus text format and `/healthz`, on an address of its
+//! - [`AdminServer`]: `/metrics` in Prometheus text format, `/livez` and `/readyz`, on an address of its
 //!   own.
 
 mod admin;
@@ -15,7 +15,7 @@ mod logging;
 mod telemetry;
 mod wasi_otel;
 
-pub use admin::AdminServer;
+pub use admin::{AdminServer, Readiness};
 pub use logging::{LOGGING_VERSION, LoggingService};
 pub use telemetry::{GuestSpans, OTLP_ENDPOINT_VAR, Telemetry};
 pub use wasi_otel::{MAX_OPEN_SPANS, MAX_SPANS, OTEL_VERSION, OtelService};
