@@ -197,6 +197,15 @@ impl Sources {
             .filter(|value| !value.is_empty())
     }
 
+    /// The process's own variable `name`, if set and not empty: the operator's, where `.env`
+    /// is the project's.
+    pub fn process_var(&self, name: &str) -> Option<&str> {
+        let process = self.process.iter().rev().find(|(var, _)| var == name);
+        process
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
+    }
+
     /// Every variable, those of `.env` first, so that a later one of the process's wins.
     pub fn variables(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.dotenv

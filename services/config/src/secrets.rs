@@ -157,7 +157,8 @@ fn check_address(address: &str, from_project: bool) -> anyhow::Result<http::Uri>
     if from_project && uri.scheme_str() == Some("http") && !loopback {
         bail!(
             "{ADDRESS}: `{address}` would send `{TOKEN_VAR}` in the clear; a project's tempo.toml \
-             names an https:// server or one on this machine (set `VAULT_ADDR` to choose another)"
+             names an https:// server or one on this machine (set `VAULT_ADDR` in the environment \
+             to choose another)"
         );
     }
     Ok(uri)
@@ -193,9 +194,10 @@ impl Vault {
         let Some(address) = sources.value(&ADDRESS, None, toml.address, "an address")? else {
             return Ok(None);
         };
-        // The token goes where the address says: a project's own file may only name a server
-        // reached over TLS, or on this machine; the environment is the operator's to set.
-        let from_project = sources.var("VAULT_ADDR").is_none();
+        // The token goes where the address says: a project's own files (`tempo.toml`, `.env`)
+        // may only name a server reached over TLS, or on this machine; the process's
+        // environment is the operator's to set.
+        let from_project = sources.process_var("VAULT_ADDR").is_none();
         let address = check_address(&address, from_project)?;
         let mount = toml.mount.unwrap_or_else(|| DEFAULT_MOUNT.to_owned());
         check_mount(&mount)?;
@@ -479,6 +481,14 @@ mod tests {
         // The operator's environment chooses freely.
         let operator = [("VAULT_ADDR", "http://vault.internal:8200")];
         assert!(vault("", &operator).unwrap().is_some());
+        // A project's .env is the project's, not the operator's.
+        let dotenv = [
+            ("VAULT_ADDR", "http://vault.internal:8200"),
+            ("VAULT_TOKEN", "s.x"),
+        ];
+        let dotenv = dotenv.map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let sources = Sources::new("/project".as_ref(), None, dotenv.into(), Vec::new()).unwrap();
+        assert!(Vault::from_sources(&sources).is_err());
         for bad in [
             "https://vault.example.com/v1/other?x=",
             "https://user@vault.example.com",

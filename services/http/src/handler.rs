@@ -229,13 +229,13 @@ async fn invoke(
 }
 
 /// Why a request's authority is refused with a 400, if it is: RFC 9112 asks for exactly one
-/// `Host` header (for HTTP/1.0 too, here: a guest is always given an authority), and it must be
-/// one, as the target's authority must match it.
+/// `Host` header (asked of HTTP/1.0 too, here: a guest is always given an authority), holding a
+/// valid host and port, the same as the target's authority when the target has one.
 fn host_refusal(request: &Request<Incoming>) -> Option<&'static str> {
     let mut hosts = request.headers().get_all(http::header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
-        return Some("400 Bad Request: a request has one Host header\n");
+        return Some("400 Bad Request: a request has exactly one Host header\n");
     }
     let authority = request.uri().authority();
     match (host, authority) {
