@@ -89,29 +89,24 @@ pub(crate) async fn invoke(
             reuse: handler.reuse,
         })
     });
-    let (stopped, responded, ended) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::default(),
-        Arc::default(),
-    );
+    let (stopped, progress) = (Arc::new(AtomicBool::new(false)), Arc::<Progress>::default());
     let arrival = Arrival {
         request_id: request_id.clone(),
         what: what.clone(),
         span: tracing::Span::current(),
         stopped: stopped.clone(),
-        responded: Arc::clone(&responded),
-        ended: Arc::clone(&ended),
+        progress: Arc::clone(&progress),
     };
     let request = request.map(|body| body.boxed_unsync());
     // The request's own clock answers 504 at the deadline, whatever its instance is doing.
     let outcome = within_deadline(version.limits().deadline, pool.handle(arrival, request)).await;
     match outcome {
         Ok(response) => Ok(response.map(|body| {
-            responded.store(true, Ordering::Release);
+            progress.responded.store(true, Ordering::Release);
             HoldUntilEnd {
                 body: GuardedBody::new(body, stopped),
                 held: Some(slot),
-                ended,
+                progress,
             }
             .boxed_unsync()
         })),
@@ -155,11 +150,19 @@ struct Arrival {
     /// Set if the instance stops with the request's response body unfinished, so that the body
     /// ends with an error, not as if it were whole (wasmtime-wasi-http ends it cleanly).
     stopped: Arc<AtomicBool>,
+    /// How far its response has gone.
+    progress: Arc<Progress>,
+}
+
+/// How far a request's response has gone, as its instance's worker reads it if the instance
+/// fails.
+#[derive(Default)]
+struct Progress {
     /// Set once its response has gone out: a failure after that is the instance's to log.
-    responded: Arc<AtomicBool>,
+    responded: AtomicBool,
     /// Set once its response body has ended whole: the request succeeded, and a later failure
     /// of its instance is not its own.
-    ended: Arc<AtomicBool>,
+    ended: AtomicBool,
 }
 
 /// A version's instances: how to make one, and how much each takes.
@@ -220,8 +223,7 @@ struct Taken {
     what: String,
     started: Instant,
     stopped: Arc<AtomicBool>,
-    responded: Arc<AtomicBool>,
-    ended: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 }
 
 impl WorkerState for Worker {
@@ -256,8 +258,7 @@ impl WorkerState for Worker {
             what: arrival.what,
             started: Instant::now(),
             stopped: arrival.stopped,
-            responded: arrival.responded,
-            ended: arrival.ended,
+            progress: arrival.progress,
         });
         match deadline {
             Some(deadline) => Box::pin(tokio::time::sleep(deadline + STOP_MARGIN)),
@@ -282,7 +283,7 @@ impl WorkerState for Worker {
         }
         let unfinished: Vec<&Taken> = taken
             .iter()
-            .filter(|request| !request.ended.load(Ordering::Acquire))
+            .filter(|request| !request.progress.ended.load(Ordering::Acquire))
             .collect();
         let component = self.version.component_attribute();
         let trap = err.downcast_ref::<wasmtime::Trap>().copied();
@@ -298,7 +299,7 @@ impl WorkerState for Worker {
                 } else {
                     anyhow!("its instance was stopped at the deadline of another of its requests")
                 };
-                if request.responded.load(Ordering::Acquire) || !own {
+                if request.progress.responded.load(Ordering::Acquire) || !own {
                     metrics().limit_hit(component, "deadline", 1);
                     log_failure(&self.version, &request.request_id, &request.what, &failure);
                 }
@@ -364,11 +365,11 @@ impl WorkerExpiration for Expiration {
 }
 
 /// A response body that holds `held` (the request's admission slot) until it has ended, failed
-/// or been dropped, and sets `ended` when it has ended whole.
+/// or been dropped, and marks its request's `progress` ended when it has ended whole.
 struct HoldUntilEnd<B, T> {
     body: B,
     held: Option<T>,
-    ended: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 }
 
 impl<B, T> Body for HoldUntilEnd<B, T>
@@ -385,7 +386,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) {
-            self.ended.store(true, Ordering::Release);
+            self.progress.ended.store(true, Ordering::Release);
         }
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.held.take();

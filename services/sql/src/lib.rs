@@ -321,6 +321,8 @@ impl Service for SqlService {
                 if config.databases.get(name) != Some(&Location::Embedded) {
                     return Err(err);
                 }
+                // Said once here; guests that open it are not told the log again.
+                self.shared.unopened.first(name);
                 tracing::error!(
                     "wasi:sql: {err:#}; guests that open `{name}` get this error until it is \
                      fixed (hint: `sqlite3 FILE 'PRAGMA integrity_check'` tells what is wrong; \

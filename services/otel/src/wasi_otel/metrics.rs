@@ -99,6 +99,8 @@ impl Instrument {
 pub(crate) struct GuestInstruments {
     by_name: Mutex<HashMap<String, Instrument>>,
     held: Mutex<Held>,
+    /// Hashes series to know them again.
+    hasher: RandomState,
 }
 
 /// The series the host's instruments hold, by hash, and their bytes.
@@ -106,7 +108,6 @@ pub(crate) struct GuestInstruments {
 struct Held {
     series: HashSet<u64>,
     bytes: usize,
-    hasher: RandomState,
 }
 
 /// What one instance last reported of each cumulative series, by the series' hash: a sum's
@@ -230,15 +231,10 @@ impl GuestInstruments {
         let instrument = self
             .instrument(&metric)
             .map_err(|error| (error, count as u64))?;
-        let hasher = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .hasher
-            .clone();
+        let hasher = &self.hasher;
         // A series the instruments may hold: within its own bounds, and the process's.
         let series = |attributes: Vec<wit::KeyValue>| {
-            let series = Series::new(&metric.name, attributes, component, &hasher)?;
+            let series = Series::new(&metric.name, attributes, component, hasher)?;
             self.hold(&series)?;
             Ok::<_, String>(series)
         };
