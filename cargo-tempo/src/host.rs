@@ -148,6 +148,9 @@ pub(crate) async fn serve(
     for (trigger, slots) in triggers.into_iter().zip(shares) {
         let running = trigger.start(live.clone(), slots, shutdown.clone()).await?;
         shell.status_always("Serving", &running.address);
+        for warning in &running.warnings {
+            shell.warn(warning);
+        }
         loops.push(running.serve);
     }
     loops.extend(observability.start(shell, shutdown).await?);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use tempo_runtime_core::GUEST_LOG_TARGET;
+use tempo_runtime_core::{GUEST_LOG_TARGET, NOTICE_LOG_TARGET};
 
 use crate::cli::{ColorWhen, GlobalArgs};
 use crate::log_format::TerminalFormat;
@@ -86,7 +86,7 @@ impl Shell {
         let directives = match std::env::var("RUST_LOG") {
             Ok(directives) if directives.contains(GUEST_LOG_TARGET) => directives,
             Ok(directives) => format!("{directives},{GUEST_LOG_TARGET}={guest}"),
-            Err(_) => format!("{default},{GUEST_LOG_TARGET}={guest}"),
+            Err(_) => format!("{default},{GUEST_LOG_TARGET}={guest},{NOTICE_LOG_TARGET}=info"),
         };
         let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|err| {
             self.warn(format!("`RUST_LOG` is not valid ({err}); showing warnings"));

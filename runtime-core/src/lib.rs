@@ -58,6 +58,11 @@ pub use service::{Running, Service, Trigger};
 pub use state::{GuestStdio, InstanceSettings, State};
 pub use version::Version;
 pub use wasi::{WASI_VERSION, WasiService};
+
+/// The tracing target of the host's events an operator should see without asking for them
+/// (a certificate replaced while serving): shown at `info` where the host's other events show
+/// from `warn`.
+pub const NOTICE_LOG_TARGET: &str = "tempo::notice";
 pub use work::{CurrentWork, Work};
 
 /// Re-exported so services link against the same wasmtime.

@@ -105,6 +105,8 @@ pub trait Trigger: Send + Sync + 'static {
 pub struct Running {
     /// Where it listens, e.g. `http://127.0.0.1:8080`.
     pub address: String,
+    /// What the operator should know at start (an expiring certificate), said in the banner.
+    pub warnings: Vec<String>,
     /// Serves until shutdown, then lets work in flight finish.
     pub serve: BoxFuture<'static, anyhow::Result<()>>,
 }

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bodies::{CheckedBody, GuardedBody};
+use crate::server::Peer;
 
 /// What handling a request needs: the component, the server's share of instances and its limits.
 pub(crate) struct Handling {
@@ -40,7 +41,8 @@ pub(crate) struct Handling {
 /// The response carries the id in `x-request-id`; the request is counted by status.
 pub(crate) async fn handle(
     handling: &Handling,
-    request: Request<Incoming>,
+    connection: &Peer,
+    mut request: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
     let Handling {
         live,
@@ -67,6 +69,13 @@ pub(crate) async fn handle(
         http.response.status_code = tracing::field::Empty,
     );
     crate::trace_context::adopt_client_parent(&span, request.headers());
+    // Who the client proved to be is tempo's to say, on every listener: a client's own header
+    // is dropped.
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_CERT_SUBJECT_HEADER);
+    if let Some(subject) = &connection.client_subject {
+        headers.insert(CLIENT_CERT_SUBJECT_HEADER, subject.clone());
+    }
     // A body announced larger than the limit is refused before any guest runs; one that grows
     // past it is cut off with an error the guest reads.
     let announced = request
@@ -93,9 +102,16 @@ pub(crate) async fn handle(
                 let request =
                     request.map(|body| CheckedBody::new(body, *max_body_bytes, *stall_timeout));
                 let what = format!("{method} {uri}");
-                invoke(&version, request, request_id.clone(), slot, what)
-                    .instrument(span.clone())
-                    .await
+                invoke(
+                    &version,
+                    request,
+                    connection.tls,
+                    request_id.clone(),
+                    slot,
+                    what,
+                )
+                .instrument(span.clone())
+                .await
             }
             Err(busy) => {
                 count_limit("instances");
@@ -148,22 +164,29 @@ pub(crate) async fn handle(
 /// sends a usable one, generated otherwise, and always sent back.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The subject (RFC 4514) of the certificate a client proved it holds, with mutual TLS; tempo
+/// removes the header from every request and sets it on those from verified clients.
+pub const CLIENT_CERT_SUBJECT_HEADER: &str = "x-client-cert-subject";
+
 /// Set on every response while the newest build could not replace the version serving it; the
 /// value says why.
 pub const STALE_HEADER: &str = "x-tempo-stale";
 
-/// Runs the guest for `request` (described as `what` in the log) on its own task, holding `slot`
+/// Runs the guest for `request` (described as `what` in the log, received over TLS if `tls`) on
+/// its own task, holding `slot`
 /// until the instance is gone, and returns its response once it has one. Every failure is logged
 /// here, once: a guest failure by the guest's task, also when it comes after the response has
 /// gone out (the client then sees the body cut off), and a response that never came here.
 async fn invoke(
     version: &Arc<Version>,
     request: Request<CheckedBody>,
+    tls: bool,
     request_id: RequestId,
     slot: Slot,
     what: String,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     if let Some(p3) = version.prepared::<crate::handler_p3::P3Handler>() {
+        let request = crate::handler_p3::with_origin(request, tls)?;
         return crate::handler_p3::invoke(version, p3, request, request_id, slot, what).await;
     }
     let proxy = version
@@ -175,7 +198,7 @@ async fn invoke(
     let request = store
         .data_mut()
         .http()
-        .new_incoming_request(Scheme::Http, request)?;
+        .new_incoming_request(if tls { Scheme::Https } else { Scheme::Http }, request)?;
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
 
     // The guest runs on its own task, in the request's span: it keeps writing the body after it

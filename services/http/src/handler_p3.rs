@@ -71,6 +71,31 @@ impl P3Handler {
     }
 }
 
+/// `request` with the scheme tempo received it by and its authority in its target, where a WASI
+/// 0.3 guest reads them: neither is the client's to claim (an HTTP/2 client names its own
+/// `:scheme`). The authority was checked against `Host` before.
+pub(crate) fn with_origin<B>(request: Request<B>, tls: bool) -> anyhow::Result<Request<B>> {
+    let (mut parts, body) = request.into_parts();
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.scheme = Some(if tls {
+        http::uri::Scheme::HTTPS
+    } else {
+        http::uri::Scheme::HTTP
+    });
+    if uri.authority.is_none() {
+        uri.authority = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .and_then(|host| host.parse().ok());
+    }
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    parts.uri = http::Uri::from_parts(uri)?;
+    Ok(Request::from_parts(parts, body))
+}
+
 /// Handles `request` on `version`'s pool, holding `slot` until the response body has ended;
 /// failures are logged once, as for a WASI 0.2 handler (a guest's own failure by the instance's
 /// worker, which knows why it stopped).

@@ -1,5 +1,5 @@
-//! `wasi:http` for tempo: a hyper server (HTTP/1.1, keep-alive) that runs each request in a fresh
-//! instance of the live component, and outgoing requests from guests.
+//! `wasi:http` for tempo: a hyper server (HTTP/1.1 and HTTP/2, in cleartext or TLS) that runs each
+//! request in an instance of the live component, and outgoing requests from guests.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -20,13 +20,16 @@ mod bodies;
 mod handler;
 mod handler_p3;
 mod outbound;
+mod preface;
 mod server;
 pub mod settings;
+mod tls;
 mod trace_context;
 
-pub use handler::{REQUEST_ID_HEADER, STALE_HEADER};
+pub use handler::{CLIENT_CERT_SUBJECT_HEADER, REQUEST_ID_HEADER, STALE_HEADER};
 pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
 pub use settings::{HttpArgs, HttpToml};
+pub use tls::TlsFiles;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -80,7 +83,14 @@ pub struct HttpConfig {
     /// How WASI 0.3 handlers' instances are reused (a WASI 0.2 handler gets a fresh instance
     /// for every request).
     pub reuse: Reuse,
+    /// Serve HTTPS from these files instead of cleartext.
+    pub tls: Option<TlsFiles>,
+    /// The most requests (streams) an HTTP/2 connection has open at once.
+    pub max_concurrent_streams: u32,
 }
+
+/// The default number of streams an HTTP/2 connection has open at once: 100.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// The default number of requests a WASI 0.3 instance handles in its life.
 pub const DEFAULT_INSTANCE_REUSE: usize = 128;
@@ -120,6 +130,8 @@ impl Default for HttpConfig {
                 requests: DEFAULT_INSTANCE_REUSE,
                 concurrent: DEFAULT_INSTANCE_CONCURRENCY,
             },
+            tls: None,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
         }
     }
 }
@@ -133,12 +145,20 @@ pub struct HttpService {
     p3_export: [InterfaceName; 1],
     /// Guests' outgoing requests; replaced once the listener's address is known.
     outbound: arc_swap::ArcSwap<outbound::Outbound>,
+    /// The server's TLS, loaded when the service is made so that a bad file stops the start.
+    tls: Option<Arc<tls::Tls>>,
 }
 
 impl HttpService {
     /// A service that will listen as `config` says once started; an outbound rule that does not
-    /// parse is an error naming it.
+    /// parse, or TLS files that do not load, are an error naming them.
     pub fn new(config: HttpConfig) -> anyhow::Result<Self> {
+        let tls = config
+            .tls
+            .clone()
+            .map(tls::Tls::new)
+            .transpose()?
+            .map(Arc::new);
         let name = |interface: &str| {
             InterfaceName::known(&format!("wasi:http/{interface}@{WASI_VERSION}"))
         };
@@ -166,6 +186,7 @@ impl HttpService {
             export: name("incoming-handler"),
             p3_export: [p3_name("handler")],
             outbound: arc_swap::ArcSwap::from_pointee(outbound),
+            tls,
         })
     }
 }
@@ -190,9 +211,15 @@ impl Service for HttpService {
 
     fn describe(&self) -> String {
         let config = &self.config;
+        let tls = match &self.tls {
+            None => String::from("HTTP/1.1 and HTTP/2 (h2c) in cleartext"),
+            Some(tls) => tls.describe(),
+        };
         format!(
-            "up to {} connections, request heads within {:?}, bodies up to {} bytes stalling at most {:?}; {}",
+            "{tls}; up to {} connections ({} streams each on HTTP/2), request heads within {:?}, \
+             bodies up to {} bytes stalling at most {:?}; {}",
             config.max_connections,
+            config.max_concurrent_streams,
             config.header_timeout,
             config.max_body_bytes,
             config.stall_timeout,
@@ -273,9 +300,23 @@ impl Trigger for HttpService {
                 current.connect_timeout,
                 current.response_timeout,
             )));
-            let serve = server::serve(listener, live, slots, shutdown, self.config.clone());
+            let mut warnings = Vec::new();
+            if let Some(tls) = &self.tls {
+                warnings.extend(tls.identity().expiry_warning(&tls.files().cert));
+                tokio::spawn(tls.clone().watch(shutdown.clone()));
+            }
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            let serve = server::serve(
+                listener,
+                live,
+                slots,
+                shutdown,
+                self.config.clone(),
+                self.tls.clone(),
+            );
             Ok(Running {
-                address: format!("http://{address}"),
+                address: format!("{scheme}://{address}"),
+                warnings,
                 serve: serve.boxed(),
             })
         }

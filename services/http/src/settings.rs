@@ -2,6 +2,7 @@
 //! [`HttpConfig`] they make.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -9,8 +10,9 @@ use tempo_runtime_core::settings::{Configured, Setting, Sources};
 
 use crate::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_INSTANCE_CONCURRENCY,
-    DEFAULT_INSTANCE_REUSE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HttpConfig, HttpService, Reuse,
+    DEFAULT_INSTANCE_REUSE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HttpConfig,
+    HttpService, Reuse, TlsFiles,
 };
 
 const SECTION: &str = "http";
@@ -47,6 +49,21 @@ pub const OUTBOUND_RESPONSE_TIMEOUT_MS: Setting =
 pub const SHUTDOWN_DELAY_MS: Setting =
     Setting::new(SECTION, "shutdown-delay-ms").var("TEMPO_HTTP_SHUTDOWN_DELAY_MS");
 
+/// The server's certificate chain (PEM): set with `tls-key`, the server speaks HTTPS only.
+pub const TLS_CERT: Setting = Setting::new(SECTION, "tls-cert")
+    .var("TEMPO_TLS_CERT")
+    .flag("tls-cert");
+/// The server certificate's private key (PEM).
+pub const TLS_KEY: Setting = Setting::new(SECTION, "tls-key")
+    .var("TEMPO_TLS_KEY")
+    .flag("tls-key");
+/// The CAs (PEM) a client certificate must chain to: mutual TLS.
+pub const TLS_CLIENT_CA: Setting =
+    Setting::new(SECTION, "tls-client-ca").var("TEMPO_TLS_CLIENT_CA");
+/// How many streams an HTTP/2 connection may have open at once.
+pub const MAX_CONCURRENT_STREAMS: Setting =
+    Setting::new(SECTION, "max-concurrent-streams").var("TEMPO_HTTP_MAX_CONCURRENT_STREAMS");
+
 /// How many requests a WASI 0.3 instance handles in its life.
 pub const INSTANCE_REUSE: Setting =
     Setting::new(SECTION, "instance-reuse").var("TEMPO_HTTP_INSTANCE_REUSE");
@@ -71,6 +88,12 @@ pub struct HttpArgs {
         value_delimiter = ','
     )]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM; with `--tls-key`)
+    #[arg(long = TLS_CERT.flag, env = TLS_CERT.var, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long = TLS_KEY.flag, env = TLS_KEY.var, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[http]` in `tempo.toml`.
@@ -88,6 +111,10 @@ pub struct HttpToml {
     instance_reuse: Option<usize>,
     instance_concurrency: Option<usize>,
     shutdown_delay_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    max_concurrent_streams: Option<u32>,
 }
 
 /// `[http] shutdown-delay-ms` (or its variable), if set: how long a serving command goes on
@@ -134,7 +161,21 @@ impl HttpConfig {
                 DEFAULT_INSTANCE_CONCURRENCY,
             )?,
         };
+        let max_concurrent_streams = sources
+            .value(
+                &MAX_CONCURRENT_STREAMS,
+                None,
+                toml.max_concurrent_streams,
+                number,
+            )?
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_STREAMS);
+        anyhow::ensure!(
+            max_concurrent_streams > 0,
+            "{MAX_CONCURRENT_STREAMS} must be at least 1"
+        );
         Ok(Self {
+            tls: tls_files(args, sources, &toml)?,
+            max_concurrent_streams,
             listen: sources
                 .value(&LISTEN, args.listen, toml.listen, "an address")?
                 .unwrap_or(DEFAULT_LISTEN),
@@ -170,6 +211,39 @@ impl HttpConfig {
     }
 }
 
+/// The TLS files, if any: a flag's path as given (from the current folder), one from a variable
+/// or `tempo.toml` from the project's folder. A certificate without its key, a key without its
+/// certificate, or a client CA without both, is an error naming what is missing.
+fn tls_files(
+    args: &HttpArgs,
+    sources: &Sources,
+    toml: &HttpToml,
+) -> anyhow::Result<Option<TlsFiles>> {
+    let path = |setting: &Setting, flag: &Option<PathBuf>, toml: &Option<PathBuf>| {
+        if flag.is_some() {
+            return Ok(flag.clone());
+        }
+        let found = sources.value(setting, None, toml.clone(), "a path")?;
+        Ok::<_, anyhow::Error>(found.map(|path| sources.project().join(path)))
+    };
+    let cert = path(&TLS_CERT, &args.tls_cert, &toml.tls_cert)?;
+    let key = path(&TLS_KEY, &args.tls_key, &toml.tls_key)?;
+    let client_ca = path(&TLS_CLIENT_CA, &None, &toml.tls_client_ca)?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (None, None) if client_ca.is_none() => Ok(None),
+        (None, None) => anyhow::bail!(
+            "{TLS_CLIENT_CA} needs the server's own certificate too: set {TLS_CERT} and {TLS_KEY}"
+        ),
+        (Some(_), None) => anyhow::bail!("{TLS_CERT} is set without {TLS_KEY}"),
+        (None, Some(_)) => anyhow::bail!("{TLS_KEY} is set without {TLS_CERT}"),
+    }
+}
+
 impl Configured for HttpService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[
@@ -184,6 +258,10 @@ impl Configured for HttpService {
         INSTANCE_REUSE,
         INSTANCE_CONCURRENCY,
         SHUTDOWN_DELAY_MS,
+        TLS_CERT,
+        TLS_KEY,
+        TLS_CLIENT_CA,
+        MAX_CONCURRENT_STREAMS,
     ];
     type Args = HttpArgs;
 

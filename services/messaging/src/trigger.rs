@@ -91,6 +91,7 @@ impl Trigger for MessagingService {
             );
             Ok(Running {
                 address,
+                warnings: Vec::new(),
                 serve: serve.boxed(),
             })
         }

@@ -55,6 +55,25 @@ impl wasip2::exports::http::incoming_handler::Guest for Fixture {
                 OutgoingBody::finish(body, None).expect("finish body");
             }
             "/echo" => echo(request, out),
+            "/whoami" => {
+                // What the host says of the connection: its scheme, the authority asked for,
+                // and every client-certificate subject header the guest sees.
+                let scheme = match request.scheme() {
+                    Some(Scheme::Https) => "https".to_owned(),
+                    Some(Scheme::Http) => "http".to_owned(),
+                    Some(Scheme::Other(other)) => other,
+                    None => "none".to_owned(),
+                };
+                let subjects: Vec<String> = request
+                    .headers()
+                    .get("x-client-cert-subject")
+                    .iter()
+                    .map(|value| String::from_utf8_lossy(value).into_owned())
+                    .collect();
+                let authority = request.authority().unwrap_or_default();
+                let answer = format!("scheme={scheme} authority={authority} subjects={subjects:?}\n");
+                respond(out, 200, &[answer.as_bytes()]);
+            }
             "/resources" => {
                 // Holds N header collections at once, each a resource in the host's table.
                 let n: usize = query
