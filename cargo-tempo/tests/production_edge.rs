@@ -448,6 +448,36 @@ fn a_stalled_handshake_holds_only_its_own_connection_and_only_until_the_header_t
         common::PATIENCE
     ));
     assert_eq!(common::get(&format!("{}/", plain.url)).0, 200);
+    // An HTTP/2 connection that has had no stream for the header timeout is told GOAWAY and
+    // closed, as an idle HTTP/1 one is.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ended = runtime.block_on(async {
+        let io = tokio::net::TcpStream::connect(plain_address).await.unwrap();
+        let (client, connection) = h2::client::handshake(io).await.unwrap();
+        let connection = tokio::spawn(connection);
+        let request = http::Request::get(format!("{}/", plain.url))
+            .body(())
+            .unwrap();
+        let (response, _) = client
+            .ready()
+            .await
+            .unwrap()
+            .send_request(request, true)
+            .unwrap();
+        let status = response.await.unwrap().status();
+        let ended = tokio::time::timeout(common::PATIENCE, connection).await;
+        (
+            status,
+            ended
+                .expect("the idle connection was never closed")
+                .unwrap(),
+        )
+    });
+    assert_eq!(ended.0, 200);
+    assert!(ended.1.is_ok(), "{:?}", ended.1);
 }
 
 #[test]

@@ -24,7 +24,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bodies::{CheckedBody, GuardedBody};
-use crate::server::Peer;
+use crate::connection::Peer;
 
 /// What handling a request needs: the component, the server's share of instances and its limits.
 pub(crate) struct Handling {

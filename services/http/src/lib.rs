@@ -17,6 +17,7 @@
 //! ```
 
 mod bodies;
+mod connection;
 mod handler;
 mod handler_p3;
 mod outbound;
