@@ -366,3 +366,91 @@ pub(crate) fn client_subject(certificate: &CertificateDer<'_>) -> Option<http::H
     }
     http::HeaderValue::from_str(&safe).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Runs the openssl CLI in `folder`.
+    fn openssl(folder: &Path, args: &[&str]) {
+        let output = Command::new("openssl")
+            .current_dir(folder)
+            .args(args)
+            .output()
+            .expect("openssl is installed (.ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn files(folder: &Path, cert: &str, key: &str) -> TlsFiles {
+        TlsFiles {
+            cert: folder.join(cert),
+            key: folder.join(key),
+            client_ca: None,
+        }
+    }
+
+    #[test]
+    fn pkcs8_pkcs1_and_sec1_keys_load_and_a_key_of_another_certificate_is_named() {
+        let folder = tempfile::tempdir().unwrap();
+        let dir = folder.path();
+        // PKCS#1 (RSA), SEC1 (EC) and PKCS#8 (Ed25519), each with a certificate of its own.
+        openssl(dir, &["genrsa", "-traditional", "-out", "rsa.key", "2048"]);
+        openssl(
+            dir,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ec.key",
+            ],
+        );
+        openssl(dir, &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"]);
+        for (key, header) in [
+            ("rsa", "BEGIN RSA PRIVATE KEY"),
+            ("ec", "BEGIN EC PRIVATE KEY"),
+            ("ed", "BEGIN PRIVATE KEY"),
+        ] {
+            let pem = std::fs::read_to_string(dir.join(format!("{key}.key"))).unwrap();
+            assert!(pem.contains(header), "{key}: {pem}");
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-key",
+                    &format!("{key}.key"),
+                    "-subj",
+                    "/CN=localhost",
+                    "-days",
+                    "1",
+                    "-out",
+                    &format!("{key}.pem"),
+                ],
+            );
+            let provider = rustls::crypto::ring::default_provider();
+            let identity = Identity::load(
+                &files(dir, &format!("{key}.pem"), &format!("{key}.key")),
+                &provider,
+            );
+            let identity = identity.unwrap_or_else(|err| panic!("{key}: {err:#}"));
+            assert_eq!(identity.subject, "CN=localhost");
+            // It expires within a day: the banner says so.
+            let warning = identity.expiry_warning(Path::new("x.pem")).unwrap();
+            assert!(warning.contains("in 0 day(s)"), "{warning}");
+        }
+        let err = Tls::new(files(dir, "rsa.pem", "ec.key")).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("ec.key` does not belong to the certificate"),
+            "{err}"
+        );
+    }
+}
