@@ -106,6 +106,10 @@ impl Connection {
         I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let handling = self.handling;
+        let http1 = match connection.tls {
+            false => &self.protocols.http1,
+            true => &self.protocols.http1_tls,
+        };
         let connection = Arc::new(connection);
         let io = TokioIo::new(io);
         let ended = match protocol {
@@ -117,7 +121,7 @@ impl Connection {
                     }
                 });
                 // hyper closes an HTTP/1 connection idle for the header timeout itself.
-                let served = self.protocols.http1.serve_connection(io, service);
+                let served = http1.serve_connection(io, service);
                 drive(served, &self.stop, std::future::pending(), |served| {
                     served.graceful_shutdown();
                 })

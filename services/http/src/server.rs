@@ -25,6 +25,9 @@ const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// The builders every connection is served with.
 pub(crate) struct Protocols {
     pub(crate) http1: http1::Builder,
+    /// HTTP/1 over TLS: a response's head and body pieces are copied into one buffer before
+    /// they are written, so that they go out as one TLS record rather than one each.
+    pub(crate) http1_tls: http1::Builder,
     pub(crate) http2: http2::Builder<TokioExecutor>,
 }
 
@@ -49,7 +52,13 @@ impl Protocols {
             .max_header_list_size(16 << 10)
             .keep_alive_interval(H2_KEEP_ALIVE)
             .keep_alive_timeout(H2_KEEP_ALIVE);
-        Self { http1, http2 }
+        let mut http1_tls = http1.clone();
+        http1_tls.writev(false);
+        Self {
+            http1,
+            http1_tls,
+            http2,
+        }
     }
 }
 
