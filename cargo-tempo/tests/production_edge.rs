@@ -67,16 +67,7 @@ impl Pki {
     }
 
     fn openssl(&self, args: &[&str]) {
-        let output = Command::new("openssl")
-            .current_dir(self.dir.path())
-            .args(args)
-            .output()
-            .expect("openssl is installed (.ci/run installs it)");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            stderr(&output)
-        );
+        tempo_test_fixtures::openssl(self.dir.path(), args);
     }
 
     /// `NAME.pem` and `NAME.key` (PKCS#8), a certificate for `subject` signed by `ca`.
@@ -117,22 +108,29 @@ impl Pki {
     }
 }
 
-/// `cargo tempo run` of the http fixture over TLS with `pki`'s server certificate, and `env`.
-fn serve_tls(pki: &Pki, env: &[(&str, &str)]) -> Served {
+/// `cargo tempo run` of the http fixture in `pki`'s folder, on a free port, with `args`.
+fn run_in(pki: &Pki, args: &[&str]) -> Command {
     let mut command = tempo();
     command
         .current_dir(pki.dir.path())
         .arg("run")
         .arg(tempo_test_fixtures::http())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "server.pem",
-            "--tls-key",
-        ])
-        .arg(pki.path("server.key"))
-        .envs(env.iter().copied());
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args);
+    command
+}
+
+/// `cargo tempo run` of the http fixture over TLS with `pki`'s server certificate, and `env`.
+fn serve_tls(pki: &Pki, env: &[(&str, &str)]) -> Served {
+    let key = pki.path("server.key");
+    let tls = [
+        "--tls-cert",
+        "server.pem",
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let mut command = run_in(pki, &tls);
+    command.envs(env.iter().copied());
     let mut served = Served::spawn(command);
     let line = served.wait_for_stderr("Serving https://");
     let address = line.split_whitespace().last().unwrap();
@@ -302,18 +300,7 @@ fn tls_files_that_do_not_load_are_named_and_exit_1_and_an_expired_one_is_a_warni
             "cannot read the TLS certificate `missing.pem`",
         ),
     ] {
-        let output = tempo()
-            .current_dir(pki.dir.path())
-            .arg("run")
-            .arg(tempo_test_fixtures::http())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--tls-cert",
-                cert,
-                "--tls-key",
-                key,
-            ])
+        let output = run_in(&pki, &["--tls-cert", cert, "--tls-key", key])
             .output()
             .unwrap();
         let said = stderr(&output);
@@ -327,10 +314,7 @@ fn tls_files_that_do_not_load_are_named_and_exit_1_and_an_expired_one_is_a_warni
             "{said}"
         );
     }
-    let output = tempo()
-        .current_dir(pki.dir.path())
-        .arg("run")
-        .arg(tempo_test_fixtures::http())
+    let output = run_in(&pki, &[])
         .env("TEMPO_TLS_CLIENT_CA", "ca.pem")
         .output()
         .unwrap();
@@ -367,19 +351,10 @@ fn tls_files_that_do_not_load_are_named_and_exit_1_and_an_expired_one_is_a_warni
         "-out",
         "expired.pem",
     ]);
-    let mut command = tempo();
-    command
-        .current_dir(pki.dir.path())
-        .arg("run")
-        .arg(tempo_test_fixtures::http())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "expired.pem",
-            "--tls-key",
-            "server.key",
-        ]);
+    let command = run_in(
+        &pki,
+        &["--tls-cert", "expired.pem", "--tls-key", "server.key"],
+    );
     let mut served = Served::spawn(command);
     let warning = served.wait_for_stderr("warning");
     assert!(

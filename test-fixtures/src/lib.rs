@@ -280,3 +280,18 @@ impl Drop for NatsServer {
         self.stop();
     }
 }
+
+/// Runs the openssl CLI in `folder` (tests make their certificates with it); panics with its
+/// error output if it fails.
+pub fn openssl(folder: &Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .current_dir(folder)
+        .args(args)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

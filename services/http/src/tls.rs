@@ -370,21 +370,7 @@ pub(crate) fn client_subject(certificate: &CertificateDer<'_>) -> Option<http::H
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
-
-    /// Runs the openssl CLI in `folder`.
-    fn openssl(folder: &Path, args: &[&str]) {
-        let output = Command::new("openssl")
-            .current_dir(folder)
-            .args(args)
-            .output()
-            .expect("openssl is installed (.ci/run installs it)");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    use tempo_test_fixtures::openssl;
 
     fn files(folder: &Path, cert: &str, key: &str) -> TlsFiles {
         TlsFiles {
