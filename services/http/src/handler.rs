@@ -173,10 +173,10 @@ pub const CLIENT_CERT_SUBJECT_HEADER: &str = "x-client-cert-subject";
 pub const STALE_HEADER: &str = "x-tempo-stale";
 
 /// Runs the guest for `request` (described as `what` in the log, received over TLS if `tls`) on
-/// its own task, holding `slot`
-/// until the instance is gone, and returns its response once it has one. Every failure is logged
-/// here, once: a guest failure by the guest's task, also when it comes after the response has
-/// gone out (the client then sees the body cut off), and a response that never came here.
+/// its own task, holding `slot` until the instance is gone, and returns its response once it has
+/// one. Every failure is logged here, once: a guest failure by the guest's task, also when it
+/// comes after the response has gone out (the client then sees the body cut off), and a response
+/// that never came here.
 async fn invoke(
     version: &Arc<Version>,
     request: Request<CheckedBody>,
@@ -186,7 +186,14 @@ async fn invoke(
     what: String,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     if let Some(p3) = version.prepared::<crate::handler_p3::P3Handler>() {
-        let request = crate::handler_p3::with_origin(request, tls)?;
+        let request = match crate::handler_p3::with_origin(request, tls) {
+            Ok(request) => request,
+            Err(err) => {
+                let err = err.context("the request's target cannot carry its scheme and authority");
+                log_failure(version, &request_id, &what, &err);
+                return Err(err);
+            }
+        };
         return crate::handler_p3::invoke(version, p3, request, request_id, slot, what).await;
     }
     let proxy = version
