@@ -18,7 +18,7 @@ fn payload() -> Vec<u8> {
 #[test]
 fn files_go_up_and_come_down_whole_or_by_range() {
     let served = Served::start(&example("blobstore", false).wasm);
-    let client = reqwest::blocking::Client::new();
+    let client = crate::common::client();
     let url = format!("{}/files/photo.jpg", served.url);
     let data = payload();
 
@@ -71,7 +71,7 @@ fn with_nats_addr_the_files_are_in_a_jetstream_object_store() {
         served.stderr()
     );
     let data = payload();
-    let put = reqwest::blocking::Client::new()
+    let put = crate::common::client()
         .put(format!("{}/files/photo.jpg", served.url))
         .body(data.clone())
         .send()

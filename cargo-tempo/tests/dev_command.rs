@@ -55,8 +55,8 @@ impl Load {
             threads: Vec::new(),
         };
         let clients = [
-            reqwest::blocking::Client::new(),
-            reqwest::blocking::Client::builder()
+            crate::common::client(),
+            crate::common::client_builder()
                 .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
@@ -237,7 +237,7 @@ fn a_wasi_p3_component_is_swapped_and_requests_in_flight_finish_on_their_version
 
     let load = Load::start(&hello);
     // A response still being written when the new version comes: 60 lines, 200 ms apart.
-    let in_flight = reqwest::blocking::get(format!("{}/countdown?60", dev.url)).unwrap();
+    let in_flight = crate::common::http_get(format!("{}/countdown?60", dev.url)).unwrap();
     assert_eq!(in_flight.status(), 200);
     edit(&project, "liftoff", "touchdown");
     edit(&project, "Hello, {name}!", "Hi, {name}!");
@@ -250,7 +250,7 @@ fn a_wasi_p3_component_is_swapped_and_requests_in_flight_finish_on_their_version
         text.starts_with("60\n59\n") && text.ends_with("1\nliftoff\n"),
         "{text}"
     );
-    let countdown = reqwest::blocking::get(format!("{}/countdown?1", dev.url)).unwrap();
+    let countdown = crate::common::http_get(format!("{}/countdown?1", dev.url)).unwrap();
     assert_eq!(countdown.text().unwrap(), "1\ntouchdown\n");
     load.finish_without_failures();
 

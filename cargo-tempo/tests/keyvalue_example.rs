@@ -84,7 +84,7 @@ fn with_nats_addr_the_data_is_in_jetstream_for_any_client() {
     );
 
     assert_eq!(visits(&get(&served.url).1), 1);
-    let put = reqwest::blocking::Client::new()
+    let put = crate::common::client()
         .put(format!("{}/docs/ada", served.url))
         .body(r#"{"name":"Ada"}"#)
         .send()

@@ -82,7 +82,7 @@ fn a_guest_or_client_that_overreaches_fails_alone_and_the_server_goes_on() {
     let gate = Gate::start();
     let (status, _) = get(&format!("{}/fetch?url={}", served.url, gate.url));
     assert_eq!(status, 504);
-    let held = reqwest::blocking::get(format!("{}/hold?url={}", served.url, gate.url)).unwrap();
+    let held = crate::common::http_get(format!("{}/hold?url={}", served.url, gate.url)).unwrap();
     assert_eq!(held.status(), 200);
     assert!(
         held.text().is_err(),
@@ -103,7 +103,7 @@ fn a_guest_or_client_that_overreaches_fails_alone_and_the_server_goes_on() {
     served.wait_for_stderr("held more than 100 host resources");
 
     // An announced body over the limit is refused before any guest runs.
-    let client = reqwest::blocking::Client::new();
+    let client = crate::common::client();
     let refused = client
         .post(format!("{}/echo", served.url))
         .body(vec![b'x'; 2000])

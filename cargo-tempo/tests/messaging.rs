@@ -233,7 +233,7 @@ fn pub_sub(env: &[(&str, &str)]) -> Served {
 }
 
 fn publish(served: &Served, body: &str) {
-    let response = reqwest::blocking::Client::new()
+    let response = crate::common::client()
         .post(format!("{}/publish", served.url))
         .body(body.to_owned())
         .send()
@@ -300,7 +300,7 @@ fn on_nats_plain_clients_see_what_guests_publish_and_trigger_them() {
         client.flush().await.unwrap();
         let http = served.url.clone();
         tokio::task::spawn_blocking(move || {
-            let response = reqwest::blocking::Client::new()
+            let response = crate::common::client()
                 .post(format!("{http}/publish"))
                 .body("from http")
                 .send()
@@ -466,7 +466,7 @@ fn with_every_http_instance_held_requests_get_503_and_messages_are_still_handled
     let stats = format!("{}/stats", served.url);
     let started = Instant::now();
     let refused = loop {
-        let response = reqwest::blocking::get(&stats).unwrap();
+        let response = crate::common::http_get(&stats).unwrap();
         if response.status() == 503 {
             break response;
         }

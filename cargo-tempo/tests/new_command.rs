@@ -122,7 +122,7 @@ fn every_template_builds_serves_and_passes_its_tests() {
         let mut served = Served::launch_in(&folder, &wasm, &[]);
         served.wait_for_serving();
         for (path, status, body) in *requests {
-            let response = reqwest::blocking::get(format!("{}{path}", served.url)).unwrap();
+            let response = crate::common::http_get(format!("{}{path}", served.url)).unwrap();
             assert_eq!(response.status(), *status, "{template} {path}");
             let text = response.text().unwrap();
             assert!(text.contains(body), "{template} {path}: {text}");

@@ -99,7 +99,7 @@ impl Prometheus {
 
     /// The value of an instant query that returns one sample, once there is one.
     fn query(&self, query: &str) -> Option<f64> {
-        let response = reqwest::blocking::Client::new()
+        let response = crate::common::client()
             .get(format!("{}/api/v1/query", self.url))
             .query(&[("query", query)])
             .send()

@@ -271,7 +271,7 @@ fn a_component_that_is_neither_served_nor_run_is_refused_with_its_exports_and_mi
 #[test]
 fn a_trap_after_the_response_has_started_is_logged_and_the_body_cut_off() {
     let mut served = Served::start(tempo_test_fixtures::http());
-    let response = reqwest::blocking::Client::new()
+    let response = crate::common::client()
         .get(format!("{}/trap-late", served.url))
         .header("x-request-id", "late-trap-1")
         .send();
@@ -422,7 +422,7 @@ fn a_request_needs_one_host_and_tempos_headers_are_tempos() {
         assert!(line.contains(status), "{request:?}: {answer}");
     }
     // A guest cannot answer as if its build were stale, nor name the request.
-    let response = reqwest::blocking::get(format!("{}/forge", served.url)).unwrap();
+    let response = crate::common::http_get(format!("{}/forge", served.url)).unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("x-tempo-stale").is_none());
     assert_ne!(response.headers()["x-request-id"], "forged");

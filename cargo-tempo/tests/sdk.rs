@@ -18,7 +18,7 @@ fn serve_sdk(env: &[(&str, &str)]) -> Served {
 }
 
 fn send(method: reqwest::Method, url: &str, body: Vec<u8>) -> reqwest::blocking::Response {
-    reqwest::blocking::Client::new()
+    crate::common::client()
         .request(method, url)
         .body(body)
         .send()
@@ -85,7 +85,7 @@ fn an_sdk_guest_routes_stores_streams_and_sends() {
         .collect();
     let stored = send(Method::PUT, &format!("{url}/blob/big.bin"), data.clone());
     assert_eq!(stored.status(), 204);
-    let read = reqwest::blocking::get(format!("{url}/blob/big.bin")).unwrap();
+    let read = crate::common::http_get(format!("{url}/blob/big.bin")).unwrap();
     assert_eq!(read.bytes().unwrap().as_ref(), data.as_slice());
     let echoed = send(Method::POST, &format!("{url}/echo"), data.clone());
     assert_eq!(echoed.bytes().unwrap().as_ref(), data.as_slice());

@@ -15,7 +15,7 @@ use tempo_test_fixtures::OpenBaoServer;
 
 /// A request to OpenBao's HTTP API as its root; the JSON answer.
 fn bao(server: &OpenBaoServer, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let response = reqwest::blocking::Client::new()
+    let response = crate::common::client()
         .request(method, format!("{}/v1/{path}", server.address))
         .header("x-vault-token", &server.token)
         .body(body.to_string())

@@ -26,7 +26,7 @@ enum Dialect {
 
 /// POSTs `body` to the fixture's `route`; the status and the JSON answer.
 fn post(url: &str, route: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::blocking::Client::new()
+    let response = crate::common::client()
         .post(format!("{url}{route}"))
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -337,7 +337,7 @@ fn postgres_runs_the_same_suite_heals_after_a_restart_and_never_shows_its_passwo
 
 /// `method url` with a JSON `body`: the status and the JSON answer.
 fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::blocking::Client::new()
+    let mut request = crate::common::client()
         .request(method, url)
         .timeout(PATIENCE);
     if let Some(body) = body {

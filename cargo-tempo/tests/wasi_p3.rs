@@ -57,7 +57,7 @@ fn a_wasi_p3_handler_is_served_with_its_instances_reused() {
     let data: Vec<u8> = (0..2 * 1024 * 1024 + 3)
         .map(|i| (i * 7 % 253) as u8)
         .collect();
-    let echoed = reqwest::blocking::Client::new()
+    let echoed = crate::common::client()
         .post(format!("{url}/echo"))
         .body(data.clone())
         .send()
@@ -229,7 +229,7 @@ fn a_wasi_p3_handler_meets_the_deadline_and_the_memory_limit() {
     assert_eq!(get(&format!("{url}/after")), (200, "p3 /after".into()));
     // One stopped after its response has started: the body ends with an error, not cleanly.
     // (Last: until it is stopped, its instance holds up what is queued for it.)
-    let cut = reqwest::blocking::get(format!("{url}/stream-then-spin")).unwrap();
+    let cut = crate::common::http_get(format!("{url}/stream-then-spin")).unwrap();
     assert_eq!(cut.status(), 200);
     assert!(cut.bytes().is_err(), "a cut-off body read as whole");
     // Each failure is logged once, by whoever knows why, and counted once.

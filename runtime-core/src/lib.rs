@@ -59,6 +59,13 @@ pub use state::{GuestStdio, InstanceSettings, State};
 pub use version::Version;
 pub use wasi::{WASI_VERSION, WasiService};
 
+/// Makes ring rustls' process-wide provider, once: every TLS of tempo's goes through it, and
+/// reqwest clients (OTLP export, OCI registries) find no provider otherwise.
+pub fn install_crypto_provider() {
+    // Only the first call installs; a provider already installed stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The tracing target of the host's events an operator should see without asking for them
 /// (a certificate replaced while serving): shown at `info` where the host's other events show
 /// from `warn`.

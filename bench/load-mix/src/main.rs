@@ -93,6 +93,8 @@ struct Tally {
     reason = "the table and the result line are the program's output"
 )]
 async fn main() -> anyhow::Result<()> {
+    // reqwest needs rustls' process provider; tempo's is ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(url) = args.first().cloned() else {
         bail!("usage: load-mix URL [REQUESTS] [CONCURRENCY] [full|hello] [HALF_OPEN] [SECONDS]");

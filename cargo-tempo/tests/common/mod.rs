@@ -263,9 +263,26 @@ fn wait_for_line(buffer: &Mutex<String>, needle: &str, child: &mut Child) -> Str
     panic!("no line with {needle:?} in:\n{}", buffer.lock().unwrap());
 }
 
+/// A test's HTTP client. reqwest needs rustls' process provider installed first, as tempo
+/// installs it.
+pub(crate) fn client() -> reqwest::blocking::Client {
+    client_builder().build().unwrap()
+}
+
+/// A builder of [`client`]s.
+pub(crate) fn client_builder() -> reqwest::blocking::ClientBuilder {
+    tempo_runtime_core::install_crypto_provider();
+    reqwest::blocking::Client::builder()
+}
+
+/// A GET of `url` with a [`client`].
+pub(crate) fn http_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::blocking::Response> {
+    client().get(url).send()
+}
+
 /// A GET with a real HTTP client; returns the status and body.
 pub(crate) fn get(url: &str) -> (u16, String) {
-    let response = reqwest::blocking::get(url).unwrap();
+    let response = http_get(url).unwrap();
     let status = response.status().as_u16();
     (status, response.text().unwrap())
 }
@@ -273,7 +290,7 @@ pub(crate) fn get(url: &str) -> (u16, String) {
 /// A GET with a real HTTP client, sending `x-request-id: id` if given; returns the status, the
 /// body and the response's `x-request-id`.
 pub(crate) fn get_with_request_id(url: &str, id: Option<&str>) -> (u16, String, String) {
-    let mut request = reqwest::blocking::Client::new().get(url);
+    let mut request = client().get(url);
     if let Some(id) = id {
         request = request.header("x-request-id", id);
     }
@@ -337,7 +354,7 @@ pub(crate) fn wait_for_body(url: &str, needle: &str) -> (String, Option<String>)
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < PATIENCE {
-        if let Ok(response) = reqwest::blocking::get(url) {
+        if let Ok(response) = http_get(url) {
             let stale = response
                 .headers()
                 .get("x-tempo-stale")

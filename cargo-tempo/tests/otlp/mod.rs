@@ -167,7 +167,7 @@ pub(crate) fn traced_get(
     traceparent: &str,
     id: Option<&str>,
 ) -> reqwest::blocking::Response {
-    let mut request = reqwest::blocking::Client::new()
+    let mut request = crate::common::client()
         .get(url)
         .header("traceparent", traceparent);
     if let Some(id) = id {

@@ -11,7 +11,7 @@ use tempo_test_fixtures::Gate;
 async fn each_request_completes_on_the_version_it_started_with() {
     let server = Server::start(tempo_test_fixtures::http()).await;
     let gate = Gate::start();
-    let client = reqwest::Client::new();
+    let client = common::client();
 
     // Four requests start on v1 and stay in flight until the gate opens.
     let held: Vec<_> = (0..4)

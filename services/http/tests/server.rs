@@ -81,7 +81,7 @@ async fn a_guest_makes_outgoing_requests() {
     let server = Server::start(tempo_test_fixtures::http()).await;
     let gate = Gate::start();
     gate.release();
-    let body = reqwest::get(format!("{}/fetch?url={}", server.url, gate.url))
+    let body = common::http_get(format!("{}/fetch?url={}", server.url, gate.url))
         .await
         .unwrap()
         .text()
@@ -93,7 +93,9 @@ async fn a_guest_makes_outgoing_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_answers_500_and_the_server_goes_on() {
     let server = Server::start(tempo_test_fixtures::http()).await;
-    let trapped = reqwest::get(format!("{}/trap", server.url)).await.unwrap();
+    let trapped = common::http_get(format!("{}/trap", server.url))
+        .await
+        .unwrap();
     assert_eq!(trapped.status(), 500);
     assert!(
         trapped
@@ -102,7 +104,9 @@ async fn a_trap_answers_500_and_the_server_goes_on() {
             .unwrap()
             .contains("the component failed")
     );
-    let next = reqwest::get(format!("{}/next", server.url)).await.unwrap();
+    let next = common::http_get(format!("{}/next", server.url))
+        .await
+        .unwrap();
     assert_eq!(next.status(), 200);
 }
 
@@ -110,7 +114,7 @@ async fn a_trap_answers_500_and_the_server_goes_on() {
 async fn shutdown_stops_accepting_and_lets_requests_in_flight_finish() {
     let server = Server::start(tempo_test_fixtures::http()).await;
     let gate = Gate::start();
-    let held = reqwest::Client::new()
+    let held = common::client()
         .get(format!("{}/hold?url={}", server.url, gate.url))
         .send()
         .await

@@ -82,6 +82,7 @@ impl Telemetry {
         let otlp = match endpoint {
             None => None,
             Some(endpoint) => {
+                tempo_runtime_core::install_crypto_provider();
                 let context = || format!("cannot export to `{OTLP_ENDPOINT_VAR}={endpoint}`");
                 let metrics = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()

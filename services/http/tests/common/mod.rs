@@ -73,3 +73,15 @@ pub(crate) fn prepare(runtime: &Runtime, component: &Path) -> Version {
         .prepare(&loaded.component, InstanceSettings::named(name))
         .unwrap()
 }
+
+/// A test's HTTP client. reqwest needs rustls' process provider installed first, as tempo
+/// installs it.
+pub(crate) fn client() -> reqwest::Client {
+    tempo_runtime_core::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// A GET of `url` with a [`client`].
+pub(crate) async fn http_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    client().get(url).send().await
+}
