@@ -7,7 +7,7 @@ use clap::{
     Arg, ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum,
 };
 
-use crate::commands::{build, compile, dev, new, run, test};
+use crate::commands::{build, compile, dev, new, pull, push, run, test};
 
 /// Build, run and hot-reload WASI components in Rust.
 #[derive(Debug, Parser)]
@@ -139,6 +139,10 @@ pub(crate) enum Command {
     Dev(dev::Args),
     /// Run the crate's tests as components on tempo's runtime, with the services they import
     Test(test::Args),
+    /// Push a component to an OCI registry; prints the reference pinned by digest
+    Push(push::Args),
+    /// Pull a component from an OCI registry to a .wasm file, its digests checked
+    Pull(pull::Args),
     /// Runs one test binary for `cargo tempo test` (cargo's runner; not for direct use)
     #[command(name = test::RUNNER, hide = true)]
     TestRunner(test::RunnerArgs),

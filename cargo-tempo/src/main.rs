@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod host;
 mod log_format;
+mod oci;
 mod project;
 mod services;
 mod settings;
@@ -22,6 +23,7 @@ use crate::cli::Cli;
 use crate::shell::{Exit, Shell};
 
 fn main() -> ExitCode {
+    tempo_runtime_core::install_crypto_provider();
     // As `cargo tempo …`, cargo runs `cargo-tempo tempo …`.
     let mut args: Vec<_> = std::env::args_os().collect();
     if args.get(1).is_some_and(|arg| arg == "tempo") {

@@ -4,6 +4,8 @@ pub(crate) mod build;
 pub(crate) mod compile;
 pub(crate) mod dev;
 pub(crate) mod new;
+pub(crate) mod pull;
+pub(crate) mod push;
 pub(crate) mod run;
 pub(crate) mod test;
 
@@ -20,6 +22,8 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, command: Command) -> an
         Command::Run(args) => run::exec(shell, telemetry, args),
         Command::Dev(args) => dev::exec(shell, telemetry, args),
         Command::New(args) => new::exec(shell, args).map(|()| 0),
+        Command::Push(args) => push::exec(shell, args).map(|()| 0),
+        Command::Pull(args) => pull::exec(shell, args).map(|()| 0),
         Command::Test(args) => test::exec(shell, args),
         Command::TestRunner(args) => test::exec_runner(shell, args),
     }
