@@ -242,6 +242,49 @@ fn push_writes_the_wasm_artifact_layout_and_pull_brings_back_the_same_component(
     }
     let served = Served::start(&folder.path().join("by-digest.wasm"));
     assert_eq!(get(&format!("{}/", served.url)).0, 200);
+    drop(served);
+
+    // `run oci://` by tag pulls into the cache; by digest it starts from the cache, with the
+    // registry gone.
+    let cache = folder.path().join("cache/wasmtime");
+    let run = |reference: &str| {
+        let mut command = tempo();
+        command
+            .current_dir(folder.path())
+            .env("TEMPO_CACHE_DIR", &cache)
+            .args([
+                "run",
+                &format!("oci://{reference}"),
+                "--listen",
+                "127.0.0.1:0",
+            ]);
+        let mut served = Served::spawn(command);
+        served.wait_for_serving();
+        served
+    };
+    let served = run(&reference);
+    assert!(
+        served.stderr().contains(&format!("Pulled {pinned}")),
+        "{}",
+        served.stderr()
+    );
+    assert_eq!(get(&format!("{}/", served.url)).0, 200);
+    drop(served);
+    let hex = pinned.rsplit(':').next().unwrap();
+    assert!(
+        folder
+            .path()
+            .join(format!("cache/oci/{hex}.wasm"))
+            .is_file()
+    );
+    drop(registry);
+    let served = run(&pinned);
+    assert!(
+        served.stderr().contains(&format!("Cached {pinned}")),
+        "{}",
+        served.stderr()
+    );
+    assert_eq!(get(&format!("{}/", served.url)).0, 200);
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use anyhow::{Context as _, anyhow, bail};
 use oci_client::RegistryOperation;
+use oci_client::manifest::OciManifest;
 use tempo_runtime_core::artifact;
 use tokio::io::AsyncWrite;
 
@@ -75,21 +76,38 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
 /// the reference's, if it has one), then the component layer, bounded in size and checked against
 /// its digest. Returns the manifest's digest and the component's size.
 async fn pull(registry: &Registry, into: &Path) -> anyhow::Result<(String, u64)> {
+    let (manifest, digest) = manifest(registry).await?;
+    let size = component(registry, &manifest, into).await?;
+    Ok((digest, size))
+}
+
+/// The manifest `registry`'s reference names, and its digest (checked against the reference's
+/// when it has one).
+async fn manifest(registry: &Registry) -> anyhow::Result<(OciManifest, String)> {
     let Registry {
         client,
         auth,
         reference,
     } = registry;
-    let at = reference.whole();
     client
         .auth(reference, auth, RegistryOperation::Pull)
         .await
         .map_err(|err| registry.explain(err))?;
-    let (manifest, digest) = client
+    client
         .pull_manifest(reference, auth)
         .await
-        .map_err(|err| registry.explain(err))?;
-    let layer = component_layer(&manifest).map_err(|why| anyhow!("`{at}`: {why}"))?;
+        .map_err(|err| registry.explain(err))
+}
+
+/// Downloads the component layer of `manifest` into the file at `into`, bounded in size and
+/// checked against its digest; returns its size.
+async fn component(
+    registry: &Registry,
+    manifest: &OciManifest,
+    into: &Path,
+) -> anyhow::Result<u64> {
+    let at = registry.reference.whole();
+    let layer = component_layer(manifest).map_err(|why| anyhow!("`{at}`: {why}"))?;
     let size = u64::try_from(layer.size).unwrap_or(u64::MAX);
     if size > MAX_COMPONENT_BYTES {
         bail!("`{at}`: its component has {size} bytes, more than {MAX_COMPONENT_BYTES}");
@@ -101,12 +119,84 @@ async fn pull(registry: &Registry, into: &Path) -> anyhow::Result<(String, u64)>
         inner: file,
         left: size,
     };
-    client
-        .pull_blob(reference, layer, &mut bounded)
+    registry
+        .client
+        .pull_blob(&registry.reference, layer, &mut bounded)
         .await
         .map_err(|err| registry.explain(err))?;
     tokio::io::AsyncWriteExt::flush(&mut bounded.inner).await?;
-    Ok((digest, size))
+    Ok(size)
+}
+
+/// The component `reference` (`oci://…`) names, from the cache of pulled components, pulled into
+/// it first when it is not there. A reference by digest that is cached needs no registry. Cache
+/// paths are made from digests only.
+pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> {
+    let registry = Registry::for_reference(reference)?;
+    let cache = oci_cache_dir()?;
+    let path_of = |digest: &str| -> anyhow::Result<PathBuf> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| anyhow!("`{digest}` is not a sha256 digest"))?;
+        Ok(cache.join(format!("{}.wasm", hex.to_ascii_lowercase())))
+    };
+    let pinned_text = |digest: &str| pinned(&registry.reference, digest);
+    if let Some(digest) = registry.reference.digest() {
+        let path = path_of(digest)?;
+        if path.is_file() {
+            shell.status(
+                "Cached",
+                format!("{} in `{}`", pinned_text(digest), display_path(&path)),
+            );
+            return Ok(path);
+        }
+    }
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create the cache folder `{}`", display_path(&cache)))?;
+    let spinner = shell.spinner("Pulling", registry.reference.whole());
+    let tokio = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let pulled = tokio.block_on(async {
+        let (manifest, digest) = manifest(&registry).await?;
+        let path = path_of(&digest)?;
+        if path.is_file() {
+            return Ok((path, digest, None));
+        }
+        let partial = tempfile::NamedTempFile::new_in(&cache)?;
+        let size = component(&registry, &manifest, partial.path()).await?;
+        Ok::<_, anyhow::Error>((path, digest, Some((partial, size))))
+    });
+    spinner.finish_and_clear();
+    let (path, digest, downloaded) = pulled?;
+    if let Some((partial, size)) = downloaded {
+        artifact::ensure_component(partial.path()).map_err(|err| {
+            anyhow!(
+                "`{}`: what the registry sent {err}",
+                registry.reference.whole()
+            )
+        })?;
+        partial
+            .persist(&path)
+            .with_context(|| format!("cannot write `{}`", display_path(&path)))?;
+        shell.status(
+            "Pulled",
+            format!("{} ({})", pinned_text(&digest), human_size(size)),
+        );
+    } else {
+        shell.status(
+            "Cached",
+            format!("{} in `{}`", pinned_text(&digest), display_path(&path)),
+        );
+    }
+    Ok(path)
+}
+
+/// Where pulled components are kept: `oci` beside the compile cache (`TEMPO_CACHE_DIR`, by
+/// default `~/.cache/tempo/wasmtime`), so `~/.cache/tempo/oci`.
+fn oci_cache_dir() -> anyhow::Result<PathBuf> {
+    let compiled =
+        tempo_runtime_core::default_cache_dir().context("no cache folder: set TEMPO_CACHE_DIR")?;
+    Ok(compiled.with_file_name("oci"))
 }
 
 /// A writer that fails once more than `left` bytes come: a registry that sends more than the

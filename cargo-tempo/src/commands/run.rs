@@ -24,7 +24,7 @@ use crate::signals::{Drain, stop_on_signal};
 /// from the flags, the environment, `.env` and `tempo.toml` in the current folder.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The component to run
+    /// The component to run: a file, or `oci://REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]`
     file: PathBuf,
     #[command(flatten)]
     host: HostArgs,
@@ -38,11 +38,21 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::Result<i32> {
+    // `oci://REF` runs a component from a registry, through the cache of pulled components.
+    let (file_path, name) = match args.file.to_str().filter(|file| file.starts_with("oci://")) {
+        Some(reference) => {
+            let path = crate::commands::pull::cached(shell, reference)?;
+            let repository = reference.rsplit('/').next().unwrap_or(reference);
+            let name = repository.split([':', '@']).next().unwrap_or(repository);
+            (path, name.to_owned())
+        }
+        None => (args.file.clone(), component_name(&args.file)),
+    };
     let mut settings = Settings::load(&args.host, Path::new(""))?;
     settings.sources.share(telemetry.guest_spans());
     let admission = settings.admission;
     // The pool holds exactly the instances admission lets run.
-    let file = Artifact::read(&args.file)?;
+    let file = Artifact::read(&file_path)?;
     let engine = EngineSettings {
         max_instances: admission.max_instances,
         concurrency: file.concurrency(),
@@ -54,7 +64,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
         "Loaded",
         format!(
             "{} ({}) in {:.1}ms",
-            display_path(&args.file),
+            display_path(&file_path),
             match loaded.kind {
                 ArtifactKind::Precompiled => "precompiled",
                 ArtifactKind::Compiled => "compiled from wasm",
@@ -72,7 +82,6 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     let limits = settings.limits;
     let runtime = host::runtime(engine, &settings)?;
 
-    let name = component_name(&args.file);
     let exports = runtime.exports_of(&loaded.component);
     let served = !runtime.triggers_for(&exports).is_empty();
     let mut guest_args = vec![name.clone()];
