@@ -132,7 +132,7 @@ async fn component(
 /// it first when it is not there. A reference by digest that is cached needs no registry. Cache
 /// paths are made from digests only.
 pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> {
-    let registry = Registry::for_reference(reference)?;
+    let text = reference.strip_prefix("oci://").unwrap_or(reference);
     let cache = oci_cache_dir()?;
     let path_of = |digest: &str| -> anyhow::Result<PathBuf> {
         let hex = digest
@@ -141,17 +141,19 @@ pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> 
             .ok_or_else(|| anyhow!("`{digest}` is not a sha256 digest"))?;
         Ok(cache.join(format!("{}.wasm", hex.to_ascii_lowercase())))
     };
-    let pinned_text = |digest: &str| pinned(&registry.reference, digest);
-    if let Some(digest) = registry.reference.digest() {
-        let path = path_of(digest)?;
-        if path.is_file() {
-            shell.status(
-                "Cached",
-                format!("{} in `{}`", pinned_text(digest), display_path(&path)),
-            );
-            return Ok(path);
-        }
+    // A pinned reference that is cached starts without parsing the reference in full (the
+    // parser builds a large regex: tens of milliseconds) or making a client.
+    if let Some((_, digest)) = text.rsplit_once('@')
+        && let Ok(path) = path_of(digest)
+        && path.is_file()
+    {
+        shell.status("Cached", format!("{text} in `{}`", display_path(&path)));
+        return Ok(path);
     }
+    let reference = crate::oci::parse(text)?;
+    // Only now a client: making one reads the system's root certificates.
+    let registry = Registry::new(reference);
+    let pinned_text = |digest: &str| pinned(&registry.reference, digest);
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create the cache folder `{}`", display_path(&cache)))?;
     let spinner = shell.spinner("Pulling", registry.reference.whole());

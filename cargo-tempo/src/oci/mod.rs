@@ -27,14 +27,15 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Parses `reference` (`REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]`) and makes a client for
-    /// its registry: HTTPS, or plain HTTP for a registry on this machine, as Docker allows.
+    /// Parses `reference` and makes a client for its registry (see [`Registry::new`]).
     pub(crate) fn for_reference(reference: &str) -> anyhow::Result<Self> {
-        let text = reference.strip_prefix("oci://").unwrap_or(reference);
-        let parsed: Reference = text
-            .parse()
-            .map_err(|err| anyhow!("`{text}` is not an OCI reference: {err}"))?;
-        let registry = parsed.resolve_registry().to_owned();
+        Ok(Self::new(parse(reference)?))
+    }
+
+    /// A client for `reference`'s registry: HTTPS, or plain HTTP for a registry on this machine,
+    /// as Docker allows. (Making one reads the system's root certificates.)
+    pub(crate) fn new(reference: Reference) -> Self {
+        let registry = reference.resolve_registry().to_owned();
         let protocol = if is_loopback(&registry) {
             ClientProtocol::HttpsExcept(vec![registry])
         } else {
@@ -44,11 +45,11 @@ impl Registry {
             protocol,
             ..ClientConfig::default()
         });
-        Ok(Self {
+        Self {
             client,
             auth: auth_from_env(),
-            reference: parsed,
-        })
+            reference,
+        }
     }
 
     /// What an error from the registry means, in one line naming the registry and reference.
@@ -80,6 +81,13 @@ impl Registry {
             other => anyhow!("{at}: {other}"),
         }
     }
+}
+
+/// Parses `reference`: `[oci://]REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]`.
+pub(crate) fn parse(reference: &str) -> anyhow::Result<Reference> {
+    let text = reference.strip_prefix("oci://").unwrap_or(reference);
+    text.parse()
+        .map_err(|err| anyhow!("`{text}` is not an OCI reference: {err}"))
 }
 
 /// `err` and its causes on one line.
