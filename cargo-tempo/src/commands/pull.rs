@@ -50,15 +50,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
     let pulled = tokio.block_on(pull(&registry, partial.path()));
     spinner.finish_and_clear();
     let (digest, size) = pulled?;
-    artifact::ensure_component(partial.path()).map_err(|err| {
-        anyhow!(
-            "`{}`: what the registry sent {err}",
-            registry.reference.whole()
-        )
-    })?;
-    partial
-        .persist(&output)
-        .with_context(|| format!("cannot write `{}`", display_path(&output)))?;
+    keep(&registry, partial, &output)?;
     shell.status(
         "Pulled",
         format!(
@@ -69,6 +61,20 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
         ),
     );
     print_path(&output);
+    Ok(())
+}
+
+/// Moves a pulled component from `partial` to `to`, once it is checked to be a component.
+fn keep(registry: &Registry, partial: tempfile::NamedTempFile, to: &Path) -> anyhow::Result<()> {
+    artifact::ensure_component(partial.path()).map_err(|err| {
+        anyhow!(
+            "`{}`: what the registry sent {err}",
+            registry.reference.whole()
+        )
+    })?;
+    partial
+        .persist(to)
+        .with_context(|| format!("cannot write `{}`", display_path(to)))?;
     Ok(())
 }
 
@@ -171,15 +177,7 @@ pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> 
     spinner.finish_and_clear();
     let (path, digest, downloaded) = pulled?;
     if let Some((partial, size)) = downloaded {
-        artifact::ensure_component(partial.path()).map_err(|err| {
-            anyhow!(
-                "`{}`: what the registry sent {err}",
-                registry.reference.whole()
-            )
-        })?;
-        partial
-            .persist(&path)
-            .with_context(|| format!("cannot write `{}`", display_path(&path)))?;
+        keep(&registry, partial, &path)?;
         shell.status(
             "Pulled",
             format!("{} ({})", pinned_text(&digest), human_size(size)),
