@@ -285,6 +285,17 @@ fn push_writes_the_wasm_artifact_layout_and_pull_brings_back_the_same_component(
         served.stderr()
     );
     assert_eq!(get(&format!("{}/", served.url)).0, 200);
+    drop(served);
+    // `compile oci://` makes a .bin of the cached component, which serves.
+    let output = tempo()
+        .current_dir(folder.path())
+        .env("TEMPO_CACHE_DIR", &cache)
+        .args(["compile", &format!("oci://{pinned}")])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let served = Served::start(&folder.path().join("http-fixture.bin"));
+    assert_eq!(get(&format!("{}/", served.url)).0, 200);
 }
 
 #[test]

@@ -10,24 +10,34 @@ use crate::shell::{Shell, display_path, human_size};
 /// AOT-compile a component to a .bin for this machine and this version of tempo.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The component to compile (a .wasm)
+    /// The component to compile: a .wasm, or `oci://REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]`
     input: PathBuf,
-    /// Where to write the .bin [default: INPUT with the extension .bin]
+    /// Where to write the .bin [default: INPUT with the extension .bin; for `oci://`, the
+    /// repository's last name with .bin, here]
     #[arg(short, long, value_name = "OUT.bin")]
     output: Option<PathBuf>,
 }
 
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
-    let output = args
-        .output
-        .unwrap_or_else(|| args.input.with_extension("bin"));
+    // `oci://REF` compiles a component from a registry, through the cache of pulled components.
+    let (input, default_output) = match args.input.to_str().filter(|i| i.starts_with("oci://")) {
+        Some(reference) => {
+            let name = crate::oci::repository_name(reference);
+            (
+                crate::commands::pull::cached(shell, reference)?,
+                PathBuf::from(format!("{name}.bin")),
+            )
+        }
+        None => (args.input.clone(), args.input.with_extension("bin")),
+    };
+    let output = args.output.unwrap_or(default_output);
     if !artifact::is_bin_name(&output) {
         anyhow::bail!(
             "`-o {}`: precompiled code is native code, and tempo runs it only from a file named `*.bin`",
             display_path(&output)
         );
     }
-    precompile(shell, &args.input, &output)
+    precompile(shell, &input, &output)
 }
 
 /// Compiles `wasm` to `bin` with a spinner while it works and a status line when done. Shared by

@@ -42,9 +42,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     let (file_path, name) = match args.file.to_str().filter(|file| file.starts_with("oci://")) {
         Some(reference) => {
             let path = crate::commands::pull::cached(shell, reference)?;
-            let repository = reference.rsplit('/').next().unwrap_or(reference);
-            let name = repository.split([':', '@']).next().unwrap_or(repository);
-            (path, name.to_owned())
+            (path, crate::oci::repository_name(reference).to_owned())
         }
         None => (args.file.clone(), component_name(&args.file)),
     };

@@ -90,6 +90,13 @@ pub(crate) fn parse(reference: &str) -> anyhow::Result<Reference> {
         .map_err(|err| anyhow!("`{text}` is not an OCI reference: {err}"))
 }
 
+/// The last name of `reference`'s repository (`oci://r.io/team/app:v1` gives `app`), read without
+/// parsing the reference in full.
+pub(crate) fn repository_name(reference: &str) -> &str {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    last.split([':', '@']).next().unwrap_or(last)
+}
+
 /// `err` and its causes on one line.
 fn one_line(err: &anyhow::Error) -> String {
     format!("{err:#}").replace('\n', " ")
