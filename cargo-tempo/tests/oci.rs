@@ -357,6 +357,24 @@ fn another_clients_artifact_pulls_and_what_is_not_a_sound_component_is_refused()
         "is not an OCI reference",
     );
 
+    // Production pinning: a tag is refused, a digest is not.
+    let pinned_only = |reference: &str| {
+        tempo()
+            .current_dir(folder.path())
+            .env("TEMPO_OCI_REQUIRE_DIGEST", "true")
+            .env("TEMPO_CACHE_DIR", folder.path().join("cache/wasmtime"))
+            .args(["compile", &format!("oci://{reference}"), "-o", "pinned.bin"])
+            .output()
+            .unwrap()
+    };
+    refused(
+        &pinned_only(&at("app:v1")),
+        "`[oci] require-digest` runs digests only",
+    );
+    let (_, digest) = registry.manifest("others/app", "v1");
+    let output = pinned_only(&format!("{}@{digest}", at("app")));
+    assert!(output.status.success(), "{}", stderr(&output));
+
     // A layer altered in the registry's storage: refused, and no file is written.
     let stored = registry.stored_blob(layer["digest"].as_str().unwrap());
     let mut altered = std::fs::read(&stored).unwrap();

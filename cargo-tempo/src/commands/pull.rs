@@ -11,7 +11,7 @@ use oci_client::manifest::OciManifest;
 use tempo_runtime_core::artifact;
 use tokio::io::AsyncWrite;
 
-use crate::oci::{Registry, component_layer, pinned};
+use crate::oci::{OciSettings, Registry, component_layer, pinned};
 use crate::shell::{Shell, display_path, human_size};
 
 /// The largest component pulled: 256 MiB (a registry that sends more is cut off).
@@ -28,7 +28,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
-    let registry = Registry::for_reference(&args.reference)?;
+    let registry = Registry::for_reference(&args.reference, &OciSettings::load()?)?;
     let output = args.output.unwrap_or_else(|| {
         let name = registry
             .reference
@@ -139,6 +139,13 @@ async fn component(
 /// paths are made from digests only.
 pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> {
     let text = reference.strip_prefix("oci://").unwrap_or(reference);
+    let settings = OciSettings::load()?;
+    if settings.require_digest && !text.contains("@sha256:") {
+        bail!(
+            "`{text}` names a tag, and `[oci] require-digest` runs digests only: use \
+             `REGISTRY/REPOSITORY@sha256:…` (`cargo tempo push` prints it)"
+        );
+    }
     let cache = oci_cache_dir()?;
     let path_of = |digest: &str| -> anyhow::Result<PathBuf> {
         let hex = digest
@@ -158,7 +165,7 @@ pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> 
     }
     let reference = crate::oci::parse(text)?;
     // Only now a client: making one reads the system's root certificates.
-    let registry = Registry::new(reference);
+    let registry = Registry::new(reference, &settings);
     let pinned_text = |digest: &str| pinned(&registry.reference, digest);
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create the cache folder `{}`", display_path(&cache)))?;

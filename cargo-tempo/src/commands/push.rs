@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use oci_client::RegistryOperation;
 use tempo_runtime_core::artifact;
 
-use crate::oci::{Registry, WasmConfig, digest_of, pinned, read_file};
+use crate::oci::{OciSettings, Registry, WasmConfig, digest_of, pinned, read_file};
 use crate::shell::{Shell, display_path, human_size};
 
 /// Push a component to an OCI registry (the layout `wkg oci` and `wash` use); prints REF@sha256:…
@@ -32,7 +32,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
         );
     }
     artifact::ensure_component(&args.file)?;
-    let registry = Registry::for_reference(&args.reference)?;
+    let registry = Registry::for_reference(&args.reference, &OciSettings::load()?)?;
     let layer_digest = digest_of(&bytes);
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let config = WasmConfig::describe(&bytes, &layer_digest, created.clone())

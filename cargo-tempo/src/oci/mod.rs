@@ -9,15 +9,73 @@ pub(crate) use layout::{
 };
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use serde::Deserialize;
+use tempo_runtime_core::settings::{Setting, Sources};
 
 /// The variables a registry's login is read from.
 const USERNAME_VAR: &str = "TEMPO_REGISTRY_USERNAME";
 const PASSWORD_VAR: &str = "TEMPO_REGISTRY_PASSWORD";
+
+/// The section of `tempo.toml` for registries.
+pub(crate) const SECTION: &str = "oci";
+/// Registries that may be spoken to in plain HTTP, beside those on this machine.
+const INSECURE_REGISTRIES: Setting =
+    Setting::new(SECTION, "insecure-registries").var("TEMPO_OCI_INSECURE_REGISTRIES");
+/// Whether `run` and `compile` refuse `oci://` references by tag.
+const REQUIRE_DIGEST: Setting =
+    Setting::new(SECTION, "require-digest").var("TEMPO_OCI_REQUIRE_DIGEST");
+
+/// `[oci]` in `tempo.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct OciToml {
+    insecure_registries: Option<Vec<String>>,
+    require_digest: Option<bool>,
+}
+
+/// How tempo treats registries: `[oci]` and its variables, from the current folder.
+#[derive(Debug, Default)]
+pub(crate) struct OciSettings {
+    /// `HOST[:PORT]`s spoken to in plain HTTP.
+    insecure: Vec<String>,
+    /// `oci://` references must name a digest.
+    pub(crate) require_digest: bool,
+}
+
+impl OciSettings {
+    /// The settings from the current folder's `tempo.toml` and `.env`, and the environment.
+    pub(crate) fn load() -> anyhow::Result<Self> {
+        Self::from_sources(&Sources::load(Path::new(""))?)
+    }
+
+    fn from_sources(sources: &Sources) -> anyhow::Result<Self> {
+        let toml: OciToml = sources.section(SECTION)?;
+        Ok(Self {
+            insecure: sources
+                .list(&INSECURE_REGISTRIES, &[], toml.insecure_registries)
+                .unwrap_or_default(),
+            require_digest: sources
+                .value(&REQUIRE_DIGEST, None, toml.require_digest, "true or false")?
+                .unwrap_or(false),
+        })
+    }
+
+    /// How `registry` (`HOST[:PORT]`) is spoken to: plain HTTP on this machine or when listed,
+    /// HTTPS otherwise.
+    fn protocol_for(&self, registry: &str) -> ClientProtocol {
+        if is_loopback(registry) || self.insecure.iter().any(|listed| listed == registry) {
+            ClientProtocol::HttpsExcept(vec![registry.to_owned()])
+        } else {
+            ClientProtocol::Https
+        }
+    }
+}
 
 /// A registry client for `reference`, and the login to use there.
 pub(crate) struct Registry {
@@ -28,19 +86,15 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Parses `reference` and makes a client for its registry (see [`Registry::new`]).
-    pub(crate) fn for_reference(reference: &str) -> anyhow::Result<Self> {
-        Ok(Self::new(parse(reference)?))
+    pub(crate) fn for_reference(reference: &str, settings: &OciSettings) -> anyhow::Result<Self> {
+        Ok(Self::new(parse(reference)?, settings))
     }
 
-    /// A client for `reference`'s registry: HTTPS, or plain HTTP for a registry on this machine,
-    /// as Docker allows. (Making one reads the system's root certificates.)
-    pub(crate) fn new(reference: Reference) -> Self {
-        let registry = reference.resolve_registry().to_owned();
-        let protocol = if is_loopback(&registry) {
-            ClientProtocol::HttpsExcept(vec![registry])
-        } else {
-            ClientProtocol::Https
-        };
+    /// A client for `reference`'s registry: HTTPS, or plain HTTP for a registry on this machine
+    /// (as Docker allows) or listed in `[oci] insecure-registries`. (Making one reads the
+    /// system's root certificates.)
+    pub(crate) fn new(reference: Reference, settings: &OciSettings) -> Self {
+        let protocol = settings.protocol_for(reference.resolve_registry());
         let client = Client::new(ClientConfig {
             protocol,
             ..ClientConfig::default()
@@ -153,6 +207,33 @@ pub(crate) fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_registries_may_be_plain_http_too() {
+        let sources = Sources::with_variables(
+            Path::new("/project"),
+            Some("[oci]\ninsecure-registries = [\"registry.internal:5000\"]\n"),
+            &[],
+        )
+        .unwrap();
+        let settings = OciSettings::from_sources(&sources).unwrap();
+        assert!(!settings.require_digest);
+        let plain = |registry: &str| {
+            matches!(
+                settings.protocol_for(registry),
+                ClientProtocol::HttpsExcept(_)
+            )
+        };
+        assert!(plain("registry.internal:5000") && plain("127.0.0.1:5000"));
+        assert!(!plain("registry.internal:5001") && !plain("ghcr.io"));
+        let sources = Sources::with_variables(
+            Path::new("/project"),
+            None,
+            &[("TEMPO_OCI_REQUIRE_DIGEST", "true")],
+        )
+        .unwrap();
+        assert!(OciSettings::from_sources(&sources).unwrap().require_digest);
+    }
 
     #[test]
     fn only_registries_on_this_machine_may_be_plain_http() {

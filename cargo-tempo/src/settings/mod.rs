@@ -210,9 +210,15 @@ impl Settings {
     /// environment.
     fn resolve(args: &HostArgs, mut sources: Sources) -> anyhow::Result<Self> {
         let global = &args.global;
-        let sections = ["state", "nats", LIMITS, tempo_config::secrets::SECTION]
-            .into_iter()
-            .chain(SERVICES.iter().filter_map(|service| service.section()));
+        let sections = [
+            "state",
+            "nats",
+            LIMITS,
+            tempo_config::secrets::SECTION,
+            crate::oci::SECTION,
+        ]
+        .into_iter()
+        .chain(SERVICES.iter().filter_map(|service| service.section()));
         sources.check_sections(sections)?;
         let (state, nats, limits): (StateToml, NatsToml, LimitsToml) = (
             sources.section("state")?,
