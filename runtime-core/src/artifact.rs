@@ -335,8 +335,8 @@ pub fn ensure_component(path: &Path) -> Result<(), ArtifactError> {
     check_component(path, &read(path)?)
 }
 
-/// Checks that `bytes` hold a component, naming what they hold otherwise.
-fn check_component(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
+/// Checks that `bytes`, read from `path`, hold a component, naming what they hold otherwise.
+pub fn check_component(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
     if wasmparser::Parser::is_component(bytes) {
         return Ok(());
     }

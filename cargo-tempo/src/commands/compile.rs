@@ -24,7 +24,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
         Some(reference) => {
             let name = crate::oci::repository_name(reference);
             (
-                crate::commands::pull::cached(shell, reference)?,
+                crate::commands::pull::cached(shell, reference, &crate::oci::OciSettings::load()?)?,
                 PathBuf::from(format!("{name}.bin")),
             )
         }

@@ -137,9 +137,12 @@ async fn component(
 /// The component `reference` (`oci://…`) names, from the cache of pulled components, pulled into
 /// it first when it is not there. A reference by digest that is cached needs no registry. Cache
 /// paths are made from digests only.
-pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn cached(
+    shell: &Shell,
+    reference: &str,
+    settings: &OciSettings,
+) -> anyhow::Result<PathBuf> {
     let text = reference.strip_prefix("oci://").unwrap_or(reference);
-    let settings = OciSettings::load()?;
     if settings.require_digest && !text.contains("@sha256:") {
         bail!(
             "`{text}` names a tag, and `[oci] require-digest` runs digests only: use \
@@ -165,7 +168,7 @@ pub(crate) fn cached(shell: &Shell, reference: &str) -> anyhow::Result<PathBuf> 
     }
     let reference = crate::oci::parse(text)?;
     // Only now a client: making one reads the system's root certificates.
-    let registry = Registry::new(reference, &settings);
+    let registry = Registry::new(reference, settings);
     let pinned_text = |digest: &str| pinned(&registry.reference, digest);
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create the cache folder `{}`", display_path(&cache)))?;

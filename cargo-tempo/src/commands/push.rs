@@ -31,7 +31,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
             display_path(&args.file)
         );
     }
-    artifact::ensure_component(&args.file)?;
+    artifact::check_component(&args.file, &bytes)?;
     let registry = Registry::for_reference(&args.reference, &OciSettings::load()?)?;
     let layer_digest = digest_of(&bytes);
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

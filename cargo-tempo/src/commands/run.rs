@@ -38,15 +38,19 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::Result<i32> {
+    let mut settings = Settings::load(&args.host, Path::new(""))?;
     // `oci://REF` runs a component from a registry, through the cache of pulled components.
     let (file_path, name) = match args.file.to_str().filter(|file| file.starts_with("oci://")) {
         Some(reference) => {
-            let path = crate::commands::pull::cached(shell, reference)?;
+            let path = crate::commands::pull::cached(
+                shell,
+                reference,
+                &crate::oci::OciSettings::from_sources(&settings.sources)?,
+            )?;
             (path, crate::oci::repository_name(reference).to_owned())
         }
         None => (args.file.clone(), component_name(&args.file)),
     };
-    let mut settings = Settings::load(&args.host, Path::new(""))?;
     settings.sources.share(telemetry.guest_spans());
     let admission = settings.admission;
     // The pool holds exactly the instances admission lets run.

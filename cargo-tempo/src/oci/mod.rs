@@ -54,7 +54,8 @@ impl OciSettings {
         Self::from_sources(&Sources::load(Path::new(""))?)
     }
 
-    fn from_sources(sources: &Sources) -> anyhow::Result<Self> {
+    /// The settings `sources` hold.
+    pub(crate) fn from_sources(sources: &Sources) -> anyhow::Result<Self> {
         let toml: OciToml = sources.section(SECTION)?;
         Ok(Self {
             insecure: sources
