@@ -63,7 +63,8 @@ impl Project {
         self.package(id).map(|package| package.name.as_str())
     }
 
-    fn package(&self, id: &PackageId) -> Option<&Package> {
+    /// The metadata of the package with `id`.
+    pub(crate) fn package(&self, id: &PackageId) -> Option<&Package> {
         self.metadata
             .packages
             .iter()

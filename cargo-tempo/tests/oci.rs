@@ -19,24 +19,69 @@ struct Registry {
     child: Child,
     storage: tempfile::TempDir,
     address: String,
+    /// Who the test's own requests log in as, for a registry behind a login.
+    login: Option<(String, String)>,
+    /// The authority that signed its certificate, for a registry that speaks HTTPS.
+    authority: Option<PathBuf>,
+}
+
+/// What a private registry asks of its clients.
+struct Private<'a> {
+    /// Basic auth (htpasswd, bcrypt) for this user and password.
+    user: &'a str,
+    password: &'a str,
 }
 
 impl Registry {
+    /// An open registry on loopback, in plain HTTP.
     fn start() -> Self {
+        Self::start_on("127.0.0.1", None)
+    }
+
+    /// A registry on `host`; a private one speaks HTTPS, with a certificate for `host` from an
+    /// authority of its own, and asks for a login.
+    fn start_on(host: &str, private: Option<Private<'_>>) -> Self {
         let storage = tempfile::tempdir().unwrap();
-        let address = format!("127.0.0.1:{}", tempo_test_fixtures::free_port());
-        let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let address = format!("{host}:{}", tempo_test_fixtures::free_port());
+        let mut config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+            storage.path().join("data").display()
+        );
+        let (mut login, mut authority) = (None, None);
+        if let Some(Private { user, password }) = private {
+            let folder = storage.path();
+            let new_key = "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30";
+            let openssl = |args: String| {
+                let args: Vec<&str> = args.split(' ').collect();
+                tempo_test_fixtures::openssl(folder, &args);
+            };
+            openssl(format!("{new_key} -subj /CN=ca -keyout ca.key -out ca.pem"));
+            openssl(format!(
+                "{new_key} -subj /CN=registry -CA ca.pem -CAkey ca.key \
+                 -addext subjectAltName=IP:{host} -addext basicConstraints=critical,CA:FALSE \
+                 -keyout server.key -out server.pem"
+            ));
+            let hashed = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd is installed (.ci/run installs Debian's apache2-utils)");
+            assert!(hashed.status.success());
+            std::fs::write(folder.join("htpasswd"), hashed.stdout).unwrap();
+            let at = |name: &str| folder.join(name).display().to_string();
+            config += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: tests\n    path: {}\n",
+                at("server.pem"),
+                at("server.key"),
+                at("htpasswd")
+            );
+            login = Some((user.to_owned(), password.to_owned()));
+            authority = Some(folder.join("ca.pem"));
+        }
+        let config_file = storage.path().join("config.yml");
+        std::fs::write(&config_file, config).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(&config)
+            .arg(&config_file)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -45,9 +90,15 @@ impl Registry {
             child,
             storage,
             address,
+            login,
+            authority,
         };
         let start = Instant::now();
-        while crate::common::http_get(registry.url("/v2/")).is_err() {
+        while registry
+            .request(reqwest::Method::GET, "/v2/")
+            .send()
+            .is_err()
+        {
             assert!(
                 start.elapsed() < common::PATIENCE,
                 "the registry never answered"
@@ -58,13 +109,40 @@ impl Registry {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
+        let scheme = if self.authority.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{path}", self.address)
+    }
+
+    /// A request to `path` (or a whole URL), trusting the registry's authority and logged in.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        let mut client = crate::common::client_builder();
+        if let Some(authority) = &self.authority {
+            let pem = std::fs::read(authority).unwrap();
+            client = client.tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]);
+        }
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            self.url(path)
+        };
+        let request = client.build().unwrap().request(method, url);
+        match &self.login {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
     }
 
     /// The body and `Docker-Content-Digest` of `GET /v2/REPOSITORY/manifests/REFERENCE`.
     fn manifest(&self, repository: &str, reference: &str) -> (Value, String) {
-        let response = crate::common::client()
-            .get(self.url(&format!("/v2/{repository}/manifests/{reference}")))
+        let response = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/v2/{repository}/manifests/{reference}"),
+            )
             .header("accept", MANIFEST)
             .send()
             .unwrap();
@@ -77,12 +155,15 @@ impl Registry {
     }
 
     fn blob(&self, repository: &str, digest: &str) -> Vec<u8> {
-        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
-        crate::common::http_get(url)
-            .unwrap()
-            .bytes()
-            .unwrap()
-            .to_vec()
+        self.request(
+            reqwest::Method::GET,
+            &format!("/v2/{repository}/blobs/{digest}"),
+        )
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec()
     }
 
     /// Uploads `bytes` as a blob of `repository`, as any client does (one POST, one PUT), and
@@ -399,4 +480,225 @@ fn another_clients_artifact_pulls_and_what_is_not_a_sound_component_is_refused()
         ),
         "precompiled native code",
     );
+}
+
+/// A non-loopback IPv4 address of this machine: how a registry elsewhere on the network looks to
+/// tempo.
+fn own_address() -> String {
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("198.51.100.1:9")?; // picks a route; sends nothing
+            socket.local_addr()
+        })
+        .map(|address| address.ip());
+    if let Ok(ip) = routed
+        && !ip.is_loopback()
+        && !ip.is_unspecified()
+    {
+        return ip.to_string();
+    }
+    let listed = Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .find(|word| {
+            word.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("this test needs an IPv4 address besides loopback on this machine")
+        .to_owned()
+}
+
+/// A Docker config folder whose `config.json` is `config`.
+fn docker_config(folder: &Path, name: &str, config: &Value) -> PathBuf {
+    let dir = folder.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn a_private_registry_over_https_takes_a_login_from_the_variables_docker_config_or_a_helper() {
+    let (user, password) = ("shipper", "s3cret-Passw0rd");
+    let registry = Registry::start_on(&own_address(), Some(Private { user, password }));
+    let folder = tempfile::tempdir().unwrap();
+    let authority = registry.authority.clone().unwrap();
+    let no_docker = folder.path().join("no-docker-config");
+    let reference = format!("{}/private/http-fixture:v1", registry.address);
+    let fixture = tempo_test_fixtures::http().to_str().unwrap();
+    let tempo_with = |env: &[(&str, &std::ffi::OsStr)], args: &[&str]| -> Output {
+        tempo()
+            .current_dir(folder.path())
+            .env("SSL_CERT_FILE", &authority)
+            .env("DOCKER_CONFIG", &no_docker)
+            .env("TEMPO_CACHE_DIR", folder.path().join("cache/wasmtime"))
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let login_as = |password: &'static str| {
+        [
+            ("TEMPO_REGISTRY_USERNAME", std::ffi::OsStr::new(user)),
+            ("TEMPO_REGISTRY_PASSWORD", std::ffi::OsStr::new(password)),
+        ]
+    };
+
+    // No login, a wrong one: one line each, the secret never shown.
+    refused(
+        &tempo_with(&[], &["push", &reference, fixture]),
+        "the registry asks for a login: set TEMPO_REGISTRY_USERNAME",
+    );
+    let wrong = tempo_with(
+        &login_as("not-the-password"),
+        &["push", &reference, fixture],
+    );
+    refused(
+        &wrong,
+        "the registry refused the login `shipper` (from TEMPO_REGISTRY_USERNAME)",
+    );
+    assert!(!stderr(&wrong).contains("not-the-password"));
+    // A certificate from an authority tempo was not told of.
+    let mut untrusted = tempo();
+    untrusted
+        .current_dir(folder.path())
+        .env_remove("SSL_CERT_FILE")
+        .env("DOCKER_CONFIG", &no_docker)
+        .envs(login_as(password))
+        .args(["pull", &reference]);
+    refused(&untrusted.output().unwrap(), "in SSL_CERT_FILE");
+
+    let pushed = tempo_with(&login_as(password), &["push", &reference, fixture]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let pinned = stdout(&pushed).trim().to_owned();
+
+    // Inside a crate, with no FILE: built with --release, annotated from its Cargo.toml. (A
+    // crate of its own: building a fixture again could rewrite a file other tests read.)
+    let crate_dir = folder.path().join("shipped");
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        "[package]\nname = \"shipped\"\nversion = \"1.2.3\"\nedition = \"2024\"\n\
+         description = \"Shipped by a test\"\nrepository = \"https://example.com/shipped\"\n\
+         license = \"Apache-2.0\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        crate_dir.join("src/lib.rs"),
+        "#[unsafe(no_mangle)]\npub extern \"C\" fn answer() -> i32 {\n    42\n}\n",
+    )
+    .unwrap();
+    let shipped = format!("{}/private/shipped:1.2.3", registry.address);
+    let pushed = tempo_with(
+        &login_as(password),
+        &["push", &shipped, "--manifest-path", "shipped/Cargo.toml"],
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let (manifest, _) = registry.manifest("private/shipped", "1.2.3");
+    let annotation =
+        |key: &str| manifest["annotations"][format!("org.opencontainers.image.{key}")].clone();
+    assert_eq!(annotation("title"), "shipped");
+    assert_eq!(annotation("version"), "1.2.3");
+    assert_eq!(annotation("description"), "Shipped by a test");
+    assert_eq!(annotation("source"), "https://example.com/shipped");
+    assert_eq!(annotation("licenses"), "Apache-2.0");
+    assert!(
+        annotation("created")
+            .as_str()
+            .is_some_and(|at| at.ends_with('Z'))
+    );
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(
+        registry.blob("private/shipped", layer),
+        std::fs::read(crate_dir.join("target/wasm32-wasip2/release/shipped.wasm")).unwrap()
+    );
+
+    // The login `docker login` leaves in config.json.
+    let encoded = Command::new("sh")
+        .args([
+            "-c",
+            "printf %s \"$0\" | base64 -w0",
+            &format!("{user}:{password}"),
+        ])
+        .output()
+        .unwrap();
+    let auths = serde_json::json!({
+        "auths": { registry.address.clone(): { "auth": String::from_utf8(encoded.stdout).unwrap() } }
+    });
+    let docker = docker_config(folder.path(), "docker-auths", &auths);
+    let pulled = tempo_with(
+        &[("DOCKER_CONFIG", docker.as_os_str())],
+        &["pull", &pinned, "-o", "from-config.wasm"],
+    );
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert_eq!(
+        std::fs::read(folder.path().join("from-config.wasm")).unwrap(),
+        std::fs::read(fixture).unwrap()
+    );
+
+    // A credential helper config.json names, which answers for this registry only.
+    let bin = folder.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-tempo-tests");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\nif [ \"$1\" = get ] && [ \"$server\" = {} ]; then\n  \
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{password}\"}}' \"$server\"\n\
+             else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+            registry.address
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let helpers = serde_json::json!({ "credHelpers": { registry.address.clone(): "tempo-tests" } });
+    let docker = docker_config(folder.path(), "docker-helper", &helpers);
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let mut command = tempo();
+    command
+        .current_dir(folder.path())
+        .env("SSL_CERT_FILE", &authority)
+        .env("DOCKER_CONFIG", &docker)
+        .env("PATH", &path)
+        .env("TEMPO_CACHE_DIR", folder.path().join("cache/wasmtime"))
+        .args([
+            "run",
+            &format!("oci://{reference}"),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+    let mut served = Served::spawn(command);
+    served.wait_for_serving();
+    assert_eq!(get(&format!("{}/", served.url)).0, 200);
+}
+
+#[test]
+fn a_plain_http_registry_elsewhere_is_spoken_to_only_when_listed() {
+    let registry = Registry::start_on(&own_address(), None);
+    let folder = tempfile::tempdir().unwrap();
+    let reference = format!("{}/plain/http-fixture:v1", registry.address);
+    let fixture = tempo_test_fixtures::http().to_str().unwrap();
+    // Unlisted, tempo speaks HTTPS to it, and says what to do.
+    refused(
+        &tempo_in(folder.path(), &["push", &reference, fixture]),
+        "must be listed in `[oci] insecure-registries`",
+    );
+    // Listed in the variable, or in tempo.toml.
+    let pushed = tempo()
+        .current_dir(folder.path())
+        .env("TEMPO_OCI_INSECURE_REGISTRIES", &registry.address)
+        .args(["push", &reference, fixture])
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    std::fs::write(
+        folder.path().join("tempo.toml"),
+        format!("[oci]\ninsecure-registries = [\"{}\"]\n", registry.address),
+    )
+    .unwrap();
+    let pulled = tempo_in(folder.path(), &["pull", &reference, "-o", "plain.wasm"]);
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
 }

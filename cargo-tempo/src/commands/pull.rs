@@ -92,9 +92,10 @@ async fn pull(registry: &Registry, into: &Path) -> anyhow::Result<(String, u64)>
 async fn manifest(registry: &Registry) -> anyhow::Result<(OciManifest, String)> {
     let Registry {
         client,
-        auth,
+        login,
         reference,
     } = registry;
+    let auth = &login.auth;
     client
         .auth(reference, auth, RegistryOperation::Pull)
         .await
@@ -168,7 +169,7 @@ pub(crate) fn cached(
     }
     let reference = crate::oci::parse(text)?;
     // Only now a client: making one reads the system's root certificates.
-    let registry = Registry::new(reference, settings);
+    let registry = Registry::new(reference, settings)?;
     let pinned_text = |digest: &str| pinned(&registry.reference, digest);
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create the cache folder `{}`", display_path(&cache)))?;

@@ -3,6 +3,7 @@
 //! `application/vnd.wasm.config.v0+json` and whose one layer is `application/wasm`.
 
 mod layout;
+mod login;
 
 pub(crate) use layout::{
     MANIFEST_MEDIA_TYPE, WasmConfig, component_layer, manifest as layout_manifest,
@@ -13,14 +14,11 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Deserialize;
-use tempo_runtime_core::settings::{Setting, Sources};
 
-/// The variables a registry's login is read from.
-const USERNAME_VAR: &str = "TEMPO_REGISTRY_USERNAME";
-const PASSWORD_VAR: &str = "TEMPO_REGISTRY_PASSWORD";
+use login::{Login, PASSWORD_VAR, USERNAME_VAR};
+use tempo_runtime_core::settings::{Setting, Sources};
 
 /// The section of `tempo.toml` for registries.
 pub(crate) const SECTION: &str = "oci";
@@ -81,30 +79,34 @@ impl OciSettings {
 /// A registry client for `reference`, and the login to use there.
 pub(crate) struct Registry {
     pub(crate) client: Client,
-    pub(crate) auth: RegistryAuth,
+    pub(crate) login: Login,
     pub(crate) reference: Reference,
 }
 
 impl Registry {
     /// Parses `reference` and makes a client for its registry (see [`Registry::new`]).
     pub(crate) fn for_reference(reference: &str, settings: &OciSettings) -> anyhow::Result<Self> {
-        Ok(Self::new(parse(reference)?, settings))
+        Self::new(parse(reference)?, settings)
     }
 
     /// A client for `reference`'s registry: HTTPS, or plain HTTP for a registry on this machine
-    /// (as Docker allows) or listed in `[oci] insecure-registries`. (Making one reads the
-    /// system's root certificates.)
-    pub(crate) fn new(reference: Reference, settings: &OciSettings) -> Self {
-        let protocol = settings.protocol_for(reference.resolve_registry());
+    /// (as Docker allows) or listed in `[oci] insecure-registries`; and the login for it (see
+    /// [`Login::for_registry`]). Making one reads the system's root certificates, and may run a
+    /// Docker credential helper.
+    pub(crate) fn new(reference: Reference, settings: &OciSettings) -> anyhow::Result<Self> {
+        let registry = reference.resolve_registry();
+        let protocol = settings.protocol_for(registry);
+        let login = Login::for_registry(registry)
+            .map_err(|err| anyhow!("`{}`: {err:#}", reference.whole()))?;
         let client = Client::new(ClientConfig {
             protocol,
             ..ClientConfig::default()
         });
-        Self {
+        Ok(Self {
             client,
-            auth: auth_from_env(),
+            login,
             reference,
-        }
+        })
     }
 
     /// What an error from the registry means, in one line naming the registry and reference.
@@ -112,12 +114,11 @@ impl Registry {
         use oci_client::errors::OciDistributionError as Oci;
         let at = format!("`{}`", self.reference.whole());
         match err {
-            Oci::AuthenticationFailure(why) => anyhow!(
-                "{at}: the registry refused the login ({why}); set {USERNAME_VAR} and {PASSWORD_VAR}"
-            ),
-            Oci::UnauthorizedError { .. } => {
-                anyhow!("{at}: the registry refused access; set {USERNAME_VAR} and {PASSWORD_VAR}")
-            }
+            Oci::AuthenticationFailure(_)
+            | Oci::UnauthorizedError { .. }
+            | Oci::ServerError {
+                code: 401 | 403, ..
+            } => self.refused(&at),
             Oci::ImageManifestNotFoundError(_) => {
                 anyhow!("{at}: the registry has no such tag or digest")
             }
@@ -128,12 +129,40 @@ impl Registry {
             {
                 anyhow!("{at}: the registry has no such tag or digest")
             }
-            Oci::RequestError(err) => anyhow!(
-                "{at}: cannot reach the registry `{}`: {}",
-                self.reference.resolve_registry(),
-                one_line(&anyhow::Error::new(err))
-            ),
+            Oci::RequestError(err) => {
+                let why = one_line(&anyhow::Error::new(err));
+                let hint = if why.contains("certificate") {
+                    "; a registry whose certificate a private authority signed needs that \
+                     authority in SSL_CERT_FILE"
+                } else if why.contains("InvalidContentType") || why.contains("corrupt message") {
+                    "; a registry that speaks plain HTTP must be listed in `[oci] insecure-registries`"
+                } else {
+                    ""
+                };
+                anyhow!(
+                    "{at}: cannot reach the registry `{}`: {why}{hint}",
+                    self.reference.resolve_registry(),
+                )
+            }
             other => anyhow!("{at}: {other}"),
+        }
+    }
+}
+
+impl Registry {
+    /// The registry refused access: with no login, how to give one; with one, whose it was
+    /// (the user name and where it came from, never the secret).
+    fn refused(&self, at: &str) -> anyhow::Error {
+        match self.login.user() {
+            Some(user) => anyhow!(
+                "{at}: the registry refused the login `{user}` (from {})",
+                self.login.source
+            ),
+            None => anyhow!(
+                "{at}: the registry asks for a login: set {USERNAME_VAR} and {PASSWORD_VAR}, or \
+                 `docker login {}`",
+                self.reference.resolve_registry()
+            ),
         }
     }
 }
@@ -168,15 +197,6 @@ fn is_loopback(registry: &str) -> bool {
         || host
             .parse::<IpAddr>()
             .is_ok_and(|address| address.is_loopback())
-}
-
-/// Basic auth from `TEMPO_REGISTRY_USERNAME` and `TEMPO_REGISTRY_PASSWORD`, else anonymous.
-fn auth_from_env() -> RegistryAuth {
-    let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
-    match (var(USERNAME_VAR), var(PASSWORD_VAR)) {
-        (Some(user), Some(password)) => RegistryAuth::Basic(user, password),
-        _ => RegistryAuth::Anonymous,
-    }
 }
 
 /// The `sha256:…` digest of `bytes`.
