@@ -702,3 +702,84 @@ fn a_plain_http_registry_elsewhere_is_spoken_to_only_when_listed() {
     let pulled = tempo_in(folder.path(), &["pull", &reference, "-o", "plain.wasm"]);
     assert!(pulled.status.success(), "{}", stderr(&pulled));
 }
+
+/// A hostile registry on loopback: `endless`'s manifest and `liar`'s layer never end (chunked
+/// bodies written until the client hangs up); `liar`'s manifest announces a 1000-byte layer.
+fn endless_registry() -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let layer = serde_json::json!({
+        "mediaType": "application/wasm", "size": 1000, "digest": sha256(b"never sent"),
+    });
+    let config = serde_json::json!({
+        "mediaType": "application/vnd.wasm.config.v0+json", "size": 2, "digest": sha256(b"{}"),
+    });
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": [layer],
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let manifest = manifest.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                while reader.read_line(&mut line).is_ok_and(|read| read > 2) {
+                    line.clear();
+                }
+                let endless = path == "/v2/endless/manifests/v1" || path.contains("/blobs/");
+                if !endless {
+                    let body = if path == "/v2/" {
+                        "{}"
+                    } else {
+                        manifest.as_str()
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: {MANIFEST}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: {MANIFEST}\r\ntransfer-encoding: chunked\r\n\r\n"
+                );
+                let chunk = [b' '; 65536];
+                while write!(stream, "{:x}\r\n", chunk.len())
+                    .and_then(|()| stream.write_all(&chunk))
+                    .and_then(|()| stream.write_all(b"\r\n"))
+                    .is_ok()
+                {}
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn a_registry_that_streams_for_ever_is_cut_off_at_the_bounds() {
+    let address = endless_registry();
+    let folder = tempfile::tempdir().unwrap();
+    refused(
+        &tempo_in(folder.path(), &["pull", &format!("{address}/endless:v1")]),
+        "the registry sends a manifest over 4194304 bytes",
+    );
+    let liar = format!("{address}/liar:v1");
+    refused(
+        &tempo_in(folder.path(), &["pull", &liar]),
+        "more bytes than the manifest announced",
+    );
+    let bounded = tempo()
+        .current_dir(folder.path())
+        .env("TEMPO_OCI_MAX_COMPONENT_BYTES", "500")
+        .args(["pull", &liar])
+        .output()
+        .unwrap();
+    refused(&bounded, "more than `[oci] max-component-bytes` (500)");
+    assert!(!folder.path().join("liar.wasm").exists());
+}

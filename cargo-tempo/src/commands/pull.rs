@@ -6,16 +6,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use anyhow::{Context as _, anyhow, bail};
-use oci_client::RegistryOperation;
 use oci_client::manifest::OciManifest;
 use tempo_runtime_core::artifact;
 use tokio::io::AsyncWrite;
 
 use crate::oci::{OciSettings, Registry, component_layer, pinned};
 use crate::shell::{Shell, display_path, human_size};
-
-/// The largest component pulled: 256 MiB (a registry that sends more is cut off).
-const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 
 /// Pull a component from an OCI registry (checking its digests) to a .wasm file
 #[derive(Debug, clap::Args)]
@@ -82,28 +78,9 @@ fn keep(registry: &Registry, partial: tempfile::NamedTempFile, to: &Path) -> any
 /// the reference's, if it has one), then the component layer, bounded in size and checked against
 /// its digest. Returns the manifest's digest and the component's size.
 async fn pull(registry: &Registry, into: &Path) -> anyhow::Result<(String, u64)> {
-    let (manifest, digest) = manifest(registry).await?;
+    let (manifest, digest) = registry.manifest().await?;
     let size = component(registry, &manifest, into).await?;
     Ok((digest, size))
-}
-
-/// The manifest `registry`'s reference names, and its digest (checked against the reference's
-/// when it has one).
-async fn manifest(registry: &Registry) -> anyhow::Result<(OciManifest, String)> {
-    let Registry {
-        client,
-        login,
-        reference,
-    } = registry;
-    let auth = &login.auth;
-    client
-        .auth(reference, auth, RegistryOperation::Pull)
-        .await
-        .map_err(|err| registry.explain(err))?;
-    client
-        .pull_manifest(reference, auth)
-        .await
-        .map_err(|err| registry.explain(err))
 }
 
 /// Downloads the component layer of `manifest` into the file at `into`, bounded in size and
@@ -116,8 +93,12 @@ async fn component(
     let at = registry.reference.whole();
     let layer = component_layer(manifest).map_err(|why| anyhow!("`{at}`: {why}"))?;
     let size = u64::try_from(layer.size).unwrap_or(u64::MAX);
-    if size > MAX_COMPONENT_BYTES {
-        bail!("`{at}`: its component has {size} bytes, more than {MAX_COMPONENT_BYTES}");
+    let most = registry.max_component_bytes;
+    if size > most {
+        bail!(
+            "`{at}`: its component has {size} bytes, more than `[oci] max-component-bytes` \
+             ({most})"
+        );
     }
     let file = tokio::fs::File::create(into)
         .await
@@ -150,7 +131,7 @@ pub(crate) fn cached(
              `REGISTRY/REPOSITORY@sha256:…` (`cargo tempo push` prints it)"
         );
     }
-    let cache = oci_cache_dir()?;
+    let cache = settings.cache_dir()?;
     let path_of = |digest: &str| -> anyhow::Result<PathBuf> {
         let hex = digest
             .strip_prefix("sha256:")
@@ -176,7 +157,7 @@ pub(crate) fn cached(
     let spinner = shell.spinner("Pulling", registry.reference.whole());
     let tokio = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let pulled = tokio.block_on(async {
-        let (manifest, digest) = manifest(&registry).await?;
+        let (manifest, digest) = registry.manifest().await?;
         let path = path_of(&digest)?;
         if path.is_file() {
             return Ok((path, digest, None));
@@ -200,14 +181,6 @@ pub(crate) fn cached(
         );
     }
     Ok(path)
-}
-
-/// Where pulled components are kept: `oci` beside the compile cache (`TEMPO_CACHE_DIR`, by
-/// default `~/.cache/tempo/wasmtime`), so `~/.cache/tempo/oci`.
-fn oci_cache_dir() -> anyhow::Result<PathBuf> {
-    let compiled =
-        tempo_runtime_core::default_cache_dir().context("no cache folder: set TEMPO_CACHE_DIR")?;
-    Ok(compiled.with_file_name("oci"))
 }
 
 /// A writer that fails once more than `left` bytes come: a registry that sends more than the

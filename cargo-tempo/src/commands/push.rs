@@ -92,6 +92,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
             client,
             login,
             reference,
+            ..
         } = &registry;
         let auth = &login.auth;
         client

@@ -4,13 +4,14 @@
 
 mod layout;
 mod login;
+mod manifest;
 
 pub(crate) use layout::{
     MANIFEST_MEDIA_TYPE, WasmConfig, component_layer, manifest as layout_manifest,
 };
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -29,21 +30,36 @@ const INSECURE_REGISTRIES: Setting =
 const REQUIRE_DIGEST: Setting =
     Setting::new(SECTION, "require-digest").var("TEMPO_OCI_REQUIRE_DIGEST");
 
+/// The largest component pulled.
+const MAX_COMPONENT_BYTES: Setting =
+    Setting::new(SECTION, "max-component-bytes").var("TEMPO_OCI_MAX_COMPONENT_BYTES");
+/// Where pulled components are kept.
+const CACHE_DIR: Setting = Setting::new(SECTION, "cache-dir").var("TEMPO_OCI_CACHE_DIR");
+/// [`MAX_COMPONENT_BYTES`] unless set: 256 MiB.
+const DEFAULT_MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
 /// `[oci]` in `tempo.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct OciToml {
     insecure_registries: Option<Vec<String>>,
     require_digest: Option<bool>,
+    max_component_bytes: Option<u64>,
+    cache_dir: Option<PathBuf>,
 }
 
 /// How tempo treats registries: `[oci]` and its variables, from the current folder.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct OciSettings {
     /// `HOST[:PORT]`s spoken to in plain HTTP.
     insecure: Vec<String>,
     /// `oci://` references must name a digest.
     pub(crate) require_digest: bool,
+    /// A component larger than this is not pulled; a registry that sends more is cut off.
+    pub(crate) max_component_bytes: u64,
+    /// Where `run oci://` and `compile oci://` keep pulled components; `None`: beside the
+    /// compile cache.
+    cache_dir: Option<PathBuf>,
 }
 
 impl OciSettings {
@@ -55,6 +71,21 @@ impl OciSettings {
     /// The settings `sources` hold.
     pub(crate) fn from_sources(sources: &Sources) -> anyhow::Result<Self> {
         let toml: OciToml = sources.section(SECTION)?;
+        let max_component_bytes = sources
+            .value(
+                &MAX_COMPONENT_BYTES,
+                None,
+                toml.max_component_bytes,
+                "a number of bytes",
+            )?
+            .unwrap_or(DEFAULT_MAX_COMPONENT_BYTES);
+        anyhow::ensure!(
+            max_component_bytes > 0,
+            "{MAX_COMPONENT_BYTES} must be more than 0"
+        );
+        let cache_dir = sources
+            .value(&CACHE_DIR, None, toml.cache_dir, "a folder")?
+            .map(|folder| sources.project().join(folder));
         Ok(Self {
             insecure: sources
                 .list(&INSECURE_REGISTRIES, &[], toml.insecure_registries)
@@ -62,7 +93,20 @@ impl OciSettings {
             require_digest: sources
                 .value(&REQUIRE_DIGEST, None, toml.require_digest, "true or false")?
                 .unwrap_or(false),
+            max_component_bytes,
+            cache_dir,
         })
+    }
+
+    /// Where pulled components are kept: `[oci] cache-dir`, else `oci` beside the compile cache
+    /// (`TEMPO_CACHE_DIR`, by default `~/.cache/tempo/wasmtime`), so `~/.cache/tempo/oci`.
+    pub(crate) fn cache_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(folder) = &self.cache_dir {
+            return Ok(folder.clone());
+        }
+        let compiled = tempo_runtime_core::default_cache_dir()
+            .with_context(|| format!("no cache folder: set {CACHE_DIR} or TEMPO_CACHE_DIR"))?;
+        Ok(compiled.with_file_name("oci"))
     }
 
     /// How `registry` (`HOST[:PORT]`) is spoken to: plain HTTP on this machine or when listed,
@@ -81,6 +125,10 @@ pub(crate) struct Registry {
     pub(crate) client: Client,
     pub(crate) login: Login,
     pub(crate) reference: Reference,
+    /// Spoken to in plain HTTP (on this machine, or listed as insecure).
+    plain_http: bool,
+    /// The largest component pulled from it.
+    pub(crate) max_component_bytes: u64,
 }
 
 impl Registry {
@@ -98,14 +146,19 @@ impl Registry {
         let protocol = settings.protocol_for(registry);
         let login = Login::for_registry(registry)
             .map_err(|err| anyhow!("`{}`: {err:#}", reference.whole()))?;
+        let plain_http = matches!(protocol, ClientProtocol::HttpsExcept(_));
         let client = Client::new(ClientConfig {
             protocol,
+            connect_timeout: Some(manifest::CONNECT_TIMEOUT),
+            read_timeout: Some(manifest::READ_TIMEOUT),
             ..ClientConfig::default()
         });
         Ok(Self {
             client,
             login,
             reference,
+            plain_http,
+            max_component_bytes: settings.max_component_bytes,
         })
     }
 
