@@ -13,6 +13,7 @@ use common::{Served, get, stderr, stdout, tempo};
 use serde_json::Value;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// A registry with its storage in a temporary folder; stopped when dropped.
 struct Registry {
@@ -192,20 +193,44 @@ impl Registry {
     }
 
     /// Writes an image manifest of `config` and `layers` under `tag`, as another tool would.
-    fn put_manifest(&self, repository: &str, tag: &str, config: Value, layers: Vec<Value>) {
+    /// Returns the manifest's descriptor.
+    fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        config: Value,
+        layers: Vec<Value>,
+    ) -> Value {
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST,
             "config": config,
             "layers": layers,
         });
+        self.put(repository, tag, MANIFEST, &manifest)
+    }
+
+    /// Writes an image index of `manifests` (descriptors with a platform) under `tag`.
+    fn put_index(&self, repository: &str, tag: &str, manifests: Vec<Value>) {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX,
+            "manifests": manifests,
+        });
+        self.put(repository, tag, INDEX, &index);
+    }
+
+    /// `PUT /v2/REPOSITORY/manifests/TAG` of `body`; its descriptor.
+    fn put(&self, repository: &str, tag: &str, media_type: &str, body: &Value) -> Value {
+        let bytes = serde_json::to_vec(body).unwrap();
         let response = crate::common::client()
             .put(self.url(&format!("/v2/{repository}/manifests/{tag}")))
-            .header("content-type", MANIFEST)
-            .body(serde_json::to_vec(&manifest).unwrap())
+            .header("content-type", media_type)
+            .body(bytes.clone())
             .send()
             .unwrap();
         assert!(response.status().is_success(), "{}", response.status());
+        serde_json::json!({ "mediaType": media_type, "digest": sha256(&bytes), "size": bytes.len() })
     }
 
     /// The file the registry keeps blob `digest` in.
@@ -391,8 +416,12 @@ fn another_clients_artifact_pulls_and_what_is_not_a_sound_component_is_refused()
     let config = serde_json::json!({
         "architecture": "wasm", "os": "wasip2", "layerDigests": [layer["digest"]],
     });
-    let config = serde_json::to_vec(&config).unwrap();
-    let config = registry.upload("others/app", "application/vnd.wasm.config.v0+json", &config);
+    let wasm_config_bytes = serde_json::to_vec(&config).unwrap();
+    let config = registry.upload(
+        "others/app",
+        "application/vnd.wasm.config.v0+json",
+        &wasm_config_bytes,
+    );
     registry.put_manifest("others/app", "v1", config, vec![layer.clone()]);
     let output = tempo_in(folder.path(), &["pull", &at("app:v1"), "-o", "app.wasm"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -412,13 +441,45 @@ fn another_clients_artifact_pulls_and_what_is_not_a_sound_component_is_refused()
         "application/vnd.oci.image.layer.v1.tar",
         b"tar",
     );
-    registry.put_manifest("others/image", "v1", image_config, vec![tar]);
+    let linux = registry.put_manifest("others/image", "v1", image_config, vec![tar]);
     refused(
         &tempo_in(
             folder.path(),
             &["pull", &at("image:v1"), "-o", "image.wasm"],
         ),
         "it is a container image",
+    );
+    // An image index is followed to its `wasm` entry; one with none is refused.
+    let wasm_layer = registry.upload("others/image", "application/wasm", &component);
+    let wasm_config = registry.upload(
+        "others/image",
+        "application/vnd.wasm.config.v0+json",
+        &wasm_config_bytes,
+    );
+    let wasm = registry.put_manifest("others/image", "wasm", wasm_config, vec![wasm_layer]);
+    let on = |descriptor: &Value, architecture: &str, os: &str| {
+        let mut entry = descriptor.clone();
+        entry["platform"] = serde_json::json!({ "architecture": architecture, "os": os });
+        entry
+    };
+    registry.put_index(
+        "others/image",
+        "multi",
+        vec![on(&linux, "amd64", "linux"), on(&wasm, "wasm", "wasip2")],
+    );
+    let output = tempo_in(
+        folder.path(),
+        &["pull", &at("image:multi"), "-o", "multi.wasm"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read(folder.path().join("multi.wasm")).unwrap(),
+        component
+    );
+    registry.put_index("others/image", "linux", vec![on(&linux, "amd64", "linux")]);
+    refused(
+        &tempo_in(folder.path(), &["pull", &at("image:linux")]),
+        "it is an image index with no `wasm` entry (platforms: linux/amd64)",
     );
     // A tag that is not there, a registry that does not listen, a reference that does not parse.
     refused(

@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use futures::StreamExt as _;
 use oci_client::RegistryOperation;
+use oci_client::config::Architecture as Arch;
 use oci_client::manifest::{
-    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
-    OCI_IMAGE_MEDIA_TYPE, OciManifest,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, ImageIndexEntry,
+    OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, OciManifest,
 };
 use oci_client::secrets::RegistryAuth;
 
@@ -22,22 +23,73 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Registry {
-    /// The manifest the reference names and its `sha256:` digest, computed from the bytes read:
-    /// the reference's digest when it has one (else an error), whatever a header claims.
+    /// The image manifest the reference names and the `sha256:` digest the reference resolves
+    /// to, computed from the bytes read (the reference's own digest when it has one, else an
+    /// error), whatever a header claims. An image index is followed to its `wasm` entry.
     pub(crate) async fn manifest(&self) -> anyhow::Result<(OciManifest, String)> {
-        let at = format!("`{}`", self.reference.whole());
         let token = self
             .client
             .auth(&self.reference, &self.login.auth, RegistryOperation::Pull)
             .await
             .map_err(|err| self.explain(err))?;
-        let registry = self.reference.resolve_registry();
-        let scheme = if self.plain_http { "http" } else { "https" };
         let wanted = self
             .reference
             .digest()
             .or(self.reference.tag())
             .unwrap_or("latest");
+        let (manifest, digest) = self.fetch(token.as_deref(), wanted).await?;
+        if let Some(named) = self.reference.digest()
+            && named != digest
+        {
+            bail!(
+                "`{}`: the registry sent a manifest whose digest is {digest}",
+                self.reference.whole()
+            );
+        }
+        let OciManifest::ImageIndex(index) = &manifest else {
+            return Ok((manifest, digest));
+        };
+        let is_wasm = |entry: &&ImageIndexEntry| {
+            entry
+                .platform
+                .as_ref()
+                .is_some_and(|platform| platform.architecture == Arch::Wasm)
+        };
+        let Some(entry) = index.manifests.iter().find(is_wasm) else {
+            let platforms: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|entry| entry.platform.as_ref())
+                .map(|platform| format!("{}/{}", platform.os, platform.architecture))
+                .collect();
+            bail!(
+                "`{}`: it is an image index with no `wasm` entry (platforms: {}), not a Wasm \
+                 component",
+                self.reference.whole(),
+                platforms.join(", ")
+            );
+        };
+        let (image, image_digest) = self.fetch(token.as_deref(), &entry.digest).await?;
+        if image_digest != entry.digest || matches!(image, OciManifest::ImageIndex(_)) {
+            bail!(
+                "`{}`: the index's `wasm` entry {} is not an image manifest of that digest",
+                self.reference.whole(),
+                entry.digest
+            );
+        }
+        Ok((image, digest))
+    }
+
+    /// `GET /v2/REPOSITORY/manifests/WANTED` (a tag or digest), read up to
+    /// [`MAX_MANIFEST_BYTES`]; the manifest and the digest of the bytes.
+    async fn fetch(
+        &self,
+        token: Option<&str>,
+        wanted: &str,
+    ) -> anyhow::Result<(OciManifest, String)> {
+        let at = format!("`{}`", self.reference.whole());
+        let registry = self.reference.resolve_registry();
+        let scheme = if self.plain_http { "http" } else { "https" };
         let url = format!(
             "{scheme}://{registry}/v2/{}/manifests/{wanted}",
             self.reference.repository()
@@ -88,14 +140,8 @@ impl Registry {
             }
             body.extend_from_slice(&chunk);
         }
-        let digest = digest_of(&body);
-        if let Some(named) = self.reference.digest()
-            && named != digest
-        {
-            bail!("{at}: the registry sent a manifest whose digest is {digest}");
-        }
         let manifest = serde_json::from_slice(&body)
             .map_err(|err| anyhow!("{at}: the manifest is not an OCI manifest: {err}"))?;
-        Ok((manifest, digest))
+        Ok((manifest, digest_of(&body)))
     }
 }
