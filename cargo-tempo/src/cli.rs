@@ -7,7 +7,7 @@ use clap::{
     Arg, ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum,
 };
 
-use crate::commands::{build, compile, dev, new, pull, push, run, test};
+use crate::commands::{build, compile, dev, kube, new, pull, push, run, test};
 
 /// Build, run and hot-reload WASI components in Rust.
 #[derive(Debug, Parser)]
@@ -100,6 +100,20 @@ pub(crate) struct GlobalArgs {
     /// When to use colors
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true, env = "CARGO_TERM_COLOR")]
     pub(crate) color: ColorWhen,
+    /// How logs and status lines are written: text on stderr, or JSON lines on stdout for a
+    /// log collector
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text, global = true, env = "TEMPO_LOG_FORMAT")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// For people: cargo's style, on stderr
+    Text,
+    /// One JSON object per line on stdout (`timestamp`, `level`, `target`, `message` and the
+    /// event's fields), as Kubernetes' log collectors read them
+    Json,
 }
 
 /// When to color output.
@@ -143,6 +157,8 @@ pub(crate) enum Command {
     Push(push::Args),
     /// Pull a component from an OCI registry to a .wasm file, its digests checked
     Pull(pull::Args),
+    /// Print the Kubernetes manifests that run a pushed component (or write them for kustomize)
+    Kube(kube::Args),
     /// Runs one test binary for `cargo tempo test` (cargo's runner; not for direct use)
     #[command(name = test::RUNNER, hide = true)]
     TestRunner(test::RunnerArgs),

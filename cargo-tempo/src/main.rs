@@ -5,6 +5,7 @@ mod cargo_build;
 mod cli;
 mod commands;
 mod host;
+mod kube;
 mod log_format;
 mod oci;
 mod project;

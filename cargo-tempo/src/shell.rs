@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use tempo_runtime_core::{GUEST_LOG_TARGET, NOTICE_LOG_TARGET};
 
-use crate::cli::{ColorWhen, GlobalArgs};
+use crate::cli::{ColorWhen, GlobalArgs, LogFormat};
 use crate::log_format::TerminalFormat;
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
@@ -35,6 +35,8 @@ pub(crate) struct Shell {
     quiet: bool,
     verbose: u8,
     color: ColorWhen,
+    /// Status lines, warnings, errors and logs as JSON lines on stdout.
+    json: bool,
 }
 
 impl Shell {
@@ -49,10 +51,11 @@ impl Shell {
             quiet: args.quiet,
             verbose: args.verbose,
             color: args.color,
+            json: args.log_format == LogFormat::Json,
         }
     }
 
-    /// Logs go to stderr; `RUST_LOG` decides, else `-v` (info) and `-vv` (debug), else warnings.
+    /// Logs go to stderr (as JSON lines to stdout with `--log-format json`); `RUST_LOG` decides, else `-v` (info) and `-vv` (debug), else warnings.
     /// Guest lines (target `guest`) show from `info` unless `RUST_LOG` names `guest`. `export`
     /// (OTLP spans and logs, when on) sees events and spans through filters of its own.
     pub(crate) fn init_tracing<L>(&self, export: Option<L>)
@@ -72,7 +75,7 @@ impl Shell {
     }
 
     /// The terminal's layer: its format and filter.
-    fn terminal_layer<S>(&self) -> impl tracing_subscriber::Layer<S> + use<S>
+    fn terminal_layer<S>(&self) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
@@ -92,6 +95,16 @@ impl Shell {
             self.warn(format!("`RUST_LOG` is not valid ({err}); showing warnings"));
             tracing_subscriber::EnvFilter::new(format!("warn,{GUEST_LOG_TARGET}=info"))
         });
+        if self.json {
+            return tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(std::io::stdout)
+                .with_filter(filter)
+                .boxed();
+        }
         let ansi = match self.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
@@ -108,6 +121,7 @@ impl Shell {
             .with_writer(std::io::stderr)
             .with_ansi(ansi)
             .with_filter(filter)
+            .boxed()
     }
 
     pub(crate) fn quiet(&self) -> bool {
@@ -131,7 +145,11 @@ impl Shell {
 
     /// A status line that `--quiet` keeps, for what the user cannot do without (an address).
     pub(crate) fn status_always(&self, verb: &str, message: impl Display) {
-        anstream::eprintln!("{STATUS}{verb:>12}{STATUS:#} {message}");
+        if self.json {
+            json_line("INFO", &format!("{verb} {message}"));
+        } else {
+            anstream::eprintln!("{STATUS}{verb:>12}{STATUS:#} {message}");
+        }
     }
 
     /// A status line shown only with `-v`.
@@ -143,7 +161,11 @@ impl Shell {
 
     /// `warning: …`, shown even with `--quiet`.
     pub(crate) fn warn(&self, message: impl Display) {
-        anstream::eprintln!("{WARNING}warning{WARNING:#}: {message}");
+        if self.json {
+            json_line("WARN", &message.to_string());
+        } else {
+            anstream::eprintln!("{WARNING}warning{WARNING:#}: {message}");
+        }
     }
 
     /// Clears the terminal (for `dev --clear`); does nothing when stderr is not a terminal.
@@ -155,6 +177,10 @@ impl Shell {
 
     /// `error: …` and one `caused by: …` per cause.
     pub(crate) fn error(&self, err: &anyhow::Error) {
+        if self.json {
+            json_line("ERROR", &format!("{err:#}"));
+            return;
+        }
         anstream::eprintln!("{ERROR}error{ERROR:#}: {err}");
         for cause in err.chain().skip(1) {
             anstream::eprintln!("  caused by: {cause}");
@@ -164,7 +190,7 @@ impl Shell {
     /// A spinner with elapsed time for work that gives no progress of its own; hidden when quiet
     /// or when stderr is not a terminal.
     pub(crate) fn spinner(&self, verb: &str, message: impl Display) -> ProgressBar {
-        let target = if self.quiet {
+        let target = if self.quiet || self.json {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
@@ -180,6 +206,19 @@ impl Shell {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
+}
+
+/// One JSON log line on stdout, in the shape tracing-subscriber's JSON layer writes events.
+fn json_line(level: &str, message: &str) {
+    use std::io::Write as _;
+    let line = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": level,
+        "target": "tempo",
+        "message": message,
+    });
+    // Nowhere to report a closed stdout.
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// A path as the user would like to read it: relative to the current folder when inside it.

@@ -118,3 +118,53 @@ fn a_config_value_that_is_neither_a_scalar_nor_a_secret_names_the_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_on_stdout_whatever_the_guest_writes() {
+    let mut command = common::tempo();
+    command
+        .env("TEMPO_LOG_FORMAT", "json")
+        .arg("run")
+        .arg(tempo_test_fixtures::config())
+        .args(["--listen", "127.0.0.1:0"]);
+    let mut served = Served::spawn(command);
+    let banner = served.wait_for_stdout("Serving http://");
+    let banner: serde_json::Value = serde_json::from_str(&banner).unwrap();
+    let url = banner["message"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
+
+    let (status, _, _) = request(&format!("{url}/forge"), Some("forger"));
+    assert_eq!(status, 200);
+    served.wait_for_stdout("forged by stdout");
+    let stdout = served.stdout();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect();
+    for line in &lines {
+        assert!(
+            line["level"].is_string()
+                && line["message"].is_string()
+                && line["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    // The guest's forged line and control characters stay inside one object's message.
+    let forged = lines
+        .iter()
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("forged by logging"))
+        })
+        .unwrap();
+    assert_eq!(forged["component"], "config_fixture");
+    assert_eq!(forged["request_id"], "forger");
+    assert!(!lines.iter().any(|line| line["component"] == "other-app"));
+    assert_eq!(served.stderr(), "", "nothing but JSON, and on stdout");
+}

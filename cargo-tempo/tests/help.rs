@@ -16,6 +16,9 @@ fn every_subcommand_has_help() {
         &["run"],
         &["dev"],
         &["test"],
+        &["push"],
+        &["pull"],
+        &["kube"],
     ] {
         let output = tempo().args(command).arg("--help").output().unwrap();
         assert!(output.status.success(), "{command:?}: {}", stderr(&output));

@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod compile;
 pub(crate) mod dev;
+pub(crate) mod kube;
 pub(crate) mod new;
 pub(crate) mod pull;
 pub(crate) mod push;
@@ -24,6 +25,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, command: Command) -> an
         Command::New(args) => new::exec(shell, args).map(|()| 0),
         Command::Push(args) => push::exec(shell, args).map(|()| 0),
         Command::Pull(args) => pull::exec(shell, args).map(|()| 0),
+        Command::Kube(args) => kube::exec(shell, args).map(|()| 0),
         Command::Test(args) => test::exec(shell, args),
         Command::TestRunner(args) => test::exec_runner(shell, args),
     }
