@@ -18,10 +18,9 @@ const EXIT_SLACK_SECONDS: u64 = 5;
 /// The ports tempo listens on inside the pod.
 const HTTP_PORT: u16 = 8080;
 const ADMIN_PORT: u16 = 9464;
-/// The writable volume: state of the embedded backends, and both caches.
+/// The writable volume and tempo's working folder: the ConfigMap's `tempo.toml`, the embedded
+/// backends' state, and both caches. The runtime image's working folder too.
 const DATA_DIR: &str = "/var/lib/tempo";
-/// Where the ConfigMap's `tempo.toml` appears; tempo's working folder.
-const CONFIG_DIR: &str = "/etc/tempo";
 /// The runtime image's user (and group): not root, not a name that needs `/etc/passwd`.
 pub(crate) const RUNTIME_UID: u64 = 65532;
 /// Instances per pod when neither a flag nor `tempo.toml` says, nor a memory limit decides.
@@ -174,26 +173,30 @@ impl App {
     }
 
     fn deployment(&self) -> Value {
-        // The working folder: the ConfigMap's `tempo.toml`, or an empty folder.
-        let config = match &self.tempo_toml {
-            Some(_) => json!({ "name": "config", "configMap": { "name": self.config_map_name() } }),
-            None => json!({ "name": "config", "emptyDir": {} }),
-        };
-        let volumes = vec![
+        let mut volumes = vec![
             json!({ "name": "data", "emptyDir": {} }),
             json!({ "name": "tmp", "emptyDir": { "medium": "Memory", "sizeLimit": "16Mi" } }),
-            config,
         ];
-        let mounts = vec![
+        let mut mounts = vec![
             json!({ "name": "data", "mountPath": DATA_DIR }),
             json!({ "name": "tmp", "mountPath": "/tmp" }),
-            json!({ "name": "config", "mountPath": CONFIG_DIR, "readOnly": true }),
         ];
+        if self.tempo_toml.is_some() {
+            // tempo.toml in the working folder, read-only, beside the writable state.
+            volumes
+                .push(json!({ "name": "config", "configMap": { "name": self.config_map_name() } }));
+            mounts.push(json!({
+                "name": "config",
+                "mountPath": format!("{DATA_DIR}/tempo.toml"),
+                "subPath": "tempo.toml",
+                "readOnly": true,
+            }));
+        }
         let mut container = json!({
             "name": "tempo",
             "image": self.image,
             "args": ["run", format!("oci://{}", self.reference)],
-            "workingDir": CONFIG_DIR,
+            "workingDir": DATA_DIR,
             "env": self.environment(),
             "ports": [
                 { "name": "http", "containerPort": HTTP_PORT, "protocol": "TCP" },
@@ -261,7 +264,9 @@ impl App {
             "kind": "Deployment",
             "metadata": self.metadata(&self.name),
             "spec": {
-                // No `replicas`: the autoscaler owns it, so applying again does not reset it.
+                // Also the autoscaler's minimum: without a metrics server it never scales, and
+                // the pods are still this many.
+                "replicas": self.replicas,
                 "selector": { "matchLabels": self.selector() },
                 "strategy": {
                     "type": "RollingUpdate",

@@ -298,10 +298,10 @@ fn a_written_folder_is_kustomize_ready_and_the_example_is_what_kube_writes() {
     assert!(output.status.success(), "{}", stderr(&output));
     for entry in std::fs::read_dir(regenerated.path()).unwrap() {
         let name = entry.unwrap().file_name();
-        assert_eq!(
-            std::fs::read_to_string(regenerated.path().join(&name)).unwrap(),
-            std::fs::read_to_string(examples.join("kubernetes/app").join(&name))
-                .unwrap_or_default(),
+        let written = std::fs::read_to_string(regenerated.path().join(&name)).unwrap();
+        let committed = std::fs::read_to_string(examples.join("kubernetes/app").join(&name));
+        assert!(
+            committed.is_ok_and(|committed| committed == written),
             "examples/kubernetes/app/{} is stale: write it again with `cargo tempo kube` (docs/kubernetes.md)",
             name.to_string_lossy()
         );

@@ -192,6 +192,9 @@ fn plan(args: &Args) -> anyhow::Result<App> {
     for secret in &args.image_pull_secrets {
         label("--image-pull-secret", secret)?;
     }
+    if args.image.is_empty() || args.image.chars().any(char::is_whitespace) {
+        bail!("--image `{}` is not an image reference", args.image);
+    }
     let max_replicas = args.max_replicas.unwrap_or(args.replicas.saturating_mul(5));
     if max_replicas < args.replicas {
         bail!(
