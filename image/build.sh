@@ -28,6 +28,7 @@ container=tempo-image-check-$$
 cleanup() {
   runc delete --force "$container" >/dev/null 2>&1 || true
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
+  podman rmi --force localhost/tempo-runtime:check localhost/tempo-rootfs:check >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT

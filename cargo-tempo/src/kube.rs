@@ -51,6 +51,8 @@ pub(crate) struct App {
     /// The crate's `tempo.toml`, mounted as the pods' working folder's.
     pub(crate) tempo_toml: Option<String>,
     pub(crate) nats_url: Option<String>,
+    /// `[nats] replicas` for the pods, when given.
+    pub(crate) nats_replicas: Option<u8>,
     pub(crate) vault_addr: Option<String>,
     /// Secrets whose keys become the container's variables (`VAULT_TOKEN`, registry logins).
     pub(crate) env_secrets: Vec<String>,
@@ -163,6 +165,9 @@ impl App {
         }
         if let Some(url) = &self.nats_url {
             env.push(("NATS_ADDR", url.clone()));
+        }
+        if let Some(replicas) = self.nats_replicas {
+            env.push(("TEMPO_NATS_REPLICAS", replicas.to_string()));
         }
         if let Some(address) = &self.vault_addr {
             env.push(("VAULT_ADDR", address.clone()));
@@ -362,6 +367,7 @@ mod tests {
             shutdown_delay_ms: 5000,
             tempo_toml: Some("[limits]\nmemory-mib = 128\n".to_owned()),
             nats_url: None,
+            nats_replicas: None,
             vault_addr: None,
             env_secrets: vec![],
             image_pull_secrets: vec![],

@@ -136,3 +136,157 @@ fn while_nats_is_down_requests_fail_cleanly_and_tempo_serves_on() {
         "the count from before the outage was lost"
     );
 }
+
+/// `PUT /docs/{id}` of a small document; whether it was answered 2xx.
+fn put_doc(url: &str, id: usize) -> bool {
+    crate::common::client()
+        .put(format!("{url}/docs/d{id}"))
+        .body(format!("{{\"n\":{id}}}"))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .is_ok_and(|response| response.status().is_success())
+}
+
+#[test]
+fn on_a_three_node_cluster_every_answered_write_outlives_the_node_tempo_was_on() {
+    let mut cluster = tempo_test_fixtures::NatsCluster::start(3);
+    let built = example("keyvalue", false);
+    // Given one node only: tempo learns the others from the cluster.
+    let node = cluster.url(0);
+    let mut served = Served::start_with(
+        &built.wasm,
+        &[
+            ("NATS_ADDR", &node),
+            ("TEMPO_NATS_REPLICAS", "3"),
+            ("TEMPO_ADMIN", "127.0.0.1:0"),
+        ],
+    );
+    let admin = served.wait_for_admin();
+    assert!(
+        served.stderr().contains(", 3 replicas"),
+        "{}",
+        served.stderr()
+    );
+
+    let mut answered = Vec::new();
+    for id in 0..20 {
+        assert!(put_doc(&served.url, id), "write {id} before any failure");
+        answered.push(id);
+    }
+    // The node tempo is connected to dies; writes go on until 20 more were answered.
+    cluster.kill(0);
+    let killed = std::time::Instant::now();
+    let (mut failed, mut window, mut slowest) =
+        (0, std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut id = 20;
+    while answered.len() < 40 {
+        assert!(killed.elapsed() < PATIENCE, "writes never came back");
+        let sent = std::time::Instant::now();
+        if put_doc(&served.url, id) {
+            answered.push(id);
+            slowest = slowest.max(sent.elapsed());
+        } else {
+            failed += 1;
+            window = killed.elapsed();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        id += 1;
+    }
+    eprintln!(
+        "after the node's death: {failed} writes failed (the last {window:?} after it); the slowest answered took {slowest:?}"
+    );
+    // The loss of the connection was logged once and counted.
+    let metrics = get(&format!("http://{admin}/metrics")).1;
+    assert!(
+        metrics.contains("tempo_nats_events_total{event=\"disconnected\""),
+        "{metrics}"
+    );
+    assert_eq!(
+        served.stderr().matches("lost NATS at").count(),
+        1,
+        "{}",
+        served.stderr()
+    );
+    cluster.restart(0);
+
+    // Every answered write is there, through tempo and on each node.
+    for id in &answered {
+        let (status, body) = get(&format!("{}/docs/d{id}", served.url));
+        assert_eq!(
+            (status, body.as_str()),
+            (200, format!("{{\"n\":{id}}}").as_str())
+        );
+    }
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    for index in 0..3 {
+        tokio.block_on(async {
+            let client = async_nats::connect(cluster.url(index)).await.unwrap();
+            let bucket = async_nats::jetstream::new(client)
+                .get_key_value("default")
+                .await
+                .unwrap();
+            let status = bucket.status().await.unwrap();
+            assert_eq!(status.info.config.num_replicas, 3);
+            for id in &answered {
+                assert!(
+                    bucket.get(format!("docs.d{id}")).await.unwrap().is_some(),
+                    "d{id} on n{index}"
+                );
+            }
+        });
+    }
+    drop(served);
+
+    // A bucket that exists keeps its replicas, with a warning once; a count larger than
+    // JetStream keeps is refused in one line naming the setting.
+    let served = Served::start_with(
+        &built.wasm,
+        &[("NATS_ADDR", &cluster.urls()), ("TEMPO_NATS_REPLICAS", "1")],
+    );
+    assert_eq!(get(&format!("{}/docs/d0", served.url)).0, 200);
+    let warned = served.stderr();
+    assert!(
+        warned.contains(
+            "the JetStream KV bucket `default` has 3 replica(s) and `[nats] replicas` asks for 1"
+        ),
+        "{warned}"
+    );
+    drop(served);
+    let output = tempo()
+        .env("NATS_ADDR", cluster.url(1))
+        .env("TEMPO_NATS_REPLICAS", "7")
+        .arg("run")
+        .arg(&built.wasm)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        common::stderr(&output).contains(
+            "`TEMPO_NATS_REPLICAS` or `[nats] replicas` in tempo.toml is 7: JetStream keeps 1 to 5 replicas"
+        ),
+        "{}",
+        common::stderr(&output)
+    );
+}
+
+#[test]
+fn more_replicas_than_the_server_has_is_one_line_naming_the_setting() {
+    let server = NatsServer::start();
+    let built = example("keyvalue", false);
+    let output = tempo()
+        .env("NATS_ADDR", &server.url)
+        .env("TEMPO_NATS_REPLICAS", "3")
+        .arg("run")
+        .arg(&built.wasm)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let said = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot create the JetStream KV bucket `default`")
+            && said.contains("with 3 replicas (`[nats] replicas`)")
+            && said.contains("not supported in non-clustered mode"),
+        "{said}"
+    );
+}

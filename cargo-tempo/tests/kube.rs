@@ -290,6 +290,8 @@ fn a_written_folder_is_kustomize_ready_and_the_example_is_what_kube_writes() {
             IMAGE,
             "--nats-url",
             "nats://nats:4222",
+            "--nats-replicas",
+            "3",
             "-o",
         ])
         .arg(regenerated.path())

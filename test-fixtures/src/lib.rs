@@ -6,17 +6,20 @@
 //! ```
 //!
 //! It also holds [`Gate`], an HTTP server that keeps guest requests in flight until a test lets
-//! them go, [`NatsServer`], a real `nats-server` with JetStream for a test, and
-//! [`PostgresServer`], a real PostgreSQL, and [`OpenBaoServer`], a real OpenBao.
+//! them go, [`NatsServer`], a real `nats-server` with JetStream for a test, [`NatsCluster`],
+//! several of them routed into one cluster, [`PostgresServer`], a real PostgreSQL, and
+//! [`OpenBaoServer`], a real OpenBao.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test support: a failure here should fail the test"
 )]
 
+mod nats_cluster;
 mod openbao;
 mod postgres;
 
+pub use nats_cluster::NatsCluster;
 pub use openbao::OpenBaoServer;
 pub use postgres::PostgresServer;
 

@@ -52,6 +52,10 @@ pub(crate) struct Args {
     /// The NATS server every service uses (NATS_ADDR)
     #[arg(long, value_name = "URL")]
     nats_url: Option<String>,
+    /// Replicas of each JetStream bucket and object store tempo creates (TEMPO_NATS_REPLICAS;
+    /// 3 on a 3-node cluster)
+    #[arg(long, value_name = "N", requires = "nats_url", value_parser = clap::value_parser!(u8).range(1..=5))]
+    nats_replicas: Option<u8>,
     /// The secrets server (VAULT_ADDR)
     #[arg(long, value_name = "URL")]
     vault_addr: Option<String>,
@@ -217,6 +221,7 @@ fn plan(args: &Args) -> anyhow::Result<App> {
         shutdown_delay_ms,
         tempo_toml,
         nats_url: args.nats_url.clone(),
+        nats_replicas: args.nats_replicas,
         vault_addr: args.vault_addr.clone(),
         env_secrets: args.env_secrets.clone(),
         image_pull_secrets: args.image_pull_secrets.clone(),

@@ -45,6 +45,7 @@ const MAX_RESOURCES: Setting = Setting::new(LIMITS, "max-resources").var("TEMPO_
 pub(crate) const GLOBAL_SETTINGS: &[Setting] = &[
     STATE_DIR,
     tempo_nats::URL,
+    tempo_nats::REPLICAS,
     DEADLINE_MS,
     MEMORY_MIB,
     MAX_INSTANCES,
@@ -171,6 +172,7 @@ struct StateToml {
 #[serde(deny_unknown_fields)]
 struct NatsToml {
     url: Option<String>,
+    replicas: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,8 +234,18 @@ impl Settings {
         sources.state_dir = sources.project().join(state_dir);
         // One connection for every service on the nats backend.
         let url = sources.value(&tempo_nats::URL, global.nats.clone(), nats.url, "a URL")?;
+        let replicas = sources
+            .value(&tempo_nats::REPLICAS, None, nats.replicas, "a whole number")?
+            .unwrap_or(1);
+        if !(1..=tempo_nats::MAX_REPLICAS).contains(&replicas) {
+            anyhow::bail!(
+                "{} is {replicas}: JetStream keeps 1 to {} replicas",
+                tempo_nats::REPLICAS.how_to_set(),
+                tempo_nats::MAX_REPLICAS
+            );
+        }
         if let Some(url) = url.filter(|url| !url.is_empty()) {
-            sources.share(NatsServer::new(url));
+            sources.share(NatsServer::new(url).with_replicas(replicas));
         }
 
         let number = "a whole number";

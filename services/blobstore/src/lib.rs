@@ -162,7 +162,11 @@ impl Service for BlobstoreService {
         let backend = match &self.shared.backend {
             BlobstoreBackend::Embedded { dir } => format!("embedded, in {}", dir.display()),
             BlobstoreBackend::Nats(server) => {
-                format!("NATS JetStream object stores at {}", server.url())
+                format!(
+                    "NATS JetStream object stores at {}{}",
+                    server.url(),
+                    server.replicas_described()
+                )
             }
         };
         format!("{backend}; {}", self.shared.grants.describe())

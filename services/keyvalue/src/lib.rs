@@ -218,7 +218,11 @@ impl Service for KeyValueService {
         let shared = &self.shared;
         let backend = match &shared.config.backend {
             KeyValueBackend::Embedded { path } => format!("embedded, in {}", path.display()),
-            KeyValueBackend::Nats(server) => format!("NATS JetStream KV at {}", server.url()),
+            KeyValueBackend::Nats(server) => format!(
+                "NATS JetStream KV at {}{}",
+                server.url(),
+                server.replicas_described()
+            ),
         };
         format!("{backend}; buckets {}", shared.limits.buckets.join(", "))
     }

@@ -8,6 +8,8 @@ use crate::NatsServer;
 
 /// The NATS server the services on the nats backend share.
 pub const URL: Setting = Setting::new("nats", "url").var("NATS_ADDR").flag("nats");
+/// How many replicas every bucket, object store and stream tempo creates gets.
+pub const REPLICAS: Setting = Setting::new("nats", "replicas").var("TEMPO_NATS_REPLICAS");
 
 /// Where a service keeps its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]

@@ -24,6 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// JetStream object stores on one NATS server or cluster.
 pub(crate) struct Nats {
+    server: NatsServer,
     js: jetstream::Context,
     max_object_bytes: u64,
     grants: std::sync::Arc<Grants>,
@@ -38,6 +39,7 @@ impl Nats {
     ) -> anyhow::Result<Self> {
         let client = server.client().await?;
         Ok(Self {
+            server: server.clone(),
             js: jetstream::ContextBuilder::new()
                 .timeout(REQUEST_TIMEOUT)
                 .build(client),
@@ -76,10 +78,11 @@ impl Blobs for Nats {
             .create_object_store(object_store::Config {
                 bucket: container.to_owned(),
                 description: Some(GUEST_STORE.to_owned()),
+                num_replicas: self.server.replicas(),
                 ..object_store::Config::default()
             })
             .await
-            .map_err(nats)?;
+            .map_err(|err| nats(format!("{err}{}", self.server.replicas_asked())))?;
         Ok(())
     }
 
@@ -95,6 +98,10 @@ impl Blobs for Nats {
                     );
                     return Ok(None);
                 }
+                self.server.keep_replicas(
+                    &format!("the JetStream object store `{container}`"),
+                    info.config.num_replicas,
+                );
                 Ok(Some(seconds(info)))
             }
             Err(err)

@@ -31,7 +31,7 @@ pub(crate) struct Nats {
 
 impl Nats {
     /// Connects to `server` and makes sure each of `buckets` exists (creating it with one value per
-    /// key and file storage).
+    /// key, file storage and `[nats] replicas`).
     pub(crate) async fn connect(
         server: &NatsServer,
         buckets: &[String],
@@ -44,17 +44,29 @@ impl Nats {
         let mut stores = HashMap::new();
         for bucket in buckets {
             let store = match js.get_key_value(bucket).await {
-                Ok(store) => store,
+                Ok(store) => {
+                    // Made before, perhaps with another replica count: kept as it is.
+                    let status = store.status().await.with_context(|| {
+                        format!("cannot read the JetStream KV bucket `{bucket}` on {url}")
+                    })?;
+                    let what = format!("the JetStream KV bucket `{bucket}`");
+                    server.keep_replicas(&what, status.info.config.num_replicas);
+                    store
+                }
                 Err(_) => js
                     .create_key_value(kv::Config {
                         bucket: bucket.clone(),
                         history: 1,
                         max_value_size: i32::try_from(max_value_bytes).unwrap_or(i32::MAX),
+                        num_replicas: server.replicas(),
                         ..kv::Config::default()
                     })
                     .await
                     .with_context(|| {
-                        format!("cannot create the JetStream KV bucket `{bucket}` on {url}")
+                        format!(
+                            "cannot create the JetStream KV bucket `{bucket}` on {url}{}",
+                            server.replicas_asked()
+                        )
                     })?,
             };
             stores.insert(bucket.clone(), store);
