@@ -4,7 +4,9 @@
 //! - **embedded**: an in-process broker with NATS subject semantics, the default; components in
 //!   one tempo process talk to each other with no server;
 //! - **nats**: core NATS. Guests' handlers subscribe in a queue group named after the
-//!   application, so N tempo processes on any number of machines share the messages.
+//!   application, so N tempo processes on any number of machines share the messages. With
+//!   [`MessagingConfig::durable`], a JetStream consumer instead: at least once, acknowledged
+//!   after the handler, retried, and dead-lettered after the last attempt.
 //!
 //! On the import side guests send, make requests and reply. As a trigger, the service subscribes
 //! to the configured subjects and runs each message through the guest's `incoming-handler` in a
@@ -90,6 +92,33 @@ pub struct MessagingConfig {
     pub max_pending_bytes: usize,
     /// How long, after a shutdown signal, messages being handled may take to finish.
     pub shutdown_grace: Duration,
+    /// Durable delivery through JetStream (nats backend), or `None` for core subscriptions.
+    pub durable: Option<DurableConfig>,
+}
+
+/// How durable subscriptions deliver: acknowledged after the handler returns `ok`, retried after
+/// failures with a delay that doubles, dead-lettered after the last attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurableConfig {
+    /// Attempts before a message goes to the dead-letter subject.
+    pub max_deliver: u32,
+    /// Where a message goes after its last failed attempt; `tempo.dead-letter.QUEUE` when `None`.
+    pub dead_letter: Option<String>,
+    /// The delay before the first retry.
+    pub retry_delay: Duration,
+}
+
+/// Attempts of a durable message by default.
+pub const DEFAULT_MAX_DELIVER: u32 = 5;
+
+impl Default for DurableConfig {
+    fn default() -> Self {
+        Self {
+            max_deliver: DEFAULT_MAX_DELIVER,
+            dead_letter: None,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 /// How many bytes of messages may wait for the handlers by default: 64 MiB.
@@ -107,6 +136,7 @@ impl Default for MessagingConfig {
             allowed_subjects: None,
             max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             shutdown_grace: Duration::from_secs(10),
+            durable: None,
         }
     }
 }

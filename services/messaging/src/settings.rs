@@ -8,7 +8,7 @@ use tempo_nats::Backend;
 use tempo_runtime_core::settings::{Configured, Setting, Sources};
 
 use crate::{
-    MessagingBackend, MessagingConfig, MessagingService, check_subject_pattern,
+    DurableConfig, MessagingBackend, MessagingConfig, MessagingService, check_subject_pattern,
     subscription_capacity,
 };
 
@@ -35,6 +35,14 @@ pub const MAX_MESSAGE_BYTES: Setting = Setting::new(SECTION, "max-message-bytes"
 pub const MAX_PENDING_BYTES: Setting = Setting::new(SECTION, "max-pending-bytes");
 /// How long a request waits for replies by default.
 pub const REQUEST_TIMEOUT_MS: Setting = Setting::new(SECTION, "request-timeout-ms");
+/// Whether subscriptions are durable (JetStream), or core NATS.
+pub const DURABLE: Setting = Setting::new(SECTION, "durable").var("TEMPO_MESSAGING_DURABLE");
+/// Attempts of a durable message before the dead-letter subject.
+pub const MAX_DELIVER: Setting = Setting::new(SECTION, "max-deliver");
+/// Where a durable message goes after its last failed attempt.
+pub const DEAD_LETTER: Setting = Setting::new(SECTION, "dead-letter");
+/// The delay before a durable message's first retry.
+pub const RETRY_DELAY_MS: Setting = Setting::new(SECTION, "retry-delay-ms");
 
 /// The flags of wasi:messaging.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -66,6 +74,10 @@ pub struct MessagingToml {
     max_pending_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     allowed_subjects: Option<Vec<String>>,
+    durable: Option<bool>,
+    max_deliver: Option<u32>,
+    dead_letter: Option<String>,
+    retry_delay_ms: Option<u64>,
 }
 
 impl MessagingConfig {
@@ -87,8 +99,15 @@ impl MessagingConfig {
             }
             None => MessagingBackend::Embedded,
         };
+        let durable = durable_config(&toml, sources)?;
+        if durable.is_some() && backend == MessagingBackend::Embedded {
+            anyhow::bail!(
+                "{DURABLE} needs the nats backend (the embedded broker has no durable delivery \
+                 yet): set {}",
+                tempo_nats::URL.how_to_set()
+            );
+        }
         Ok(Self {
-            backend,
             subscriptions: sources
                 .list(&SUBSCRIPTIONS, &args.subscriptions, toml.subscriptions)
                 .unwrap_or_default(),
@@ -105,9 +124,45 @@ impl MessagingConfig {
                 toml.allowed_subjects,
                 check_subject_pattern,
             )?,
+            durable,
+            backend,
             ..defaults
         })
     }
+}
+
+/// `[messaging] durable` and what goes with it, checked; `None` for core subscriptions.
+fn durable_config(
+    toml: &MessagingToml,
+    sources: &Sources,
+) -> anyhow::Result<Option<DurableConfig>> {
+    let durable = sources
+        .value(&DURABLE, None, toml.durable, "true or false")?
+        .unwrap_or(false);
+    if !durable {
+        for (setting, set) in [
+            (MAX_DELIVER, toml.max_deliver.is_some()),
+            (DEAD_LETTER, toml.dead_letter.is_some()),
+            (RETRY_DELAY_MS, toml.retry_delay_ms.is_some()),
+        ] {
+            anyhow::ensure!(!set, "{setting} is set, but {DURABLE} is not true");
+        }
+        return Ok(None);
+    }
+    let defaults = DurableConfig::default();
+    let max_deliver = toml.max_deliver.unwrap_or(defaults.max_deliver);
+    anyhow::ensure!(max_deliver >= 1, "{MAX_DELIVER} must be 1 or more");
+    if let Some(subject) = &toml.dead_letter {
+        crate::subject::check_topic(subject)
+            .map_err(|why| anyhow::anyhow!("{DEAD_LETTER} `{subject}`: {why}"))?;
+    }
+    Ok(Some(DurableConfig {
+        max_deliver,
+        dead_letter: toml.dead_letter.clone(),
+        retry_delay: toml
+            .retry_delay_ms
+            .map_or(defaults.retry_delay, Duration::from_millis),
+    }))
 }
 
 impl Configured for MessagingService {
@@ -121,6 +176,10 @@ impl Configured for MessagingService {
         MAX_MESSAGE_BYTES,
         MAX_PENDING_BYTES,
         REQUEST_TIMEOUT_MS,
+        DURABLE,
+        MAX_DELIVER,
+        DEAD_LETTER,
+        RETRY_DELAY_MS,
     ];
     type Args = MessagingArgs;
 
@@ -195,5 +254,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("allowed-subjects"), "{err:#}");
+    }
+
+    #[test]
+    fn durable_delivery_needs_nats_and_its_settings_need_it_on() {
+        let nats = [("NATS_ADDR", "nats://127.0.0.1:4222")];
+        let args = MessagingArgs::default();
+        let toml = "[messaging]\ndurable = true\nmax-deliver = 3\ndead-letter = \"dead.jobs\"\n";
+        let durable = config(&args, Some(toml), &nats).unwrap().durable.unwrap();
+        assert_eq!(
+            (durable.max_deliver, durable.dead_letter.as_deref()),
+            (3, Some("dead.jobs"))
+        );
+        assert_eq!(durable.retry_delay, Duration::from_secs(1));
+        let on = [nats[0], ("TEMPO_MESSAGING_DURABLE", "true")];
+        assert_eq!(
+            config(&args, None, &on).unwrap().durable,
+            Some(DurableConfig::default())
+        );
+
+        let refused = |toml: &str, env: &[(&str, &str)]| {
+            format!("{:#}", config(&args, Some(toml), env).unwrap_err())
+        };
+        let err = refused("[messaging]\ndurable = true\n", &[]);
+        assert!(err.contains("needs the nats backend"), "{err}");
+        let err = refused("[messaging]\nmax-deliver = 3\n", &nats);
+        assert!(
+            err.contains("`[messaging] max-deliver` is set, but `[messaging] durable` is not true"),
+            "{err}"
+        );
+        let err = refused(
+            "[messaging]\ndurable = true\ndead-letter = \"dead.>\"\n",
+            &nats,
+        );
+        assert!(err.contains("has a wildcard"), "{err}");
+        let err = refused("[messaging]\ndurable = true\nmax-deliver = 0\n", &nats);
+        assert!(err.contains("1 or more"), "{err}");
     }
 }

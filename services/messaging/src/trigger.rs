@@ -1,5 +1,6 @@
-//! The trigger: subscribe to the configured subjects and run each message through the guest's
-//! `incoming-handler` in a fresh instance of the version current when it arrives.
+//! The trigger: subscribe to the configured subjects (or, durable, to their JetStream consumer)
+//! and run each message through the guest's `incoming-handler` in a fresh instance of the version
+//! current when it arrives; a durable message is then acknowledged, or retried.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use tempo_runtime_core::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::broker::{Envelope, Subscription};
+use crate::broker::{Durable, Envelope, Settle, Subscription};
 use crate::host::MessageHandle;
 use crate::host::generated::MessagingRequestReplyPre;
 use crate::{MessagingService, subject};
@@ -69,19 +70,36 @@ impl Trigger for MessagingService {
                 subject::check_pattern(pattern)
                     .map_err(|reason| anyhow!("cannot subscribe to {reason}"))?;
             }
+            let deadline = live.current().limits().deadline;
             let queue = config.queue_group.clone().unwrap_or(name);
             let broker = self.shared.broker.get().await?;
             let mut streams = Vec::new();
-            for pattern in &config.subscriptions {
-                streams.push(broker.subscribe(pattern, Some(&queue)).await?);
-            }
+            let address = match &config.durable {
+                Some(durable) => {
+                    let spec = durable_spec(config, durable, &queue, deadline)?;
+                    streams.push(broker.subscribe_durable(&spec).await?);
+                    format!(
+                        "durable messages on {} (consumer `{queue}`, up to {} attempts, then \
+                         `{}`) through {}",
+                        config.subscriptions.join(", "),
+                        spec.max_deliver,
+                        spec.dead_letter,
+                        self.backend_description()
+                    )
+                }
+                None => {
+                    for pattern in &config.subscriptions {
+                        streams.push(broker.subscribe(pattern, Some(&queue)).await?);
+                    }
+                    format!(
+                        "messages on {} (queue group `{queue}`) through {}",
+                        config.subscriptions.join(", "),
+                        self.backend_description()
+                    )
+                }
+            };
             // Once the server has the subscriptions, "Serving" is true.
             broker.flush().await?;
-            let address = format!(
-                "messages on {} (queue group `{queue}`) through {}",
-                config.subscriptions.join(", "),
-                self.backend_description()
-            );
             let serve = dispatch(
                 futures::stream::select_all(streams),
                 live,
@@ -97,6 +115,39 @@ impl Trigger for MessagingService {
         }
         .boxed()
     }
+}
+
+/// How long a durable message's attempt may last beyond the handler's deadline before the
+/// broker gives it to another process.
+const ACK_SLACK: Duration = Duration::from_secs(10);
+
+/// The durable subscription of the component whose handlers form `queue`.
+fn durable_spec(
+    config: &crate::MessagingConfig,
+    durable: &crate::DurableConfig,
+    queue: &str,
+    deadline: Option<Duration>,
+) -> anyhow::Result<Durable> {
+    let dead_letter = durable
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| format!("tempo.dead-letter.{queue}"));
+    subject::check_topic(&dead_letter).map_err(|why| {
+        anyhow!(
+            "the dead-letter subject: {why}; set {}",
+            crate::settings::DEAD_LETTER
+        )
+    })?;
+    Ok(Durable {
+        name: queue.to_owned(),
+        subjects: config.subscriptions.clone(),
+        max_deliver: durable.max_deliver,
+        dead_letter,
+        // A handler with no deadline holds its message for as long as the slack.
+        ack_wait: deadline.unwrap_or_default() + ACK_SLACK,
+        retry_delay: durable.retry_delay,
+        batch: config.concurrency,
+    })
 }
 
 /// Hands each message to a task of its own, at most as many at once as `slots` has, until
@@ -157,7 +208,8 @@ fn spawn_handler(live: &LiveComponent, message: Envelope, slot: Slot) {
 
 /// Runs one message through `version`'s handler in a `message` span with a fresh id. A trap or
 /// an error the guest returns is logged; it never stops the trigger. Counted by outcome.
-async fn handle(version: &Arc<Version>, message: Envelope) {
+async fn handle(version: &Arc<Version>, mut message: Envelope) {
+    let settle = message.settle.take();
     let subject = message.subject.clone();
     let id = RequestId::generate();
     let span = tracing::info_span!(
@@ -173,6 +225,12 @@ async fn handle(version: &Arc<Version>, message: Envelope) {
     if let Err(err) = &outcome {
         let what = format!("the message on `{subject}`");
         span.in_scope(|| log_failure(version, &id, &what, err));
+    }
+    if let Some(Settle(settlement)) = settle {
+        match &outcome {
+            Ok(()) => settlement.done().await,
+            Err(err) => settlement.failed(&format!("{err:#}")).await,
+        }
     }
     let component = version.component_attribute().clone();
     let outcome = match &outcome {

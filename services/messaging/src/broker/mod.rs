@@ -1,9 +1,11 @@
 //! What the service needs from a message broker, and the two it has: the in-process one and
-//! core NATS.
+//! NATS (core subscriptions, and durable ones on JetStream).
 
 pub(crate) mod embedded;
 pub(crate) mod nats;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +29,57 @@ pub(crate) struct Envelope {
     /// Set on the status message a broker sends to a request's inbox when nobody is subscribed
     /// to the request's subject (NATS's "no responders").
     pub(crate) no_responders: bool,
+    /// For a message of a durable subscription: how to tell the broker how its handling went.
+    pub(crate) settle: Option<Settle>,
+}
+
+/// What a durable subscription's message needs once handled: an acknowledgement, or a retry
+/// (and after the last attempt, the dead-letter subject).
+#[async_trait::async_trait]
+pub(crate) trait Settlement: Send + Sync {
+    /// The handler returned `ok`: the message is done.
+    async fn done(&self);
+    /// The handler failed (`why`: an error, a trap, the deadline): delivered again later, or
+    /// after the last attempt published to the dead-letter subject.
+    async fn failed(&self, why: &str);
+}
+
+/// A [`Settlement`] an [`Envelope`] carries.
+#[derive(Clone)]
+pub(crate) struct Settle(pub(crate) Arc<dyn Settlement>);
+
+impl fmt::Debug for Settle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Settle")
+    }
+}
+
+/// Envelopes compare by what they carry, not by how they are settled.
+impl PartialEq for Settle {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Settle {}
+
+/// A durable subscription: a JetStream consumer every process of a component shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Durable {
+    /// The consumer's name: the component's queue group.
+    pub(crate) name: String,
+    /// The subjects it takes (NATS wildcards allowed).
+    pub(crate) subjects: Vec<String>,
+    /// Attempts before a message goes to `dead_letter`.
+    pub(crate) max_deliver: u32,
+    /// Where a message goes after `max_deliver` failed attempts.
+    pub(crate) dead_letter: String,
+    /// How long an attempt may take before the message is given to another process.
+    pub(crate) ack_wait: Duration,
+    /// The delay before the first retry; each next one doubles, up to a minute.
+    pub(crate) retry_delay: Duration,
+    /// How many messages are fetched at once: the handlers' concurrency.
+    pub(crate) batch: usize,
 }
 
 /// A broker: publish, subscribe, and fresh inbox subjects for requests.
@@ -39,6 +92,15 @@ pub(crate) trait Broker: Send + Sync {
     /// goes to one member of the group only.
     async fn subscribe(&self, pattern: &str, queue: Option<&str>)
     -> Result<Subscription, MsgError>;
+
+    /// Receives the messages of `durable`'s subjects through a consumer that every process of the
+    /// component shares; each message carries how to [`Settle`] it.
+    async fn subscribe_durable(&self, durable: &Durable) -> Result<Subscription, MsgError> {
+        Err(MsgError::Other(format!(
+            "durable subscriptions (for `{}`) need the nats backend",
+            durable.name
+        )))
+    }
 
     /// Returns once the broker has seen everything sent before (subscriptions included).
     async fn flush(&self) -> Result<(), MsgError>;

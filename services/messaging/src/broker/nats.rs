@@ -1,6 +1,9 @@
 //! Core NATS: subjects as they are, metadata as headers, `Content-Type` as a header of that name.
 //! async-nats reconnects after an outage and subscribes again; while it is disconnected, sending
-//! fails at once rather than queueing behind the guest's back.
+//! fails at once rather than queueing behind the guest's back. Durable subscriptions are in
+//! [`durable`].
+
+mod durable;
 
 use async_nats::connection::State;
 use async_nats::header::HeaderMap;
@@ -11,7 +14,7 @@ use tempo_nats::NatsServer;
 
 use futures::{Stream, StreamExt as _};
 
-use super::{Broker, Envelope, Inbox, Subscription};
+use super::{Broker, Durable, Envelope, Inbox, Subscription};
 use crate::MsgError;
 
 /// The header that carries a message's content type.
@@ -21,6 +24,8 @@ const CONTENT_TYPE: &str = "Content-Type";
 pub(crate) struct Nats {
     client: Client,
     url: String,
+    /// Replicas of the streams tempo creates.
+    replicas: usize,
 }
 
 impl Nats {
@@ -30,6 +35,7 @@ impl Nats {
         Ok(Self {
             client: server.client().await?,
             url: server.url().to_owned(),
+            replicas: server.replicas(),
         })
     }
 
@@ -93,6 +99,10 @@ impl Broker for Nats {
         Ok(Box::new(NatsInbox(subscriber)))
     }
 
+    async fn subscribe_durable(&self, spec: &Durable) -> Result<Subscription, MsgError> {
+        durable::subscribe(&self.client, &self.url, self.replicas, spec).await
+    }
+
     async fn flush(&self) -> Result<(), MsgError> {
         self.client.flush().await.map_err(|err| {
             MsgError::Connection(format!("NATS at {} did not answer: {err}", self.url))
@@ -127,6 +137,7 @@ impl Inbox for NatsInbox {
     }
 }
 
+/// What a core NATS message carries, as an [`Envelope`].
 fn envelope(message: async_nats::Message) -> Envelope {
     let mut content_type = None;
     let mut metadata = Vec::new();
@@ -147,5 +158,6 @@ fn envelope(message: async_nats::Message) -> Envelope {
         metadata,
         payload: message.payload,
         no_responders: message.status == Some(StatusCode::NO_RESPONDERS),
+        settle: None,
     }
 }

@@ -9,6 +9,8 @@
 //!   `N': DATA,DATA,…` with the replies' data sorted (or `error: …`);
 //! - `send SUBJECT KEY`: sends a message with the metadata `KEY: v` to SUBJECT, and replies
 //!   `sent` or `error: …`;
+//! - `forward SUBJECT ID`: sends `ID` to SUBJECT with the metadata it came with, and returns
+//!   without a reply (an error if the send failed): a handler of published messages;
 //! - anything else: replies `echo: DATA` with the message's content type, its metadata, and a
 //!   `topic` entry naming the subject it came on.
 
@@ -42,6 +44,12 @@ impl Guest for Fixture {
                 echo(&message, &data)
             }
             ["ask", subject, expected] => ask(subject, expected.parse().unwrap_or(1)),
+            ["forward", subject, id] => {
+                let client = Client::connect("default")?;
+                let forwarded = Message::new(id.as_bytes());
+                forwarded.set_metadata(&message.metadata().unwrap_or_default());
+                return producer::send(&client, subject, forwarded);
+            }
             ["send", subject, key] => {
                 let sent = Client::connect("default").and_then(|client| {
                     let message = Message::new(b"sent by the fixture");

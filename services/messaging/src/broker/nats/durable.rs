@@ -1,0 +1,346 @@
+//! Durable subscriptions on JetStream. The component's subjects are bound to a stream: one that
+//! already takes them, or one tempo creates (interest retention: a message stays until every
+//! consumer has acknowledged it). One durable pull consumer per component, named after its queue
+//! group, is shared by every process of it: they split the messages, and a restarted process goes
+//! on where the group was.
+//!
+//! A message is acknowledged once its handler returns `ok`. A failure is a negative
+//! acknowledgement with a delay that doubles each attempt. After `max-deliver` attempts the
+//! message is published to the dead-letter subject with headers saying why and how often, then
+//! terminated. The server redelivers without a limit, so that a message whose handling never ends
+//! (its process died each time) is dead-lettered too, on its next delivery, without a handler.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_nats::Client;
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::message::{AckKind, Acker};
+use async_nats::jetstream::{self, stream};
+use futures::{Stream, StreamExt as _};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
+
+use super::envelope;
+use crate::MsgError;
+use crate::broker::{Durable, Envelope, Inbox, Settle, Settlement, Subscription};
+
+/// How long a JetStream request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest delay before a retry.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+/// The metadata entry that tells the guest which attempt this is (1 for the first).
+pub(crate) const DELIVERY_KEY: &str = "tempo-delivery";
+/// The headers a dead-lettered message carries.
+pub(crate) const DEAD_REASON: &str = "Tempo-Dead-Letter-Reason";
+pub(crate) const DEAD_DELIVERIES: &str = "Tempo-Deliveries";
+pub(crate) const DEAD_SUBJECT: &str = "Tempo-Original-Subject";
+/// The description of the streams tempo creates.
+const TEMPO_STREAM: &str = "created by tempo for durable messages";
+
+/// Durable messages delivered again or given up, by `kind` (`redelivered`, `dead_lettered`).
+fn retries() -> &'static Counter<u64> {
+    static RETRIES: LazyLock<Counter<u64>> = LazyLock::new(|| {
+        opentelemetry::global::meter("tempo")
+            .u64_counter("tempo.messages.retries")
+            .with_description(
+                "Durable messages delivered again, or sent to the dead-letter subject",
+            )
+            .build()
+    });
+    &RETRIES
+}
+
+/// Binds `spec`'s subjects to a stream and its consumer, and returns its messages.
+pub(super) async fn subscribe(
+    client: &Client,
+    url: &str,
+    replicas: usize,
+    spec: &Durable,
+) -> Result<Subscription, MsgError> {
+    let failed = |what: &str, err: &dyn std::fmt::Display| {
+        MsgError::Connection(format!("cannot {what} on NATS at {url}: {err}"))
+    };
+    let js = jetstream::ContextBuilder::new()
+        .timeout(REQUEST_TIMEOUT)
+        .build(client.clone());
+    let stream = bind_stream(&js, replicas, spec)
+        .await
+        .map_err(|err| failed("bind a stream for durable messages", &err))?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(spec.name.clone()),
+            description: Some(format!("tempo: the handlers of `{}`", spec.name)),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            // tempo counts attempts itself, so that the last one is dead-lettered.
+            max_deliver: -1,
+            filter_subjects: spec.subjects.clone(),
+            ..pull::Config::default()
+        })
+        .await
+        .map_err(|err| failed(&format!("create the consumer `{}`", spec.name), &err))?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(spec.batch.max(1))
+        .messages()
+        .await
+        .map_err(|err| failed(&format!("read the consumer `{}`", spec.name), &err))?;
+    Ok(Box::new(DurableInbox {
+        messages,
+        shared: Arc::new(Shared {
+            client: client.clone(),
+            spec: spec.clone(),
+        }),
+        failing: AtomicBool::new(false),
+        drained: false,
+        redelivering: AtomicBool::new(false),
+    }))
+}
+
+/// The stream that already takes the first subject, or a new one named after the consumer.
+async fn bind_stream(
+    js: &jetstream::Context,
+    replicas: usize,
+    spec: &Durable,
+) -> anyhow::Result<stream::Stream> {
+    let first = spec
+        .subjects
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    if let Ok(name) = js.stream_by_subject(first).await {
+        return Ok(js.get_stream(name).await?);
+    }
+    let name = stream_name(&spec.name);
+    js.get_or_create_stream(stream::Config {
+        name: name.clone(),
+        description: Some(TEMPO_STREAM.to_owned()),
+        subjects: spec.subjects.clone(),
+        retention: stream::RetentionPolicy::Interest,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..stream::Config::default()
+    })
+    .await
+    .map_err(|err| anyhow::anyhow!("the stream `{name}`: {err}"))
+}
+
+/// `TEMPO_` and the consumer's name, with what a stream name may not hold as `_`.
+fn stream_name(consumer: &str) -> String {
+    let name: String = consumer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("TEMPO_{name}")
+}
+
+/// What every message of one subscription shares.
+struct Shared {
+    client: Client,
+    spec: Durable,
+}
+
+impl Shared {
+    /// Publishes `message` to the dead-letter subject, with why and after how many attempts.
+    async fn dead_letter(&self, message: &async_nats::Message, deliveries: u64, why: &str) {
+        let mut headers = message.headers.clone().unwrap_or_default();
+        headers.insert(DEAD_REASON, one_line(why).as_str());
+        headers.insert(DEAD_DELIVERIES, deliveries.to_string().as_str());
+        headers.insert(DEAD_SUBJECT, message.subject.as_str());
+        let sent = self
+            .client
+            .publish_with_headers(
+                self.spec.dead_letter.clone(),
+                headers,
+                message.payload.clone(),
+            )
+            .await;
+        retries().add(1, &[KeyValue::new("kind", "dead_lettered")]);
+        match sent {
+            Ok(()) => tracing::warn!(
+                "a message on `{}` failed {deliveries} time(s) ({why}); sent to `{}`",
+                message.subject,
+                self.spec.dead_letter
+            ),
+            Err(err) => tracing::warn!(
+                "cannot send a failed message to `{}`: {err}; it stays on its stream",
+                self.spec.dead_letter
+            ),
+        }
+    }
+}
+
+/// The delay before attempt `deliveries + 1`: `first`, doubled each attempt, at most a minute.
+fn backoff(first: Duration, deliveries: u64) -> Duration {
+    let doublings = u32::try_from(deliveries.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(16);
+    first.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
+}
+
+/// `text` on one line, for a header.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect()
+}
+
+/// The consumer's messages, as [`Envelope`]s that carry their [`Settle`].
+struct DurableInbox {
+    messages: pull::Stream,
+    shared: Arc<Shared>,
+    /// Whether the last read failed: errors are logged once until reads succeed again.
+    failing: AtomicBool,
+    /// Set by [`Inbox::drain`]: no more messages are taken.
+    drained: bool,
+    /// Whether a redelivery was logged already (once per process; the metric counts each).
+    redelivering: AtomicBool,
+}
+
+impl Stream for DurableInbox {
+    type Item = Envelope;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        loop {
+            if self.drained {
+                return Poll::Ready(None);
+            }
+            let message = match std::task::ready!(self.messages.poll_next_unpin(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(err)) => {
+                    if !self.failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "cannot read the durable messages of `{}`: {err}; retrying",
+                            self.shared.spec.name
+                        );
+                    }
+                    continue;
+                }
+                Some(Ok(message)) => message,
+            };
+            if self.failing.swap(false, Ordering::Relaxed) {
+                tracing::info!(
+                    "reading the durable messages of `{}` again",
+                    self.shared.spec.name
+                );
+            }
+            let deliveries = message
+                .info()
+                .map_or(1, |info| u64::try_from(info.delivered).unwrap_or(1));
+            let (message, acker) = message.split();
+            let shared = self.shared.clone();
+            if deliveries > u64::from(shared.spec.max_deliver) {
+                // Handled `max-deliver` times already, never to an end: its process died.
+                tokio::spawn(async move {
+                    let why = "its handler never finished (the process stopped)";
+                    shared.dead_letter(&message, deliveries - 1, why).await;
+                    if let Err(err) = acker.ack_with(AckKind::Term).await {
+                        tracing::debug!("cannot terminate a dead-lettered message: {err}");
+                    }
+                });
+                continue;
+            }
+            if deliveries > 1 {
+                retries().add(1, &[KeyValue::new("kind", "redelivered")]);
+                if !self.redelivering.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        "messages of `{}` are being delivered again (a handler failed, or a \
+                         process stopped with messages in hand); counted in \
+                         tempo_messages_retries_total",
+                        self.shared.spec.name
+                    );
+                }
+            }
+            let mut envelope = envelope(message.clone());
+            envelope
+                .metadata
+                .push((DELIVERY_KEY.to_owned(), deliveries.to_string()));
+            envelope.metadata.sort();
+            envelope.settle = Some(Settle(Arc::new(JetStreamSettlement {
+                acker,
+                message,
+                deliveries,
+                shared,
+            })));
+            return Poll::Ready(Some(envelope));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Inbox for DurableInbox {
+    /// Takes no more messages. What was fetched and not handed out goes to another process
+    /// after the ack wait; the consumer itself stays, for the group.
+    async fn drain(&mut self) {
+        self.drained = true;
+    }
+}
+
+/// How one message of a durable subscription is settled.
+struct JetStreamSettlement {
+    acker: Acker,
+    /// The message, for the dead-letter subject.
+    message: async_nats::Message,
+    /// This attempt's number, from 1.
+    deliveries: u64,
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl Settlement for JetStreamSettlement {
+    async fn done(&self) {
+        if let Err(err) = self.acker.ack().await {
+            tracing::debug!("cannot acknowledge a message (it will come again): {err}");
+        }
+    }
+
+    async fn failed(&self, why: &str) {
+        let kind = if self.deliveries >= u64::from(self.shared.spec.max_deliver) {
+            self.shared
+                .dead_letter(&self.message, self.deliveries, why)
+                .await;
+            AckKind::Term
+        } else {
+            AckKind::Nak(Some(backoff(self.shared.spec.retry_delay, self.deliveries)))
+        };
+        if let Err(err) = self.acker.ack_with(kind).await {
+            tracing::debug!("cannot settle a failed message (it will come again): {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_hold_only_what_jetstream_allows() {
+        assert_eq!(stream_name("orders.v2 worker"), "TEMPO_ORDERS_V2_WORKER");
+        assert_eq!(stream_name("a-b_c"), "TEMPO_A-B_C");
+    }
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_a_minute() {
+        let second = Duration::from_secs(1);
+        let waits: Vec<u64> = [1, 2, 3, 4].map(|n| backoff(second, n).as_secs()).to_vec();
+        assert_eq!(waits, [1, 2, 4, 8]);
+        assert_eq!(backoff(second, 40), MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn headers_are_one_line() {
+        assert_eq!(one_line("a\r\nb"), "a  b");
+        assert_eq!(one_line(&"x".repeat(600)).len(), 512);
+    }
+}
