@@ -113,7 +113,15 @@ async fn bind_stream(
         .map(String::as_str)
         .unwrap_or_default();
     if let Ok(name) = js.stream_by_subject(first).await {
-        return Ok(js.get_stream(name).await?);
+        let stream = js.get_stream(&name).await?;
+        let found = stream.cached_info().config.num_replicas;
+        if found != replicas {
+            tracing::warn!(
+                "the stream `{name}` has {found} replica(s) and `[nats] replicas` asks for \
+                 {replicas}: tempo leaves it as it is"
+            );
+        }
+        return Ok(stream);
     }
     let name = stream_name(&spec.name);
     js.get_or_create_stream(stream::Config {
