@@ -55,9 +55,10 @@ impl Shell {
         }
     }
 
-    /// Logs go to stderr (as JSON lines to stdout with `--log-format json`); `RUST_LOG` decides, else `-v` (info) and `-vv` (debug), else warnings.
-    /// Guest lines (target `guest`) show from `info` unless `RUST_LOG` names `guest`. `export`
-    /// (OTLP spans and logs, when on) sees events and spans through filters of its own.
+    /// Logs go to stderr (as JSON lines to stdout with `--log-format json`); `RUST_LOG` decides,
+    /// else `-v` (info) and `-vv` (debug), else warnings. Guest lines (target `guest`) show from
+    /// `info` unless `RUST_LOG` names `guest`. `export` (OTLP spans and logs, when on) sees
+    /// events and spans through filters of its own.
     pub(crate) fn init_tracing<L>(&self, export: Option<L>)
     where
         L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,

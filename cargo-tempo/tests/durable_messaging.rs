@@ -142,3 +142,27 @@ fn durable_messages_outlive_a_killed_process_and_a_poison_one_is_dead_lettered()
         assert!(reason.contains("asked to fail"), "{reason}");
     });
 }
+
+#[test]
+fn on_the_embedded_broker_durable_messages_are_handled_with_no_server() {
+    let built = common::example("pub-sub", false);
+    let mut served = Served::start_with(
+        &built.wasm,
+        &[
+            ("TEMPO_SUBSCRIBE", "events.in,events.out"),
+            ("TEMPO_MESSAGING_DURABLE", "true"),
+        ],
+    );
+    served.wait_for_stderr("Serving durable messages on events.in, events.out");
+    let response = common::client()
+        .post(format!("{}/publish", served.url))
+        .body("hello there")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    // The handler republishes to `events.out`, whose durable queue it handles too.
+    let (stats, _) =
+        common::wait_for_body(&format!("{}/stats", served.url), r#""last":"HELLO THERE""#);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["handled"], 1);
+}

@@ -92,7 +92,8 @@ pub struct MessagingConfig {
     pub max_pending_bytes: usize,
     /// How long, after a shutdown signal, messages being handled may take to finish.
     pub shutdown_grace: Duration,
-    /// Durable delivery through JetStream (nats backend), or `None` for core subscriptions.
+    /// Durable delivery (JetStream on NATS, queues in memory on the embedded broker), or `None`
+    /// for core subscriptions.
     pub durable: Option<DurableConfig>,
 }
 

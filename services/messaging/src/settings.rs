@@ -100,13 +100,6 @@ impl MessagingConfig {
             None => MessagingBackend::Embedded,
         };
         let durable = durable_config(&toml, sources)?;
-        if durable.is_some() && backend == MessagingBackend::Embedded {
-            anyhow::bail!(
-                "{DURABLE} needs the nats backend (the embedded broker has no durable delivery \
-                 yet): set {}",
-                tempo_nats::URL.how_to_set()
-            );
-        }
         Ok(Self {
             subscriptions: sources
                 .list(&SUBSCRIPTIONS, &args.subscriptions, toml.subscriptions)
@@ -257,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn durable_delivery_needs_nats_and_its_settings_need_it_on() {
+    fn durable_delivery_takes_its_settings_only_when_on() {
         let nats = [("NATS_ADDR", "nats://127.0.0.1:4222")];
         let args = MessagingArgs::default();
         let toml = "[messaging]\ndurable = true\nmax-deliver = 3\ndead-letter = \"dead.jobs\"\n";
@@ -276,8 +269,9 @@ mod tests {
         let refused = |toml: &str, env: &[(&str, &str)]| {
             format!("{:#}", config(&args, Some(toml), env).unwrap_err())
         };
-        let err = refused("[messaging]\ndurable = true\n", &[]);
-        assert!(err.contains("needs the nats backend"), "{err}");
+        let embedded = config(&args, Some("[messaging]\ndurable = true\n"), &[]).unwrap();
+        assert_eq!(embedded.backend, MessagingBackend::Embedded);
+        assert!(embedded.durable.is_some());
         let err = refused("[messaging]\nmax-deliver = 3\n", &nats);
         assert!(
             err.contains("`[messaging] max-deliver` is set, but `[messaging] durable` is not true"),

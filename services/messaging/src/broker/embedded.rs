@@ -2,7 +2,10 @@
 //! requests nobody listens to) without a server, for `cargo tempo dev` and single-process use.
 //! Like core NATS it holds nothing: a message nobody is subscribed to is gone, and a subscriber
 //! that falls behind (more messages, or more bytes, waiting than its [`Backlog`] allows) loses the
-//! newest ones (NATS calls it a slow consumer).
+//! newest ones (NATS calls it a slow consumer). Durable subscriptions ([`durable`]) keep their
+//! messages in memory until they are handled.
+
+mod durable;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -13,7 +16,7 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use super::{Broker, Envelope, Inbox, Subscription};
+use super::{Broker, Durable, Envelope, Inbox, Subscription};
 use crate::MsgError;
 use crate::subject;
 
@@ -39,8 +42,15 @@ fn weight(message: &Envelope) -> usize {
 
 /// The in-process broker.
 pub(crate) struct Embedded {
-    subscriptions: Arc<Mutex<Subscriptions>>,
+    router: Arc<Router>,
     next_inbox: AtomicU64,
+}
+
+/// Where a message goes: the subscriptions that match it, and the durable queues that take it.
+struct Router {
+    subscriptions: Mutex<Subscriptions>,
+    /// Durable subscriptions' queues, by consumer name.
+    queues: Mutex<HashMap<String, Arc<durable::Queue>>>,
     backlog: Backlog,
 }
 
@@ -94,24 +104,48 @@ impl Subscriptions {
 }
 
 impl Embedded {
-    /// A broker whose subscriptions each hold at most `backlog`.
+    /// A broker whose subscriptions (and durable queues) each hold at most `backlog`.
     pub(crate) fn new(backlog: Backlog) -> Self {
         Self {
-            subscriptions: Arc::default(),
+            router: Arc::new(Router {
+                subscriptions: Mutex::default(),
+                queues: Mutex::default(),
+                backlog,
+            }),
             next_inbox: AtomicU64::new(0),
-            backlog,
         }
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+impl Router {
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
         // The lock guards plain bookkeeping that a panic cannot leave half-done.
         self.subscriptions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<durable::Queue>>> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `message` to the durable queues that take it, then to the subscriptions; whether
+    /// anyone got it. A full durable queue is an error for the sender.
+    fn route(&self, message: &Envelope) -> Result<bool, MsgError> {
+        let queues: Vec<Arc<durable::Queue>> = self
+            .queues()
+            .values()
+            .filter(|queue| queue.takes(&message.subject))
+            .cloned()
+            .collect();
+        for queue in &queues {
+            queue.offer(message)?;
+        }
+        Ok(self.deliver(message) || !queues.is_empty())
+    }
+
     fn deliver(&self, message: &Envelope) -> bool {
-        let receivers = self.lock().receivers(&message.subject);
+        let receivers = self.subscriptions().receivers(&message.subject);
         let delivered = !receivers.is_empty();
         let weight = weight(message);
         for receiver in receivers {
@@ -150,10 +184,10 @@ impl Embedded {
 #[async_trait::async_trait]
 impl Broker for Embedded {
     async fn publish(&self, message: Envelope) -> Result<(), MsgError> {
-        if !self.deliver(&message)
+        if !self.router.route(&message)?
             && let Some(reply_to) = &message.reply_to
         {
-            self.deliver(&Envelope {
+            self.router.deliver(&Envelope {
                 subject: reply_to.clone(),
                 no_responders: true,
                 ..Envelope::default()
@@ -167,9 +201,9 @@ impl Broker for Embedded {
         pattern: &str,
         queue: Option<&str>,
     ) -> Result<Subscription, MsgError> {
-        let (sender, receiver) = mpsc::channel(self.backlog.messages.max(1));
+        let (sender, receiver) = mpsc::channel(self.router.backlog.messages.max(1));
         let waiting_bytes = Arc::new(AtomicUsize::new(0));
-        let mut subscriptions = self.lock();
+        let mut subscriptions = self.router.subscriptions();
         let id = subscriptions.next_id;
         subscriptions.next_id += 1;
         subscriptions.list.push(Entry {
@@ -185,8 +219,28 @@ impl Broker for Embedded {
             id,
             receiver,
             waiting_bytes,
-            subscriptions: self.subscriptions.clone(),
+            router: self.router.clone(),
         }))
+    }
+
+    async fn subscribe_durable(&self, spec: &Durable) -> Result<Subscription, MsgError> {
+        let queue = {
+            let mut queues = self.router.queues();
+            let queue = queues.entry(spec.name.clone()).or_insert_with(|| {
+                Arc::new(durable::Queue::new(spec.clone(), self.router.backlog))
+            });
+            if !queue.takes_the_subjects_of(spec) {
+                return Err(MsgError::Other(format!(
+                    "the durable consumer `{}` takes other subjects already",
+                    spec.name
+                )));
+            }
+            queue.clone()
+        };
+        Ok(Box::new(durable::DurableReceiver::new(
+            queue,
+            self.router.clone(),
+        )))
     }
 
     async fn flush(&self) -> Result<(), MsgError> {
@@ -206,16 +260,12 @@ struct Receiver {
     id: u64,
     receiver: mpsc::Receiver<Envelope>,
     waiting_bytes: Arc<AtomicUsize>,
-    subscriptions: Arc<Mutex<Subscriptions>>,
+    router: Arc<Router>,
 }
 
 impl Receiver {
     fn unsubscribe(&self) {
-        let mut subscriptions = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        subscriptions.list.retain(|s| s.id != self.id);
+        self.router.subscriptions().list.retain(|s| s.id != self.id);
     }
 }
 
@@ -320,7 +370,7 @@ mod tests {
         let broker = Embedded::new(BACKLOG);
         let stream = broker.subscribe("jobs", None).await.unwrap();
         drop(stream);
-        assert!(broker.lock().list.is_empty());
+        assert!(broker.router.subscriptions().list.is_empty());
     }
 
     #[tokio::test]

@@ -63,7 +63,34 @@ impl PartialEq for Settle {
 
 impl Eq for Settle {}
 
-/// A durable subscription: a JetStream consumer every process of a component shares.
+/// The longest delay before a durable message's retry.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+/// The metadata entry that tells the guest which attempt of a durable message this is (1 for
+/// the first).
+pub(crate) const DELIVERY_KEY: &str = "tempo-delivery";
+/// The headers a dead-lettered message carries: why, after how many attempts, from where.
+pub(crate) const DEAD_REASON: &str = "Tempo-Dead-Letter-Reason";
+pub(crate) const DEAD_DELIVERIES: &str = "Tempo-Deliveries";
+pub(crate) const DEAD_SUBJECT: &str = "Tempo-Original-Subject";
+
+/// The delay before attempt `deliveries + 1`: `first`, doubled each attempt, at most a minute.
+pub(crate) fn backoff(first: Duration, deliveries: u64) -> Duration {
+    let doublings = u32::try_from(deliveries.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(16);
+    first.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
+}
+
+/// `text` on one line (control characters as spaces) and at most 512 characters, for a header.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(512)
+        .collect()
+}
+
+/// A durable subscription: a consumer every process of a component shares (a JetStream
+/// consumer on NATS, a queue in memory on the embedded broker).
 #[derive(Clone, Debug)]
 pub(crate) struct Durable {
     /// The consumer's name: the component's queue group.
@@ -95,12 +122,7 @@ pub(crate) trait Broker: Send + Sync {
 
     /// Receives the messages of `durable`'s subjects through a consumer that every process of the
     /// component shares; each message carries how to [`Settle`] it.
-    async fn subscribe_durable(&self, durable: &Durable) -> Result<Subscription, MsgError> {
-        Err(MsgError::Other(format!(
-            "durable subscriptions (for `{}`) need the nats backend",
-            durable.name
-        )))
-    }
+    async fn subscribe_durable(&self, durable: &Durable) -> Result<Subscription, MsgError>;
 
     /// Returns once the broker has seen everything sent before (subscriptions included).
     async fn flush(&self) -> Result<(), MsgError>;
@@ -163,4 +185,23 @@ pub(crate) async fn request(
         return Err(MsgError::Timeout);
     }
     Ok(received)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_a_minute() {
+        let second = Duration::from_secs(1);
+        let waits: Vec<u64> = [1, 2, 3, 4].map(|n| backoff(second, n).as_secs()).to_vec();
+        assert_eq!(waits, [1, 2, 4, 8]);
+        assert_eq!(backoff(second, 40), MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn headers_are_one_line() {
+        assert_eq!(one_line("a\r\nb"), "a  b");
+        assert_eq!(one_line(&"x".repeat(600)).len(), 512);
+    }
 }

@@ -26,18 +26,13 @@ use opentelemetry::metrics::Counter;
 
 use super::envelope;
 use crate::MsgError;
-use crate::broker::{Durable, Envelope, Inbox, Settle, Settlement, Subscription};
+use crate::broker::{
+    DEAD_DELIVERIES, DEAD_REASON, DEAD_SUBJECT, DELIVERY_KEY, Durable, Envelope, Inbox, Settle,
+    Settlement, Subscription, backoff, one_line,
+};
 
 /// How long a JetStream request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest delay before a retry.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
-/// The metadata entry that tells the guest which attempt this is (1 for the first).
-pub(crate) const DELIVERY_KEY: &str = "tempo-delivery";
-/// The headers a dead-lettered message carries.
-pub(crate) const DEAD_REASON: &str = "Tempo-Dead-Letter-Reason";
-pub(crate) const DEAD_DELIVERIES: &str = "Tempo-Deliveries";
-pub(crate) const DEAD_SUBJECT: &str = "Tempo-Original-Subject";
 /// The description of the streams tempo creates.
 const TEMPO_STREAM: &str = "created by tempo for durable messages";
 
@@ -188,22 +183,6 @@ impl Shared {
     }
 }
 
-/// The delay before attempt `deliveries + 1`: `first`, doubled each attempt, at most a minute.
-fn backoff(first: Duration, deliveries: u64) -> Duration {
-    let doublings = u32::try_from(deliveries.saturating_sub(1))
-        .unwrap_or(u32::MAX)
-        .min(16);
-    first.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
-}
-
-/// `text` on one line, for a header.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(512)
-        .collect()
-}
-
 /// The consumer's messages, as [`Envelope`]s that carry their [`Settle`].
 struct DurableInbox {
     messages: pull::Stream,
@@ -336,19 +315,5 @@ mod tests {
     fn stream_names_hold_only_what_jetstream_allows() {
         assert_eq!(stream_name("orders.v2 worker"), "TEMPO_ORDERS_V2_WORKER");
         assert_eq!(stream_name("a-b_c"), "TEMPO_A-B_C");
-    }
-
-    #[test]
-    fn retries_wait_twice_as_long_each_time_up_to_a_minute() {
-        let second = Duration::from_secs(1);
-        let waits: Vec<u64> = [1, 2, 3, 4].map(|n| backoff(second, n).as_secs()).to_vec();
-        assert_eq!(waits, [1, 2, 4, 8]);
-        assert_eq!(backoff(second, 40), MAX_RETRY_DELAY);
-    }
-
-    #[test]
-    fn headers_are_one_line() {
-        assert_eq!(one_line("a\r\nb"), "a  b");
-        assert_eq!(one_line(&"x".repeat(600)).len(), 512);
     }
 }
