@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Messaging throughput: requests on one NATS subject answered by a guest's wasi:messaging handler
 # through tempo (a fresh instance per message), against a plain async-nats responder doing the
-# same work on the same server, as a ratio. The driver keeps WINDOW requests in flight.
+# same work on the same server, as a ratio. The driver keeps WINDOW requests in flight. Then the
+# durable row: COUNT messages published to a JetStream stream, each handled (forwarded to another
+# subject) and acknowledged, by tempo with `[messaging] durable` and by a plain async-nats pull
+# consumer doing the same.
 #
 #   bench/messaging.sh            # COUNT=20000 WINDOW=64 ROUNDS=3 by default
 set -euo pipefail
@@ -21,7 +24,7 @@ guest=$PWD/target/tempo-guests/wasm32-wasip2/release/messaging_fixture.wasm
 direct=$PWD/target/release/msg-direct
 
 scratch=$(mktemp -d)
-nats-server -a 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
+nats-server -js -sd "$scratch/jetstream" -a 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
 nats_pid=$!
 responder=
 cleanup() {
@@ -38,7 +41,7 @@ url="nats://127.0.0.1:$PORT"
 start_responder() {
   "$@" >"$scratch/responder.log" 2>&1 &
   responder=$!
-  for _ in $(seq 1 600); do grep -q "Serving messages" "$scratch/responder.log" && return; sleep 0.05; done
+  for _ in $(seq 1 600); do grep -Eq "Serving (durable )?messages" "$scratch/responder.log" && return; sleep 0.05; done
   cat "$scratch/responder.log" >&2; exit 1
 }
 stop_responder() { kill "$responder"; wait "$responder" 2>/dev/null || true; responder=; }
@@ -56,7 +59,22 @@ for round in $(seq 1 "$ROUNDS"); do
   stop_responder
 done
 
+DURABLE=bench.durable
+declare -a durable_tempo durable_direct
+for round in $(seq 1 "$ROUNDS"); do
+  echo "==> durable round $round/$ROUNDS" >&2
+  "$direct" durable-prepare "$url" "$DURABLE"
+  start_responder env -C "$scratch" NATS_ADDR="$url" TEMPO_SUBSCRIBE="$DURABLE" TEMPO_MESSAGING_DURABLE=true "$tempo" run "$guest"
+  durable_tempo+=("$("$direct" durable-drive "$url" "$DURABLE" bench.done "$COUNT" | rate)")
+  stop_responder
+  "$direct" durable-prepare "$url" "$DURABLE"
+  start_responder "$direct" durable-respond "$url" "$DURABLE"
+  durable_direct+=("$("$direct" durable-drive "$url" "$DURABLE" bench.done "$COUNT" | rate)")
+  stop_responder
+done
+
 t=$(median "${via_tempo[@]}"); d=$(median "${direct_nats[@]}")
+dt=$(median "${durable_tempo[@]}"); dd=$(median "${durable_direct[@]}")
 echo
 echo "messaging: $COUNT requests, $WINDOW in flight, answered on one subject; median of $ROUNDS rounds"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nats-server --version); $(date -u +%Y-%m-%d)"
@@ -64,3 +82,6 @@ printf '%-46s %12s   %s\n' "" "msgs/s" "rounds"
 printf '%-46s %12s   %s\n' "guest handler through tempo (instance per msg)" "$t" "${via_tempo[*]}"
 printf '%-46s %12s   %s\n' "async-nats responder, same work" "$d" "${direct_nats[*]}"
 awk -v t="$t" -v d="$d" 'BEGIN { printf "ratio tempo/direct: %.2fx\n", t / d }'
+printf '%-46s %12s   %s\n' "durable: tempo handler, forwarded and acked" "$dt" "${durable_tempo[*]}"
+printf '%-46s %12s   %s\n' "durable: async-nats pull consumer, same work" "$dd" "${durable_direct[*]}"
+awk -v t="$dt" -v d="$dd" 'BEGIN { printf "ratio durable tempo/direct: %.2fx\n", t / d }'
