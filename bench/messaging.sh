@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Messaging throughput: requests on one NATS subject answered by a guest's wasi:messaging handler
-# through tempo (a fresh instance per message), against a plain async-nats responder doing the
+# through tempo (a fresh instance per message, and with instances reused for 128 messages),
+# against a plain async-nats responder doing the
 # same work on the same server, as a ratio. The driver keeps WINDOW requests in flight. Then the
 # durable row: COUNT messages published to a JetStream stream, each handled (forwarded to another
 # subject) and acknowledged, by tempo with `[messaging] durable` and by a plain async-nats pull
@@ -48,11 +49,14 @@ stop_responder() { kill "$responder"; wait "$responder" 2>/dev/null || true; res
 rate() { sed -n 's/.*: \([0-9]*\) msgs\/s.*/\1/p'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -a via_tempo direct_nats
+declare -a via_tempo via_reuse direct_nats
 for round in $(seq 1 "$ROUNDS"); do
   echo "==> round $round/$ROUNDS" >&2
   start_responder env -C "$scratch" NATS_ADDR="$url" TEMPO_SUBSCRIBE="$SUBJECT" "$tempo" run "$guest"
   via_tempo+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
+  stop_responder
+  start_responder env -C "$scratch" NATS_ADDR="$url" TEMPO_SUBSCRIBE="$SUBJECT" TEMPO_MESSAGING_INSTANCE_REUSE=128 "$tempo" run "$guest"
+  via_reuse+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
   stop_responder
   start_responder "$direct" respond "$url" "$SUBJECT"
   direct_nats+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
@@ -73,7 +77,7 @@ for round in $(seq 1 "$ROUNDS"); do
   stop_responder
 done
 
-t=$(median "${via_tempo[@]}"); d=$(median "${direct_nats[@]}")
+t=$(median "${via_tempo[@]}"); r=$(median "${via_reuse[@]}"); d=$(median "${direct_nats[@]}")
 dt=$(median "${durable_tempo[@]}"); dd=$(median "${durable_direct[@]}")
 echo
 echo "messaging: $COUNT requests, $WINDOW in flight, answered on one subject; median of $ROUNDS rounds"
@@ -81,7 +85,9 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 printf '%-46s %12s   %s\n' "" "msgs/s" "rounds"
 printf '%-46s %12s   %s\n' "guest handler through tempo (instance per msg)" "$t" "${via_tempo[*]}"
 printf '%-46s %12s   %s\n' "async-nats responder, same work" "$d" "${direct_nats[*]}"
+printf '%-46s %12s   %s\n' "guest handler, instances reused (128 msgs)" "$r" "${via_reuse[*]}"
 awk -v t="$t" -v d="$d" 'BEGIN { printf "ratio tempo/direct: %.2fx\n", t / d }'
+awk -v t="$r" -v d="$d" 'BEGIN { printf "ratio tempo reusing instances/direct: %.2fx\n", t / d }'
 printf '%-46s %12s   %s\n' "durable: tempo handler, forwarded and acked" "$dt" "${durable_tempo[*]}"
 printf '%-46s %12s   %s\n' "durable: async-nats pull consumer, same work" "$dd" "${durable_direct[*]}"
 awk -v t="$dt" -v d="$dd" 'BEGIN { printf "ratio durable tempo/direct: %.2fx\n", t / d }'

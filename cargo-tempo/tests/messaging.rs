@@ -193,6 +193,41 @@ fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
 }
 
 #[test]
+fn with_instance_reuse_an_instance_handles_n_messages_and_never_one_after_a_trap() {
+    let server = NatsServer::start();
+    let mut served = Served::launch(
+        tempo_test_fixtures::messaging(),
+        &[
+            ("NATS_ADDR", &server.url),
+            ("TEMPO_SUBSCRIBE", "fixture.>"),
+            ("TEMPO_MESSAGING_INSTANCE_REUSE", "3"),
+        ],
+    );
+    served.wait_for_stderr("Serving messages on fixture.>");
+    tokio().block_on(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let mut counts = Vec::new();
+        for _ in 0..4 {
+            counts.push(ask(&client, "fixture.a", "count").await.unwrap());
+        }
+        // The guest's static counts what its instance handled: three, then a fresh instance.
+        assert_eq!(counts, ["count: 1", "count: 2", "count: 3", "count: 1"]);
+        // The instance that counted 1 traps on the next message; the one after is fresh.
+        assert_eq!(ask(&client, "fixture.a", "trap").await, None);
+        assert_eq!(
+            ask(&client, "fixture.a", "count").await.unwrap(),
+            "count: 1"
+        );
+        // A guest's error leaves its instance in use.
+        assert_eq!(ask(&client, "fixture.a", "fail").await, None);
+        assert_eq!(
+            ask(&client, "fixture.a", "count").await.unwrap(),
+            "count: 2"
+        );
+    });
+}
+
+#[test]
 fn after_nats_restarts_the_subscription_resumes_without_restarting_tempo() {
     let mut server = NatsServer::start();
     let served = fixture_on(&server);

@@ -168,6 +168,13 @@ impl Version {
         if let Some(tasks) = &mut state.tasks {
             tasks.begin(task, work.clone(), deadline);
         }
+        self.begin_work(state, work, deadline);
+    }
+
+    /// Prepares a reused instance that handles one piece of work at a time (a WASI 0.2
+    /// message handler) for its next: its lines carry `work`'s id, its guest code is stopped at
+    /// `deadline`, and each linked service's [`Service::begin_request`] has run.
+    pub fn begin_work(&self, state: &mut State, work: Work, deadline: Option<Instant>) {
         state.work.set(work);
         state.deadline = deadline;
         for service in &self.services {

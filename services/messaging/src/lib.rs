@@ -24,6 +24,7 @@
 
 mod broker;
 mod host;
+mod instances;
 pub mod settings;
 mod subject;
 mod trigger;
@@ -95,6 +96,9 @@ pub struct MessagingConfig {
     /// Durable delivery (JetStream on NATS, queues in memory on the embedded broker), or `None`
     /// for core subscriptions.
     pub durable: Option<DurableConfig>,
+    /// How many messages one instance handles in turn (1: a fresh instance per message). One
+    /// that trapped or passed its deadline is never used again.
+    pub instance_reuse: usize,
 }
 
 /// How durable subscriptions deliver: acknowledged after the handler returns `ok`, retried after
@@ -138,6 +142,7 @@ impl Default for MessagingConfig {
             max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             shutdown_grace: Duration::from_secs(10),
             durable: None,
+            instance_reuse: 1,
         }
     }
 }

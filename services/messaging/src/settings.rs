@@ -43,6 +43,9 @@ pub const MAX_DELIVER: Setting = Setting::new(SECTION, "max-deliver");
 pub const DEAD_LETTER: Setting = Setting::new(SECTION, "dead-letter");
 /// The delay before a durable message's first retry.
 pub const RETRY_DELAY_MS: Setting = Setting::new(SECTION, "retry-delay-ms");
+/// How many messages one instance handles in turn.
+pub const INSTANCE_REUSE: Setting =
+    Setting::new(SECTION, "instance-reuse").var("TEMPO_MESSAGING_INSTANCE_REUSE");
 
 /// The flags of wasi:messaging.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -78,6 +81,7 @@ pub struct MessagingToml {
     max_deliver: Option<u32>,
     dead_letter: Option<String>,
     retry_delay_ms: Option<u64>,
+    instance_reuse: Option<usize>,
 }
 
 impl MessagingConfig {
@@ -100,6 +104,10 @@ impl MessagingConfig {
             None => MessagingBackend::Embedded,
         };
         let durable = durable_config(&toml, sources)?;
+        let instance_reuse = sources
+            .value(&INSTANCE_REUSE, None, toml.instance_reuse, "a whole number")?
+            .unwrap_or(defaults.instance_reuse);
+        anyhow::ensure!(instance_reuse >= 1, "{INSTANCE_REUSE} must be 1 or more");
         Ok(Self {
             subscriptions: sources
                 .list(&SUBSCRIPTIONS, &args.subscriptions, toml.subscriptions)
@@ -118,6 +126,7 @@ impl MessagingConfig {
                 check_subject_pattern,
             )?,
             durable,
+            instance_reuse,
             backend,
             ..defaults
         })
@@ -173,6 +182,7 @@ impl Configured for MessagingService {
         MAX_DELIVER,
         DEAD_LETTER,
         RETRY_DELAY_MS,
+        INSTANCE_REUSE,
     ];
     type Args = MessagingArgs;
 

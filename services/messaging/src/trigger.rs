@@ -11,9 +11,9 @@ use futures::stream::SelectAll;
 use futures::{FutureExt as _, StreamExt as _};
 use opentelemetry::KeyValue;
 use tempo_runtime_core::admission::Slot;
-use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
+use tempo_runtime_core::limits::DeadlineExceeded;
 use tempo_runtime_core::metrics::metrics;
-use tempo_runtime_core::outcome::{finish_run, log_failure};
+use tempo_runtime_core::outcome::log_failure;
 use tempo_runtime_core::trace_context;
 use tempo_runtime_core::wasmtime::component::InstancePre;
 use tempo_runtime_core::{
@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::broker::{Durable, Envelope, Settle, Subscription};
-use crate::host::MessageHandle;
 use crate::host::generated::MessagingRequestReplyPre;
 use crate::{MessagingService, subject};
 
@@ -41,6 +40,10 @@ impl Trigger for MessagingService {
             .map_err(anyhow::Error::from)
             .context("its `wasi:messaging/incoming-handler` export has the wrong shape")?;
         prepared.insert(handler);
+        let reuse = self.shared.config.instance_reuse;
+        if reuse > 1 {
+            prepared.insert(Arc::new(crate::instances::Pool::new(reuse)));
+        }
         Ok(())
     }
 
@@ -219,7 +222,7 @@ async fn handle(version: &Arc<Version>, mut message: Envelope) {
         messaging.destination.name = subject.as_str(),
     );
     trace_context::adopt_parent(&span, &trace_context::Metadata(&message.metadata));
-    let outcome = invoke(version, message, id.clone())
+    let outcome = crate::instances::invoke(version, message, id.clone())
         .instrument(span.clone())
         .await;
     if let Err(err) = &outcome {
@@ -241,26 +244,4 @@ async fn handle(version: &Arc<Version>, mut message: Envelope) {
     metrics()
         .messages
         .add(1, &[component, KeyValue::new("outcome", outcome)]);
-}
-
-async fn invoke(version: &Arc<Version>, message: Envelope, id: RequestId) -> anyhow::Result<()> {
-    let handler = version
-        .prepared::<MessagingRequestReplyPre<State>>()
-        .context("this version was not prepared for wasi:messaging")?
-        .clone();
-    let mut store = version.new_store(id);
-    let message = store
-        .data_mut()
-        .table()
-        .push(MessageHandle { envelope: message })?;
-    let handled = within_deadline(version.limits().deadline, async {
-        let instance = handler.instantiate_async(&mut store).await?;
-        instance
-            .wasi_messaging_incoming_handler()
-            .call_handle(&mut store, message)
-            .await
-    })
-    .await;
-    let handled = finish_run(handled, store.data(), version.component_attribute())?;
-    handled.map_err(|err| anyhow!("the handler returned an error: {err:?}"))
 }

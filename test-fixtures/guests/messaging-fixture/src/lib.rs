@@ -9,6 +9,8 @@
 //!   `N': DATA,DATA,…` with the replies' data sorted (or `error: …`);
 //! - `send SUBJECT KEY`: sends a message with the metadata `KEY: v` to SUBJECT, and replies
 //!   `sent` or `error: …`;
+//! - `count`: replies `count: N`, N counting the messages this instance handled (a static, so
+//!   it shows whether an instance is reused);
 //! - `forward SUBJECT ID`: sends `ID` to SUBJECT with the metadata it came with, and returns
 //!   without a reply (an error if the send failed): a handler of published messages;
 //! - anything else: replies `echo: DATA` with the message's content type, its metadata, and a
@@ -44,6 +46,11 @@ impl Guest for Fixture {
                 echo(&message, &data)
             }
             ["ask", subject, expected] => ask(subject, expected.parse().unwrap_or(1)),
+            ["count"] => {
+                static HANDLED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = HANDLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Message::new(format!("count: {n}").as_bytes())
+            }
             ["forward", subject, id] => {
                 let client = Client::connect("default")?;
                 let forwarded = Message::new(id.as_bytes());
