@@ -1,6 +1,7 @@
-//! The trigger: subscribe to the configured subjects (or, durable, to their JetStream consumer)
-//! and run each message through the guest's `incoming-handler` in a fresh instance of the version
-//! current when it arrives; a durable message is then acknowledged, or retried.
+//! The trigger: subscribe to the configured subjects (or, durable, to their consumer) and run
+//! each message through the guest's `incoming-handler` in an instance of the version current when
+//! it arrives (fresh, or reused: `crate::instances`); a durable message is then acknowledged, or
+//! retried.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +124,8 @@ impl Trigger for MessagingService {
 /// How long a durable message's attempt may last beyond the handler's deadline before the
 /// broker gives it to another process.
 const ACK_SLACK: Duration = Duration::from_secs(10);
+/// How long an attempt may last when handlers have no deadline.
+const ACK_WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(300);
 
 /// The durable subscription of the component whose handlers form `queue`.
 fn durable_spec(
@@ -141,13 +144,24 @@ fn durable_spec(
             crate::settings::DEAD_LETTER
         )
     })?;
+    // A dead letter the handler takes again would come back for ever.
+    if let Some(pattern) = config
+        .subscriptions
+        .iter()
+        .find(|pattern| subject::matches(pattern, &dead_letter))
+    {
+        bail!(
+            "the dead-letter subject `{dead_letter}` is one the handler subscribes to (`{pattern}`): \
+             failed messages would come back for ever; set {} to another",
+            crate::settings::DEAD_LETTER
+        );
+    }
     Ok(Durable {
         name: queue.to_owned(),
         subjects: config.subscriptions.clone(),
         max_deliver: durable.max_deliver,
         dead_letter,
-        // A handler with no deadline holds its message for as long as the slack.
-        ack_wait: deadline.unwrap_or_default() + ACK_SLACK,
+        ack_wait: deadline.unwrap_or(ACK_WAIT_WITHOUT_DEADLINE) + ACK_SLACK,
         retry_delay: durable.retry_delay,
         batch: config.concurrency,
     })
@@ -244,4 +258,29 @@ async fn handle(version: &Arc<Version>, mut message: Envelope) {
     metrics()
         .messages
         .add(1, &[component, KeyValue::new("outcome", outcome)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_subject_the_handler_takes_is_refused() {
+        let config = crate::MessagingConfig {
+            subscriptions: vec!["jobs.>".into()],
+            ..crate::MessagingConfig::default()
+        };
+        let loops = crate::DurableConfig {
+            dead_letter: Some("jobs.dead".into()),
+            ..crate::DurableConfig::default()
+        };
+        let err = durable_spec(&config, &loops, "q", None).unwrap_err();
+        assert!(
+            err.to_string().contains("would come back for ever"),
+            "{err}"
+        );
+        let spec = durable_spec(&config, &crate::DurableConfig::default(), "q", None).unwrap();
+        assert_eq!(spec.dead_letter, "tempo.dead-letter.q");
+        assert_eq!(spec.ack_wait, ACK_WAIT_WITHOUT_DEADLINE + ACK_SLACK);
+    }
 }
