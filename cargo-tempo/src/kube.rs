@@ -9,10 +9,7 @@ use serde_json::{Value, json};
 /// compiled code, tokio, hyper, the embedded backends' caches. Measured RSS of `cargo-tempo run`
 /// serving hello-http under load stays under half of it.
 pub(crate) const RUNTIME_RESERVE_MIB: u64 = 64;
-/// How long requests in flight get after the shutdown delay, and then message handlers
-/// (`services/http`'s and `services/messaging`'s `shutdown_grace`), in seconds.
-const HTTP_GRACE_SECONDS: u64 = 10;
-const MESSAGES_GRACE_SECONDS: u64 = 10;
+
 /// Slack on top, for the process to export pending telemetry and exit.
 const EXIT_SLACK_SECONDS: u64 = 5;
 /// The ports tempo listens on inside the pod.
@@ -98,10 +95,10 @@ impl App {
 
     /// Covers the shutdown delay, the requests' grace, the handlers' grace and the exit.
     pub(crate) fn termination_grace_seconds(&self) -> u64 {
-        self.shutdown_delay_ms.div_ceil(1000)
-            + HTTP_GRACE_SECONDS
-            + MESSAGES_GRACE_SECONDS
-            + EXIT_SLACK_SECONDS
+        // After the delay, requests in flight get their grace, and then message handlers theirs.
+        let graces = tempo_http::HttpConfig::default().shutdown_grace
+            + tempo_messaging::MessagingConfig::default().shutdown_grace;
+        self.shutdown_delay_ms.div_ceil(1000) + graces.as_secs() + EXIT_SLACK_SECONDS
     }
 
     fn labels(&self) -> Value {

@@ -263,6 +263,19 @@ fn tempo_in(folder: &Path, args: &[&str]) -> Output {
     tempo().current_dir(folder).args(args).output().unwrap()
 }
 
+/// `command run oci://REFERENCE` on a free port, once it serves.
+fn serve_oci(mut command: Command, reference: &str) -> Served {
+    command.args([
+        "run",
+        &format!("oci://{reference}"),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let mut served = Served::spawn(command);
+    served.wait_for_serving();
+    served
+}
+
 /// The command failed with exit code 1 and one error line that contains `says`.
 fn refused(output: &Output, says: &str) {
     let said = stderr(output);
@@ -357,16 +370,8 @@ fn push_writes_the_wasm_artifact_layout_and_pull_brings_back_the_same_component(
         let mut command = tempo();
         command
             .current_dir(folder.path())
-            .env("TEMPO_CACHE_DIR", &cache)
-            .args([
-                "run",
-                &format!("oci://{reference}"),
-                "--listen",
-                "127.0.0.1:0",
-            ]);
-        let mut served = Served::spawn(command);
-        served.wait_for_serving();
-        served
+            .env("TEMPO_CACHE_DIR", &cache);
+        serve_oci(command, reference)
     };
     let served = run(&reference);
     assert!(
@@ -724,15 +729,8 @@ fn a_private_registry_over_https_takes_a_login_from_the_variables_docker_config_
         .env("SSL_CERT_FILE", &authority)
         .env("DOCKER_CONFIG", &docker)
         .env("PATH", &path)
-        .env("TEMPO_CACHE_DIR", folder.path().join("cache/wasmtime"))
-        .args([
-            "run",
-            &format!("oci://{reference}"),
-            "--listen",
-            "127.0.0.1:0",
-        ]);
-    let mut served = Served::spawn(command);
-    served.wait_for_serving();
+        .env("TEMPO_CACHE_DIR", folder.path().join("cache/wasmtime"));
+    let served = serve_oci(command, &reference);
     assert_eq!(get(&format!("{}/", served.url)).0, 200);
 }
 

@@ -146,7 +146,7 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
 
 /// How long `run` goes on serving after the first shutdown signal, by default: long enough for
 /// a load balancer or Kubernetes' endpoints to see `/readyz` fail and stop sending.
-const DEFAULT_SHUTDOWN_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const DEFAULT_SHUTDOWN_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves until Ctrl-C or SIGTERM, drains as `drain` says, then lets requests in flight finish.
 async fn serve(

@@ -37,7 +37,19 @@ impl Registry {
             .digest()
             .or(self.reference.tag())
             .unwrap_or("latest");
-        let (manifest, digest) = self.fetch(token.as_deref(), wanted).await?;
+        // One client for the manifest and, for an index, its entry's: building one reads the
+        // system's roots.
+        let mut client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("cargo-tempo/", env!("CARGO_PKG_VERSION")));
+        if self.plain_http {
+            // No certificate to check: skip reading the system's roots (tens of milliseconds).
+            client = client.tls_certs_only([]);
+        }
+        let client = client.build().map_err(|err| self.explain(err.into()))?;
+        let token = token.as_deref();
+        let (manifest, digest) = self.fetch(&client, token, wanted).await?;
         if let Some(named) = self.reference.digest()
             && named != digest
         {
@@ -69,7 +81,7 @@ impl Registry {
                 platforms.join(", ")
             );
         };
-        let (image, image_digest) = self.fetch(token.as_deref(), &entry.digest).await?;
+        let (image, image_digest) = self.fetch(&client, token, &entry.digest).await?;
         if image_digest != entry.digest || matches!(image, OciManifest::ImageIndex(_)) {
             bail!(
                 "`{}`: the index's `wasm` entry {} is not an image manifest of that digest",
@@ -84,6 +96,7 @@ impl Registry {
     /// [`MAX_MANIFEST_BYTES`]; the manifest and the digest of the bytes.
     async fn fetch(
         &self,
+        client: &reqwest::Client,
         token: Option<&str>,
         wanted: &str,
     ) -> anyhow::Result<(OciManifest, String)> {
@@ -94,15 +107,6 @@ impl Registry {
             "{scheme}://{registry}/v2/{}/manifests/{wanted}",
             self.reference.repository()
         );
-        let mut client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("cargo-tempo/", env!("CARGO_PKG_VERSION")));
-        if self.plain_http {
-            // No certificate to check: skip reading the system's roots (tens of milliseconds).
-            client = client.tls_certs_only([]);
-        }
-        let client = client.build().map_err(|err| self.explain(err.into()))?;
         let accept = [
             OCI_IMAGE_MEDIA_TYPE,
             OCI_IMAGE_INDEX_MEDIA_TYPE,

@@ -53,7 +53,7 @@ pub(crate) const GLOBAL_SETTINGS: &[Setting] = &[
     MAX_RESOURCES,
 ];
 
-const LIMITS: &str = "limits";
+pub(crate) const LIMITS: &str = "limits";
 
 /// The variable of the admin address, which has no place in `tempo.toml`.
 const ADMIN_VAR: &str = "TEMPO_ADMIN";
@@ -175,12 +175,13 @@ struct NatsToml {
     replicas: Option<usize>,
 }
 
+/// `[limits]` in `tempo.toml` (also read by `kube`, which sizes pods from it).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct LimitsToml {
+pub(crate) struct LimitsToml {
     deadline_ms: Option<u64>,
-    memory_mib: Option<usize>,
-    max_instances: Option<usize>,
+    pub(crate) memory_mib: Option<usize>,
+    pub(crate) max_instances: Option<usize>,
     queue_timeout_ms: Option<u64>,
     max_resources: Option<usize>,
 }

@@ -44,6 +44,31 @@ pub(crate) trait Settlement: Send + Sync {
     async fn failed(&self, why: &str);
 }
 
+impl Envelope {
+    /// The same message as attempt `deliveries` of a durable subscription: the guest sees the
+    /// number as the metadata entry [`DELIVERY_KEY`].
+    pub(crate) fn for_attempt(mut self, deliveries: u64) -> Self {
+        self.metadata
+            .push((DELIVERY_KEY.to_owned(), deliveries.to_string()));
+        self.metadata.sort();
+        self
+    }
+}
+
+/// The entries a dead-lettered message gains (as headers on NATS): why it failed (on one line),
+/// after how many attempts, and the subject it came on.
+pub(crate) fn dead_letter_entries(
+    why: &str,
+    deliveries: u64,
+    subject: &str,
+) -> [(&'static str, String); 3] {
+    [
+        (DEAD_REASON, one_line(why)),
+        (DEAD_DELIVERIES, deliveries.to_string()),
+        (DEAD_SUBJECT, subject.to_owned()),
+    ]
+}
+
 /// A [`Settlement`] an [`Envelope`] carries.
 #[derive(Clone)]
 pub(crate) struct Settle(pub(crate) Arc<dyn Settlement>);

@@ -123,7 +123,7 @@ impl Stream for NatsInbox {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
         self.0
             .poll_next_unpin(cx)
-            .map(|message| message.map(envelope))
+            .map(|message| message.map(|message| envelope(&message)))
     }
 }
 
@@ -138,7 +138,7 @@ impl Inbox for NatsInbox {
 }
 
 /// What a core NATS message carries, as an [`Envelope`].
-fn envelope(message: async_nats::Message) -> Envelope {
+fn envelope(message: &async_nats::Message) -> Envelope {
     let mut content_type = None;
     let mut metadata = Vec::new();
     for (name, values) in message.headers.iter().flat_map(HeaderMap::iter) {
@@ -153,10 +153,10 @@ fn envelope(message: async_nats::Message) -> Envelope {
     metadata.sort();
     Envelope {
         subject: message.subject.to_string(),
-        reply_to: message.reply.map(|reply| reply.to_string()),
+        reply_to: message.reply.as_ref().map(ToString::to_string),
         content_type,
         metadata,
-        payload: message.payload,
+        payload: message.payload.clone(),
         no_responders: message.status == Some(StatusCode::NO_RESPONDERS),
         settle: None,
     }

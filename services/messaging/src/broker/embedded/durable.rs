@@ -13,10 +13,7 @@ use futures::Stream;
 
 use super::{Backlog, Router, weight};
 use crate::MsgError;
-use crate::broker::{
-    DEAD_DELIVERIES, DEAD_REASON, DEAD_SUBJECT, DELIVERY_KEY, Durable, Envelope, Inbox, Settle,
-    Settlement, backoff, one_line,
-};
+use crate::broker::{Durable, Envelope, Inbox, Settle, Settlement, backoff, dead_letter_entries};
 use crate::subject;
 
 /// One consumer's messages: waiting ones, and the handlers' wakers.
@@ -133,11 +130,7 @@ impl Stream for DurableReceiver {
         };
         state.bytes = state.bytes.saturating_sub(weight(&message));
         drop(state);
-        let mut envelope = message.clone();
-        envelope
-            .metadata
-            .push((DELIVERY_KEY.to_owned(), deliveries.to_string()));
-        envelope.metadata.sort();
+        let mut envelope = message.clone().for_attempt(deliveries);
         envelope.settle = Some(Settle(Arc::new(EmbeddedSettlement {
             queue: self.queue.clone(),
             router: self.router.clone(),
@@ -189,11 +182,9 @@ impl Settlement for EmbeddedSettlement {
         let spec = &self.queue.spec;
         if self.deliveries >= u64::from(spec.max_deliver) {
             let mut dead = message.clone();
-            dead.metadata.extend([
-                (DEAD_REASON.to_owned(), one_line(why)),
-                (DEAD_DELIVERIES.to_owned(), self.deliveries.to_string()),
-                (DEAD_SUBJECT.to_owned(), message.subject.clone()),
-            ]);
+            let entries = dead_letter_entries(why, self.deliveries, &message.subject);
+            dead.metadata
+                .extend(entries.map(|(name, value)| (name.to_owned(), value)));
             dead.metadata.sort();
             dead.subject = spec.dead_letter.clone();
             dead.reply_to = None;
@@ -238,7 +229,9 @@ mod tests {
 
     use super::*;
     use crate::broker::embedded::Embedded;
-    use crate::broker::{Broker, Subscription};
+    use crate::broker::{
+        Broker, DEAD_DELIVERIES, DEAD_REASON, DEAD_SUBJECT, DELIVERY_KEY, Subscription,
+    };
 
     fn spec() -> Durable {
         Durable {

@@ -27,8 +27,7 @@ use opentelemetry::metrics::Counter;
 use super::envelope;
 use crate::MsgError;
 use crate::broker::{
-    DEAD_DELIVERIES, DEAD_REASON, DEAD_SUBJECT, DELIVERY_KEY, Durable, Envelope, Inbox, Settle,
-    Settlement, Subscription, backoff, one_line,
+    Durable, Envelope, Inbox, Settle, Settlement, Subscription, backoff, dead_letter_entries,
 };
 
 /// How long a JetStream request may take.
@@ -157,9 +156,9 @@ impl Shared {
     /// Publishes `message` to the dead-letter subject, with why and after how many attempts.
     async fn dead_letter(&self, message: &async_nats::Message, deliveries: u64, why: &str) {
         let mut headers = message.headers.clone().unwrap_or_default();
-        headers.insert(DEAD_REASON, one_line(why).as_str());
-        headers.insert(DEAD_DELIVERIES, deliveries.to_string().as_str());
-        headers.insert(DEAD_SUBJECT, message.subject.as_str());
+        for (name, value) in dead_letter_entries(why, deliveries, &message.subject) {
+            headers.insert(name, value.as_str());
+        }
         let sent = self
             .client
             .publish_with_headers(
@@ -249,11 +248,7 @@ impl Stream for DurableInbox {
                     );
                 }
             }
-            let mut envelope = envelope(message.clone());
-            envelope
-                .metadata
-                .push((DELIVERY_KEY.to_owned(), deliveries.to_string()));
-            envelope.metadata.sort();
+            let mut envelope = envelope(&message).for_attempt(deliveries);
             envelope.settle = Some(Settle(Arc::new(JetStreamSettlement {
                 acker,
                 message,
