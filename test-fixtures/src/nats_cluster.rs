@@ -79,10 +79,12 @@ impl NatsCluster {
 
     /// Every node's URL, separated by commas (as `NATS_ADDR` takes a cluster).
     pub fn urls(&self) -> String {
-        (0..self.nodes.len())
-            .map(|index| self.url(index))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.url_list().join(",")
+    }
+
+    /// Every node's URL (as `async_nats::connect` takes a cluster).
+    pub fn url_list(&self) -> Vec<String> {
+        (0..self.nodes.len()).map(|index| self.url(index)).collect()
     }
 
     /// Kills node `index` with SIGKILL, as a crash would.

@@ -11,8 +11,10 @@
 //! ```
 
 mod backend;
+mod outage;
 
 pub use backend::{Backend, REPLICAS, URL, server_for};
+pub use outage::{UNAVAILABLE_HINT, call_failed, call_succeeded, jetstream_unavailable};
 
 use std::collections::HashSet;
 use std::fmt;
@@ -163,7 +165,8 @@ impl PartialEq for NatsServer {
 impl Eq for NatsServer {}
 
 /// NATS's connection events, by `event` (`disconnected`, `connected`, `lame_duck`,
-/// `slow_consumer`, `server_error`, `client_error`).
+/// `slow_consumer`, `server_error`, `client_error`), and JetStream calls the cluster could not
+/// answer (`jetstream_unavailable`, see [`call_failed`]).
 fn events() -> &'static Counter<u64> {
     static EVENTS: LazyLock<Counter<u64>> = LazyLock::new(|| {
         opentelemetry::global::meter("tempo")
@@ -210,8 +213,14 @@ async fn connect(url: Arc<str>, subscription_capacity: usize) -> anyhow::Result<
                 };
                 events().add(1, &[KeyValue::new("event", name)]);
                 match event {
-                    Event::Disconnected => tracing::warn!("lost NATS at {url}; reconnecting"),
-                    Event::Connected => tracing::info!("connected to NATS at {url}"),
+                    Event::Disconnected => {
+                        outage::DISCONNECTED.store(true, Ordering::Relaxed);
+                        tracing::warn!("lost NATS at {url}; reconnecting");
+                    }
+                    Event::Connected => {
+                        outage::DISCONNECTED.store(false, Ordering::Relaxed);
+                        tracing::info!("connected to NATS at {url}");
+                    }
                     Event::LameDuckMode => {
                         tracing::warn!(
                             "a NATS server at {url} is shutting down; moving to another"

@@ -51,7 +51,10 @@ impl Nats {
     /// The object store of `container`, telling a missing container from NATS failing.
     async fn store(&self, container: &str) -> Result<object_store::ObjectStore, BlobError> {
         match self.js.get_object_store(container).await {
-            Ok(store) => Ok(store),
+            Ok(store) => {
+                tempo_nats::call_succeeded();
+                Ok(store)
+            }
             Err(err) => match self.container_created(container).await {
                 Ok(None) => Err(BlobError::NoSuchContainer(container.to_owned())),
                 _ => Err(nats(err)),
@@ -60,8 +63,10 @@ impl Nats {
     }
 }
 
-fn nats(err: impl std::fmt::Display) -> BlobError {
-    BlobError::nats(err)
+/// A failed JetStream call as the guest's error, noted for the log of outages.
+fn nats(err: impl std::error::Error + 'static) -> BlobError {
+    let hint = tempo_nats::call_failed("a blob call", &err);
+    BlobError::nats(format!("{err}{hint}"))
 }
 
 fn seconds(time: &async_nats::jetstream::stream::Info) -> u64 {
@@ -82,7 +87,10 @@ impl Blobs for Nats {
                 ..object_store::Config::default()
             })
             .await
-            .map_err(|err| nats(format!("{err}{}", self.server.replicas_asked())))?;
+            .map_err(|err| {
+                let hint = tempo_nats::call_failed("a blob call", &err);
+                BlobError::nats(format!("{err}{}{hint}", self.server.replicas_asked()))
+            })?;
         Ok(())
     }
 

@@ -89,33 +89,43 @@ struct NatsBucket {
     store: kv::Store,
 }
 
-fn nats_error(err: impl std::fmt::Display) -> KvError {
-    KvError::Other(format!("NATS: {err}"))
+/// A failed JetStream call as the guest's error, noted for the log of outages.
+fn nats_error(err: impl std::error::Error + 'static) -> KvError {
+    let hint = tempo_nats::call_failed("a KV call", &err);
+    KvError::Other(format!("NATS: {err}{hint}"))
+}
+
+/// The result of a JetStream call, noted for the log of outages; an error as the guest's.
+fn noted<T, E: std::error::Error + 'static>(result: Result<T, E>) -> Result<T, KvError> {
+    match result {
+        Ok(value) => {
+            tempo_nats::call_succeeded();
+            Ok(value)
+        }
+        Err(err) => Err(nats_error(err)),
+    }
 }
 
 #[async_trait::async_trait]
 impl Bucket for NatsBucket {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let value = self.store.get(encode_key(key)).await.map_err(nats_error)?;
+        let value = noted(self.store.get(encode_key(key)).await)?;
         Ok(value.map(|bytes| bytes.to_vec()))
     }
 
     async fn set(&self, key: &str, value: Vec<u8>) -> Result<(), KvError> {
-        self.store
-            .put(encode_key(key), value.into())
-            .await
-            .map_err(nats_error)?;
+        noted(self.store.put(encode_key(key), value.into()).await)?;
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.store.delete(encode_key(key)).await.map_err(nats_error)
+        noted(self.store.delete(encode_key(key)).await)
     }
 
     /// NATS lists a bucket's keys in no order and from the start only: each page reads every key
     /// (O(n)) but holds only the page (O(page) memory).
     async fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, KvError> {
-        let mut keys = self.store.keys().await.map_err(nats_error)?;
+        let mut keys = noted(self.store.keys().await)?;
         let mut page = std::collections::BTreeSet::new();
         while let Some(key) = keys.try_next().await.map_err(nats_error)? {
             let key = decode_key(&key);
@@ -133,7 +143,7 @@ impl Bucket for NatsBucket {
     async fn increment(&self, key: &str, delta: u64) -> Result<u64, KvError> {
         let stored = encode_key(key);
         for _ in 0..INCREMENT_ATTEMPTS {
-            let entry = self.store.entry(stored.clone()).await.map_err(nats_error)?;
+            let entry = noted(self.store.entry(stored.clone()).await)?;
             let live = entry.filter(|entry| entry.operation == kv::Operation::Put);
             let (next, bytes) =
                 incremented(key, live.as_ref().map(|entry| &entry.value[..]), delta)?;
@@ -144,26 +154,22 @@ impl Bucket for NatsBucket {
                     .update(stored.clone(), bytes.into(), entry.revision)
                     .await
                     .map_err(|err| {
-                        (
-                            err.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                            err.to_string(),
-                        )
+                        let lost_race = err.kind() == kv::UpdateErrorKind::WrongLastRevision;
+                        (lost_race, nats_error(err))
                     }),
                 None => self
                     .store
                     .create(stored.clone(), bytes.into())
                     .await
                     .map_err(|err| {
-                        (
-                            err.kind() == kv::CreateErrorKind::AlreadyExists,
-                            err.to_string(),
-                        )
+                        let lost_race = err.kind() == kv::CreateErrorKind::AlreadyExists;
+                        (lost_race, nats_error(err))
                     }),
             };
             match written {
                 Ok(_) => return Ok(next),
                 Err((true, _)) => continue,
-                Err((false, err)) => return Err(nats_error(err)),
+                Err((false, err)) => return Err(err),
             }
         }
         Err(KvError::Other(format!(

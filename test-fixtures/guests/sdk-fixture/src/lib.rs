@@ -10,7 +10,9 @@
 //! - `GET /fail`: a 500 from an `Error`;
 //! - `POST /metric/{kind}/{name}`: adds 1 to counter `name`, or records 1 in gauge `name`;
 //! - `GET /ask/{subject}`: a request on `subject`, answered with the reply's text;
-//! - messages: replies `sdk: DATA`.
+//! - messages: `incr KEY` adds 1 to `KEY` in the `default` bucket (a handler of published
+//!   messages whose work can be counted), `fail` returns an error, anything else is answered
+//!   `sdk: DATA`.
 
 use std::io::Read as _;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use tempo_sdk::telemetry::metrics;
 use tracing::{Instrument as _, info, info_span};
 
 tempo_sdk::serve!(routes());
-tempo_sdk::handle_messages!(echo_message);
+tempo_sdk::handle_messages!(handle_message);
 
 fn routes() -> Router {
     Router::new()
@@ -155,7 +157,16 @@ async fn metric(request: Request) -> Result<(), Error> {
     Ok(())
 }
 
-fn echo_message(message: Message) -> Result<(), messaging::Error> {
+fn handle_message(message: Message) -> Result<(), messaging::Error> {
     let text = message.text();
+    if let Some(key) = text.strip_prefix("incr ") {
+        return Bucket::open("default")
+            .and_then(|bucket| bucket.increment(key, 1))
+            .map(drop)
+            .map_err(|err| messaging::Error::Other(format!("keyvalue: {err}")));
+    }
+    if text == "fail" {
+        return Err(messaging::Error::Other("asked to fail".into()));
+    }
     message.reply(Message::new(format!("sdk: {text}")))
 }

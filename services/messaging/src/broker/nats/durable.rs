@@ -14,10 +14,12 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use async_nats::Client;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::context::GetStreamByNameErrorKind;
 use async_nats::jetstream::message::{AckKind, Acker};
 use async_nats::jetstream::{self, stream};
 use futures::{Stream, StreamExt as _};
@@ -48,6 +50,10 @@ fn retries() -> &'static Counter<u64> {
     &RETRIES
 }
 
+/// How long binding a durable subscription keeps trying while JetStream cannot answer: a cluster
+/// that is starting, or electing leaders after losing a node.
+const BIND_PATIENCE: Duration = Duration::from_secs(60);
+
 /// Binds `spec`'s subjects to a stream and its consumer, and returns its messages.
 pub(super) async fn subscribe(
     client: &Client,
@@ -55,15 +61,51 @@ pub(super) async fn subscribe(
     replicas: usize,
     spec: &Durable,
 ) -> Result<Subscription, MsgError> {
-    let failed = |what: &str, err: &dyn std::fmt::Display| {
-        MsgError::Connection(format!("cannot {what} on NATS at {url}: {err}"))
-    };
     let js = jetstream::ContextBuilder::new()
         .timeout(REQUEST_TIMEOUT)
         .build(client.clone());
-    let stream = bind_stream(&js, replicas, spec)
+    let started = Instant::now();
+    let messages = loop {
+        match bind(&js, replicas, spec).await {
+            Ok(messages) => break messages,
+            Err(err)
+                if started.elapsed() < BIND_PATIENCE
+                    && tempo_nats::jetstream_unavailable(err.as_ref()) =>
+            {
+                let what = format!("the binding of the durable messages of `{}`", spec.name);
+                tempo_nats::call_failed(&what, err.as_ref());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => {
+                return Err(MsgError::Connection(format!(
+                    "cannot bind the durable messages of `{}` on NATS at {url}: {err:#}",
+                    spec.name
+                )));
+            }
+        }
+    };
+    tempo_nats::call_succeeded();
+    Ok(Box::new(DurableInbox {
+        messages,
+        shared: Arc::new(Shared {
+            client: client.clone(),
+            spec: spec.clone(),
+        }),
+        failing: AtomicBool::new(false),
+        drained: false,
+        redelivering: AtomicBool::new(false),
+    }))
+}
+
+/// The stream, the consumer and its messages, each step named in the error.
+async fn bind(
+    js: &jetstream::Context,
+    replicas: usize,
+    spec: &Durable,
+) -> anyhow::Result<pull::Stream> {
+    let stream = bind_stream(js, replicas, spec)
         .await
-        .map_err(|err| failed("bind a stream for durable messages", &err))?;
+        .context("cannot bind a stream")?;
     let consumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(spec.name.clone()),
@@ -76,23 +118,14 @@ pub(super) async fn subscribe(
             ..pull::Config::default()
         })
         .await
-        .map_err(|err| failed(&format!("create the consumer `{}`", spec.name), &err))?;
+        .context("cannot create its consumer")?;
     let messages = consumer
         .stream()
         .max_messages_per_batch(spec.batch.max(1))
         .messages()
         .await
-        .map_err(|err| failed(&format!("read the consumer `{}`", spec.name), &err))?;
-    Ok(Box::new(DurableInbox {
-        messages,
-        shared: Arc::new(Shared {
-            client: client.clone(),
-            spec: spec.clone(),
-        }),
-        failing: AtomicBool::new(false),
-        drained: false,
-        redelivering: AtomicBool::new(false),
-    }))
+        .context("cannot read its consumer")?;
+    Ok(messages)
 }
 
 /// The stream that already takes the first subject, or a new one named after the consumer.
@@ -106,16 +139,21 @@ async fn bind_stream(
         .first()
         .map(String::as_str)
         .unwrap_or_default();
-    if let Ok(name) = js.stream_by_subject(first).await {
-        let stream = js.get_stream(&name).await?;
-        let found = stream.cached_info().config.num_replicas;
-        if found != replicas {
-            tracing::warn!(
-                "the stream `{name}` has {found} replica(s) and `[nats] replicas` asks for \
-                 {replicas}: tempo leaves it as it is"
-            );
+    match js.stream_by_subject(first).await {
+        Ok(name) => {
+            let stream = js.get_stream(&name).await?;
+            let found = stream.cached_info().config.num_replicas;
+            if found != replicas {
+                tracing::warn!(
+                    "the stream `{name}` has {found} replica(s) and `[nats] replicas` asks for \
+                     {replicas}: tempo leaves it as it is"
+                );
+            }
+            return Ok(stream);
         }
-        return Ok(stream);
+        // Only a stream that is not there is created; a lookup that failed is an error.
+        Err(err) if err.kind() == GetStreamByNameErrorKind::NotFound => {}
+        Err(err) => return Err(err.into()),
     }
     let name = stream_name(&spec.name);
     js.get_or_create_stream(stream::Config {
@@ -128,7 +166,7 @@ async fn bind_stream(
         ..stream::Config::default()
     })
     .await
-    .map_err(|err| anyhow::anyhow!("the stream `{name}`: {err}"))
+    .with_context(|| format!("the stream `{name}`"))
 }
 
 /// `TEMPO_` and the consumer's name, with what a stream name may not hold as `_`.
@@ -205,6 +243,7 @@ impl Stream for DurableInbox {
             let message = match std::task::ready!(self.messages.poll_next_unpin(cx)) {
                 None => return Poll::Ready(None),
                 Some(Err(err)) => {
+                    tempo_nats::call_failed("a read of durable messages", &err);
                     if !self.failing.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
                             "cannot read the durable messages of `{}`: {err}; retrying",
