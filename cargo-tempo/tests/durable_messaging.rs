@@ -125,19 +125,7 @@ fn durable_messages_outlive_a_killed_process_and_a_poison_one_is_dead_lettered()
 
     // A message whose handler always fails: three attempts, then the dead-letter subject.
     tokio.block_on(async {
-        let js = async_nats::jetstream::new(client.clone());
-        js.publish("jobs.poison", "fail".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        let message = tokio::time::timeout(PATIENCE, dead.next())
-            .await
-            .expect("nothing reached the dead-letter subject")
-            .unwrap();
-        assert_eq!(&message.payload[..], b"fail");
-        let headers = message.headers.unwrap();
-        assert_eq!(headers.get("Tempo-Deliveries").unwrap().as_str(), "3");
+        let headers = poison_is_dead_lettered(&client, &mut dead, "3").await;
         assert_eq!(
             headers.get("Tempo-Original-Subject").unwrap().as_str(),
             "jobs.poison"
@@ -145,6 +133,30 @@ fn durable_messages_outlive_a_killed_process_and_a_poison_one_is_dead_lettered()
         let reason = headers.get("Tempo-Dead-Letter-Reason").unwrap().as_str();
         assert!(reason.contains("asked to fail"), "{reason}");
     });
+}
+
+/// Publishes `fail` to `jobs.poison` through JetStream and waits for it on `dead`, a subscription
+/// to the dead-letter subject; checks that it came after `attempts` attempts, and returns its
+/// headers.
+async fn poison_is_dead_lettered(
+    client: &async_nats::Client,
+    dead: &mut async_nats::Subscriber,
+    attempts: &str,
+) -> async_nats::HeaderMap {
+    let js = async_nats::jetstream::new(client.clone());
+    js.publish("jobs.poison", "fail".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let message = tokio::time::timeout(PATIENCE, dead.next())
+        .await
+        .expect("nothing reached the dead-letter subject")
+        .unwrap();
+    assert_eq!(&message.payload[..], b"fail");
+    let headers = message.headers.unwrap();
+    assert_eq!(headers.get("Tempo-Deliveries").unwrap().as_str(), attempts);
+    headers
 }
 
 #[test]
@@ -399,19 +411,7 @@ fn on_a_three_node_cluster_a_node_and_a_process_die_and_nothing_answered_or_publ
         let client = async_nats::connect(cluster.url_list()).await.unwrap();
         let mut dead = client.subscribe("dead.jobs").await.unwrap();
         client.flush().await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        js.publish("jobs.poison", "fail".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        let message = tokio::time::timeout(PATIENCE, dead.next())
-            .await
-            .expect("nothing reached the dead-letter subject")
-            .unwrap();
-        assert_eq!(&message.payload[..], b"fail");
-        let headers = message.headers.unwrap();
-        assert_eq!(headers.get("Tempo-Deliveries").unwrap().as_str(), "6");
+        poison_is_dead_lettered(&client, &mut dead, "6").await;
     });
 
     // Every answered write is readable from every process.
