@@ -14,7 +14,9 @@ mod backend;
 mod outage;
 
 pub use backend::{Backend, REPLICAS, URL, server_for};
-pub use outage::{UNAVAILABLE_HINT, call_failed, call_succeeded, jetstream_unavailable};
+pub use outage::{
+    UNAVAILABLE_HINT, call_failed, call_succeeded, jetstream_unavailable, patiently, stream_missing,
+};
 
 use std::collections::HashSet;
 use std::fmt;

@@ -15,7 +15,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::{
-    CreateStreamErrorKind, PublishErrorKind, RequestErrorKind as JsRequestErrorKind,
+    CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind,
+    RequestErrorKind as JsRequestErrorKind,
 };
 use async_nats::jetstream::kv::{EntryErrorKind, UpdateErrorKind};
 use async_nats::jetstream::stream::ConsumerErrorKind;
@@ -87,13 +88,22 @@ fn unavailable_here(err: &(dyn Error + 'static)) -> bool {
         );
     }
     if let Some(err) = err.downcast_ref::<jetstream::context::CreateStreamError>() {
-        return matches!(
-            err.kind(),
-            CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
-        );
+        return match err.kind() {
+            CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => true,
+            CreateStreamErrorKind::JetStream(err) => UNAVAILABLE_CODES.contains(&err.error_code()),
+            _ => false,
+        };
+    }
+    if let Some(err) = err.downcast_ref::<jetstream::context::GetStreamError>() {
+        return matches!(err.kind(), GetStreamErrorKind::JetStream(err)
+            if UNAVAILABLE_CODES.contains(&err.error_code()));
     }
     if let Some(err) = err.downcast_ref::<jetstream::stream::ConsumerError>() {
-        return err.kind() == ConsumerErrorKind::TimedOut;
+        return match err.kind() {
+            ConsumerErrorKind::TimedOut => true,
+            ConsumerErrorKind::JetStream(err) => UNAVAILABLE_CODES.contains(&err.error_code()),
+            _ => false,
+        };
     }
     if let Some(err) = err.downcast_ref::<jetstream::kv::EntryError>() {
         return err.kind() == EntryErrorKind::TimedOut;
@@ -102,6 +112,56 @@ fn unavailable_here(err: &(dyn Error + 'static)) -> bool {
         return err.kind() == UpdateErrorKind::TimedOut;
     }
     false
+}
+
+/// Whether `err`, or an error it was caused by, says that the stream asked for does not exist
+/// (a KV bucket or an object store is a stream too).
+pub fn stream_missing(err: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let missing = err
+            .downcast_ref::<jetstream::context::GetStreamError>()
+            .is_some_and(|err| {
+                matches!(err.kind(), GetStreamErrorKind::JetStream(err)
+                    if err.error_code() == ErrorCode::STREAM_NOT_FOUND)
+            });
+        if missing {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
+/// How long [`patiently`] goes on.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long [`patiently`] waits between attempts.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs `attempt` until it succeeds, fails otherwise than for want of an answer from JetStream,
+/// or a minute has passed: for what tempo binds or creates at start, on a cluster that may be
+/// starting too, or electing leaders. A failure for want of an answer is noted as
+/// [`call_failed`] notes it (`what` names the call).
+pub async fn patiently<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let started = Instant::now();
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                call_succeeded();
+                return Ok(value);
+            }
+            Err(err) if started.elapsed() < PATIENCE && jetstream_unavailable(err.as_ref()) => {
+                call_failed(what, err.as_ref());
+                tokio::time::sleep(RETRY_EVERY).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// What a guest's error adds when JetStream could not answer its call.
@@ -165,7 +225,9 @@ pub fn call_succeeded() {
 
 #[cfg(test)]
 mod tests {
-    use async_nats::jetstream::context::{PublishError, RequestError};
+    use async_nats::jetstream::context::{
+        GetStreamError, KeyValueError, KeyValueErrorKind, PublishError, RequestError,
+    };
     use async_nats::jetstream::kv::{PutError, PutErrorKind};
 
     use super::*;
@@ -193,5 +255,65 @@ mod tests {
         assert!(!jetstream_unavailable(&std::io::Error::other("timed out")));
         assert_eq!(call_failed("a test", &too_large), "");
         assert_eq!(call_failed("a test", &no_leader), UNAVAILABLE_HINT);
+    }
+
+    /// A JetStream API error as the server sends it.
+    fn api_error(code: u64) -> jetstream::Error {
+        serde_json::from_value(serde_json::json!({
+            "code": 503, "err_code": code, "description": "from the test"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_missing_stream_is_told_from_a_lookup_that_failed() {
+        let missing = KeyValueError::with_source(
+            KeyValueErrorKind::GetBucket,
+            GetStreamError::new(GetStreamErrorKind::JetStream(api_error(10059))),
+        );
+        assert!(stream_missing(&missing));
+        assert!(!jetstream_unavailable(&missing));
+        let no_leader = KeyValueError::with_source(
+            KeyValueErrorKind::GetBucket,
+            GetStreamError::new(GetStreamErrorKind::JetStream(api_error(10008))),
+        );
+        assert!(!stream_missing(&no_leader));
+        assert!(jetstream_unavailable(&no_leader));
+        let timed_out = KeyValueError::with_source(
+            KeyValueErrorKind::GetBucket,
+            GetStreamError::with_source(
+                GetStreamErrorKind::Request,
+                RequestError::new(JsRequestErrorKind::TimedOut),
+            ),
+        );
+        assert!(!stream_missing(&timed_out));
+        assert!(jetstream_unavailable(&timed_out));
+    }
+
+    #[tokio::test]
+    async fn patiently_tries_again_only_what_jetstream_could_not_answer() {
+        let mut calls = 0;
+        let value = patiently("a test", || {
+            calls += 1;
+            let call = calls;
+            async move {
+                if call < 3 {
+                    Err(RequestError::new(JsRequestErrorKind::TimedOut).into())
+                } else {
+                    Ok(call)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 3);
+        let mut calls = 0;
+        let err = patiently("a test", || {
+            calls += 1;
+            async { Err::<(), _>(anyhow::anyhow!("refused")) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!((calls, err.to_string().as_str()), (1, "refused"));
     }
 }

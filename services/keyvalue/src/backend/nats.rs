@@ -37,41 +37,58 @@ impl Nats {
         buckets: &[String],
         max_value_bytes: usize,
     ) -> anyhow::Result<Self> {
-        let (client, url) = (server.client().await?, server.url());
+        let client = server.client().await?;
         let js = jetstream::ContextBuilder::new()
             .timeout(REQUEST_TIMEOUT)
             .build(client);
         let mut stores = HashMap::new();
         for bucket in buckets {
-            let store = match js.get_key_value(bucket).await {
-                Ok(store) => {
-                    // Made before, perhaps with another replica count: kept as it is.
-                    let status = store.status().await.with_context(|| {
-                        format!("cannot read the JetStream KV bucket `{bucket}` on {url}")
-                    })?;
-                    let what = format!("the JetStream KV bucket `{bucket}`");
-                    server.keep_replicas(&what, status.info.config.num_replicas);
-                    store
-                }
-                Err(_) => js
-                    .create_key_value(kv::Config {
-                        bucket: bucket.clone(),
-                        history: 1,
-                        max_value_size: i32::try_from(max_value_bytes).unwrap_or(i32::MAX),
-                        num_replicas: server.replicas(),
-                        ..kv::Config::default()
-                    })
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot create the JetStream KV bucket `{bucket}` on {url}{}",
-                            server.replicas_asked()
-                        )
-                    })?,
-            };
+            let what = format!("the opening of the JetStream KV bucket `{bucket}`");
+            let open = || open_bucket(&js, server, bucket, max_value_bytes);
+            let store = tempo_nats::patiently(&what, open).await?;
             stores.insert(bucket.clone(), store);
         }
         Ok(Self { buckets: stores })
+    }
+}
+
+/// The bucket `bucket` on `server`: the one there, or a new one (one value per key, file storage,
+/// `[nats] replicas`) when there is none. A lookup that fails otherwise is an error.
+async fn open_bucket(
+    js: &jetstream::Context,
+    server: &NatsServer,
+    bucket: &str,
+    max_value_bytes: usize,
+) -> anyhow::Result<kv::Store> {
+    let url = server.url();
+    match js.get_key_value(bucket).await {
+        Ok(store) => {
+            // Made before, perhaps with another replica count: kept as it is.
+            let status = store.status().await.with_context(|| {
+                format!("cannot read the JetStream KV bucket `{bucket}` on {url}")
+            })?;
+            let what = format!("the JetStream KV bucket `{bucket}`");
+            server.keep_replicas(&what, status.info.config.num_replicas);
+            Ok(store)
+        }
+        Err(err) if tempo_nats::stream_missing(&err) => js
+            .create_key_value(kv::Config {
+                bucket: bucket.to_owned(),
+                history: 1,
+                max_value_size: i32::try_from(max_value_bytes).unwrap_or(i32::MAX),
+                num_replicas: server.replicas(),
+                ..kv::Config::default()
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create the JetStream KV bucket `{bucket}` on {url}{}",
+                    server.replicas_asked()
+                )
+            }),
+        Err(err) => Err(anyhow::Error::new(err).context(format!(
+            "cannot read the JetStream KV bucket `{bucket}` on {url}"
+        ))),
     }
 }
 

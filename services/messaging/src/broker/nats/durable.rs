@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::Client;
@@ -50,11 +50,8 @@ fn retries() -> &'static Counter<u64> {
     &RETRIES
 }
 
-/// How long binding a durable subscription keeps trying while JetStream cannot answer: a cluster
-/// that is starting, or electing leaders after losing a node.
-const BIND_PATIENCE: Duration = Duration::from_secs(60);
-
-/// Binds `spec`'s subjects to a stream and its consumer, and returns its messages.
+/// Binds `spec`'s subjects to a stream and its consumer, and returns its messages. A cluster
+/// that cannot answer yet (starting, or electing leaders) is given a minute.
 pub(super) async fn subscribe(
     client: &Client,
     url: &str,
@@ -64,27 +61,15 @@ pub(super) async fn subscribe(
     let js = jetstream::ContextBuilder::new()
         .timeout(REQUEST_TIMEOUT)
         .build(client.clone());
-    let started = Instant::now();
-    let messages = loop {
-        match bind(&js, replicas, spec).await {
-            Ok(messages) => break messages,
-            Err(err)
-                if started.elapsed() < BIND_PATIENCE
-                    && tempo_nats::jetstream_unavailable(err.as_ref()) =>
-            {
-                let what = format!("the binding of the durable messages of `{}`", spec.name);
-                tempo_nats::call_failed(&what, err.as_ref());
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(err) => {
-                return Err(MsgError::Connection(format!(
-                    "cannot bind the durable messages of `{}` on NATS at {url}: {err:#}",
-                    spec.name
-                )));
-            }
-        }
-    };
-    tempo_nats::call_succeeded();
+    let what = format!("the binding of the durable messages of `{}`", spec.name);
+    let messages = tempo_nats::patiently(&what, || bind(&js, replicas, spec))
+        .await
+        .map_err(|err| {
+            MsgError::Connection(format!(
+                "cannot bind the durable messages of `{}` on NATS at {url}: {err:#}",
+                spec.name
+            ))
+        })?;
     Ok(Box::new(DurableInbox {
         messages,
         shared: Arc::new(Shared {
