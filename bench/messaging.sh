@@ -5,7 +5,7 @@
 # same work on the same server, as a ratio. The driver keeps WINDOW requests in flight. Then the
 # durable row: COUNT messages published to a JetStream stream, each handled (forwarded to another
 # subject) and acknowledged, by tempo with `[messaging] durable` and by a plain async-nats pull
-# consumer doing the same.
+# consumer doing the same. The request/reply rows also give the responder's CPU time per message.
 #
 #   bench/messaging.sh            # COUNT=20000 WINDOW=64 ROUNDS=3 by default
 set -euo pipefail
@@ -47,19 +47,29 @@ start_responder() {
 }
 stop_responder() { kill "$responder"; wait "$responder" 2>/dev/null || true; responder=; }
 rate() { sed -n 's/.*: \([0-9]*\) msgs\/s.*/\1/p'; }
+# The responder's CPU time so far, in clock ticks (user + system, from /proc).
+ticks() { awk '{ print $14 + $15 }' "/proc/$responder/stat"; }
+# Drives COUNT requests at the responder; prints "<msgs/s> <the responder's CPU µs per message>".
+drive() {
+  local before rate
+  before=$(ticks)
+  rate=$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)
+  awk -v r="$rate" -v t="$(( $(ticks) - before ))" -v hz="$(getconf CLK_TCK)" -v n="$COUNT" \
+    'BEGIN { printf "%s %.1f\n", r, t * 1e6 / hz / n }'
+}
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -a via_tempo via_reuse direct_nats
+declare -a via_tempo via_reuse direct_nats cpu_tempo cpu_reuse cpu_direct
 for round in $(seq 1 "$ROUNDS"); do
   echo "==> round $round/$ROUNDS" >&2
   start_responder env -C "$scratch" NATS_ADDR="$url" TEMPO_SUBSCRIBE="$SUBJECT" "$tempo" run "$guest"
-  via_tempo+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
+  read -r r c < <(drive); via_tempo+=("$r"); cpu_tempo+=("$c")
   stop_responder
   start_responder env -C "$scratch" NATS_ADDR="$url" TEMPO_SUBSCRIBE="$SUBJECT" TEMPO_MESSAGING_INSTANCE_REUSE=128 "$tempo" run "$guest"
-  via_reuse+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
+  read -r r c < <(drive); via_reuse+=("$r"); cpu_reuse+=("$c")
   stop_responder
   start_responder "$direct" respond "$url" "$SUBJECT"
-  direct_nats+=("$("$direct" drive "$url" "$SUBJECT" "$COUNT" "$WINDOW" | rate)")
+  read -r r c < <(drive); direct_nats+=("$r"); cpu_direct+=("$c")
   stop_responder
 done
 
@@ -82,10 +92,11 @@ dt=$(median "${durable_tempo[@]}"); dd=$(median "${durable_direct[@]}")
 echo
 echo "messaging: $COUNT requests, $WINDOW in flight, answered on one subject; median of $ROUNDS rounds"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nats-server --version); $(date -u +%Y-%m-%d)"
-printf '%-46s %12s   %s\n' "" "msgs/s" "rounds"
-printf '%-46s %12s   %s\n' "guest handler through tempo (instance per msg)" "$t" "${via_tempo[*]}"
-printf '%-46s %12s   %s\n' "async-nats responder, same work" "$d" "${direct_nats[*]}"
-printf '%-46s %12s   %s\n' "guest handler, instances reused (128 msgs)" "$r" "${via_reuse[*]}"
+printf '%-46s %12s %9s   %s\n' "" "msgs/s" "CPU µs" "rounds (msgs/s)"
+printf '%-46s %12s %9s   %s\n' "guest handler through tempo (instance per msg)" "$t" "$(median "${cpu_tempo[@]}")" "${via_tempo[*]}"
+printf '%-46s %12s %9s   %s\n' "async-nats responder, same work" "$d" "$(median "${cpu_direct[@]}")" "${direct_nats[*]}"
+printf '%-46s %12s %9s   %s\n' "guest handler, instances reused (128 msgs)" "$r" "$(median "${cpu_reuse[@]}")" "${via_reuse[*]}"
+echo "(CPU µs: the responder process's user and system time per message, median of the rounds)"
 awk -v t="$t" -v d="$d" 'BEGIN { printf "ratio tempo/direct: %.2fx\n", t / d }'
 awk -v t="$r" -v d="$d" 'BEGIN { printf "ratio tempo reusing instances/direct: %.2fx\n", t / d }'
 printf '%-46s %12s   %s\n' "durable: tempo handler, forwarded and acked" "$dt" "${durable_tempo[*]}"
