@@ -173,7 +173,10 @@ fn events() -> &'static Counter<u64> {
     static EVENTS: LazyLock<Counter<u64>> = LazyLock::new(|| {
         opentelemetry::global::meter("tempo")
             .u64_counter("tempo.nats.events")
-            .with_description("NATS connection events: disconnects, reconnects, lame duck servers")
+            .with_description(
+                "NATS connection events (disconnects, reconnects, lame duck servers), and \
+                 JetStream calls the cluster could not answer",
+            )
             .build()
     });
     &EVENTS

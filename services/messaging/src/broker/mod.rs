@@ -5,11 +5,13 @@ pub(crate) mod embedded;
 pub(crate) mod nats;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 
 use crate::MsgError;
 
@@ -97,6 +99,27 @@ pub(crate) const DELIVERY_KEY: &str = "tempo-delivery";
 pub(crate) const DEAD_REASON: &str = "Tempo-Dead-Letter-Reason";
 pub(crate) const DEAD_DELIVERIES: &str = "Tempo-Deliveries";
 pub(crate) const DEAD_SUBJECT: &str = "Tempo-Original-Subject";
+
+/// Counts a durable message delivered again (`redelivered`) or given up (`dead_lettered`), on
+/// either broker.
+pub(crate) fn count_retry(kind: &'static str) {
+    static RETRIES: LazyLock<Counter<u64>> = LazyLock::new(|| {
+        opentelemetry::global::meter("tempo")
+            .u64_counter("tempo.messages.retries")
+            .with_description(
+                "Durable messages delivered again, or sent to the dead-letter subject",
+            )
+            .build()
+    });
+    RETRIES.add(1, &[KeyValue::new("kind", kind)]);
+}
+
+/// Counts and logs a message on `from` sent to the dead-letter subject `to` after `deliveries`
+/// failed attempts (`why`: the last failure).
+pub(crate) fn dead_lettered(from: &str, deliveries: u64, why: &str, to: &str) {
+    count_retry("dead_lettered");
+    tracing::warn!("a message on `{from}` failed {deliveries} time(s) ({why}); sent to `{to}`");
+}
 
 /// The delay before attempt `deliveries + 1`: `first`, doubled each attempt, at most a minute.
 pub(crate) fn backoff(first: Duration, deliveries: u64) -> Duration {

@@ -23,9 +23,8 @@ const CONTENT_TYPE: &str = "Content-Type";
 /// A connection to a NATS server or cluster.
 pub(crate) struct Nats {
     client: Client,
-    url: String,
-    /// Replicas of the streams tempo creates.
-    replicas: usize,
+    /// The server, for its address and the replicas of the streams tempo creates.
+    server: NatsServer,
 }
 
 impl Nats {
@@ -34,13 +33,12 @@ impl Nats {
     pub(crate) async fn connect(server: &NatsServer) -> anyhow::Result<Self> {
         Ok(Self {
             client: server.client().await?,
-            url: server.url().to_owned(),
-            replicas: server.replicas(),
+            server: server.clone(),
         })
     }
 
     fn unreachable(&self) -> MsgError {
-        MsgError::Connection(format!("NATS at {} is unreachable", self.url))
+        MsgError::Connection(format!("NATS at {} is unreachable", self.server.url()))
     }
 }
 
@@ -93,19 +91,22 @@ impl Broker for Nats {
         .map_err(|err| {
             MsgError::Connection(format!(
                 "cannot subscribe to `{pattern}` on NATS at {}: {err}",
-                self.url
+                self.server.url()
             ))
         })?;
         Ok(Box::new(NatsInbox(subscriber)))
     }
 
     async fn subscribe_durable(&self, spec: &Durable) -> Result<Subscription, MsgError> {
-        durable::subscribe(&self.client, &self.url, self.replicas, spec).await
+        durable::subscribe(&self.client, &self.server, spec).await
     }
 
     async fn flush(&self) -> Result<(), MsgError> {
         self.client.flush().await.map_err(|err| {
-            MsgError::Connection(format!("NATS at {} did not answer: {err}", self.url))
+            MsgError::Connection(format!(
+                "NATS at {} did not answer: {err}",
+                self.server.url()
+            ))
         })
     }
 

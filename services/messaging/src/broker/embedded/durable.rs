@@ -13,7 +13,10 @@ use futures::Stream;
 
 use super::{Backlog, Router, weight};
 use crate::MsgError;
-use crate::broker::{Durable, Envelope, Inbox, Settle, Settlement, backoff, dead_letter_entries};
+use crate::broker::{
+    Durable, Envelope, Inbox, Settle, Settlement, backoff, count_retry, dead_letter_entries,
+    dead_lettered,
+};
 use crate::subject;
 
 /// One consumer's messages: waiting ones, and the handlers' wakers.
@@ -130,6 +133,9 @@ impl Stream for DurableReceiver {
         };
         state.bytes = state.bytes.saturating_sub(weight(&message));
         drop(state);
+        if deliveries > 1 {
+            count_retry("redelivered");
+        }
         let mut envelope = message.clone().for_attempt(deliveries);
         envelope.settle = Some(Settle(Arc::new(EmbeddedSettlement {
             queue: self.queue.clone(),
@@ -188,12 +194,7 @@ impl Settlement for EmbeddedSettlement {
             dead.metadata.sort();
             dead.subject = spec.dead_letter.clone();
             dead.reply_to = None;
-            tracing::warn!(
-                "a message on `{}` failed {} time(s) ({why}); sent to `{}`",
-                message.subject,
-                self.deliveries,
-                spec.dead_letter
-            );
+            dead_lettered(&message.subject, self.deliveries, why, &spec.dead_letter);
             if let Err(err) = self.router.route(&dead) {
                 tracing::warn!(
                     "the dead-letter subject `{}` took nothing: {err}",

@@ -11,8 +11,8 @@
 //! (its process died each time) is dead-lettered too, on its next delivery, without a handler.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,13 +23,13 @@ use async_nats::jetstream::context::GetStreamByNameErrorKind;
 use async_nats::jetstream::message::{AckKind, Acker};
 use async_nats::jetstream::{self, stream};
 use futures::{Stream, StreamExt as _};
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Counter;
+use tempo_nats::NatsServer;
 
 use super::envelope;
 use crate::MsgError;
 use crate::broker::{
-    Durable, Envelope, Inbox, Settle, Settlement, Subscription, backoff, dead_letter_entries,
+    Durable, Envelope, Inbox, Settle, Settlement, Subscription, backoff, count_retry,
+    dead_letter_entries, dead_lettered,
 };
 
 /// How long a JetStream request may take.
@@ -37,37 +37,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The description of the streams tempo creates.
 const TEMPO_STREAM: &str = "created by tempo for durable messages";
 
-/// Durable messages delivered again or given up, by `kind` (`redelivered`, `dead_lettered`).
-fn retries() -> &'static Counter<u64> {
-    static RETRIES: LazyLock<Counter<u64>> = LazyLock::new(|| {
-        opentelemetry::global::meter("tempo")
-            .u64_counter("tempo.messages.retries")
-            .with_description(
-                "Durable messages delivered again, or sent to the dead-letter subject",
-            )
-            .build()
-    });
-    &RETRIES
-}
-
 /// Binds `spec`'s subjects to a stream and its consumer, and returns its messages. A cluster
 /// that cannot answer yet (starting, or electing leaders) is given a minute.
 pub(super) async fn subscribe(
     client: &Client,
-    url: &str,
-    replicas: usize,
+    server: &NatsServer,
     spec: &Durable,
 ) -> Result<Subscription, MsgError> {
     let js = jetstream::ContextBuilder::new()
         .timeout(REQUEST_TIMEOUT)
         .build(client.clone());
     let what = format!("the binding of the durable messages of `{}`", spec.name);
-    let messages = tempo_nats::patiently(&what, || bind(&js, replicas, spec))
+    let messages = tempo_nats::patiently(&what, || bind(&js, server, spec))
         .await
         .map_err(|err| {
             MsgError::Connection(format!(
-                "cannot bind the durable messages of `{}` on NATS at {url}: {err:#}",
-                spec.name
+                "cannot bind the durable messages of `{}` on NATS at {}: {err:#}",
+                spec.name,
+                server.url()
             ))
         })?;
     Ok(Box::new(DurableInbox {
@@ -85,10 +72,10 @@ pub(super) async fn subscribe(
 /// The stream, the consumer and its messages, each step named in the error.
 async fn bind(
     js: &jetstream::Context,
-    replicas: usize,
+    server: &NatsServer,
     spec: &Durable,
 ) -> anyhow::Result<pull::Stream> {
-    let stream = bind_stream(js, replicas, spec)
+    let stream = bind_stream(js, server, spec)
         .await
         .context("cannot bind a stream")?;
     let consumer = stream
@@ -116,7 +103,7 @@ async fn bind(
 /// The stream that already takes the first subject, or a new one named after the consumer.
 async fn bind_stream(
     js: &jetstream::Context,
-    replicas: usize,
+    server: &NatsServer,
     spec: &Durable,
 ) -> anyhow::Result<stream::Stream> {
     let first = spec
@@ -128,12 +115,7 @@ async fn bind_stream(
         Ok(name) => {
             let stream = js.get_stream(&name).await?;
             let found = stream.cached_info().config.num_replicas;
-            if found != replicas {
-                tracing::warn!(
-                    "the stream `{name}` has {found} replica(s) and `[nats] replicas` asks for \
-                     {replicas}: tempo leaves it as it is"
-                );
-            }
+            server.keep_replicas(&format!("the JetStream stream `{name}`"), found);
             return Ok(stream);
         }
         // Only a stream that is not there is created; a lookup that failed is an error.
@@ -147,11 +129,11 @@ async fn bind_stream(
         subjects: spec.subjects.clone(),
         retention: stream::RetentionPolicy::Interest,
         storage: stream::StorageType::File,
-        num_replicas: replicas,
+        num_replicas: server.replicas(),
         ..stream::Config::default()
     })
     .await
-    .with_context(|| format!("the stream `{name}`"))
+    .with_context(|| format!("the stream `{name}`{}", server.replicas_asked()))
 }
 
 /// `TEMPO_` and the consumer's name, with what a stream name may not hold as `_`.
@@ -176,8 +158,9 @@ struct Shared {
 }
 
 impl Shared {
-    /// Publishes `message` to the dead-letter subject, with why and after how many attempts.
-    async fn dead_letter(&self, message: &async_nats::Message, deliveries: u64, why: &str) {
+    /// Publishes `message` to the dead-letter subject, with why and after how many attempts;
+    /// whether it was sent (if not, the message must stay on its stream).
+    async fn dead_letter(&self, message: &async_nats::Message, deliveries: u64, why: &str) -> bool {
         let mut headers = message.headers.clone().unwrap_or_default();
         for (name, value) in dead_letter_entries(why, deliveries, &message.subject) {
             headers.insert(name, value.as_str());
@@ -190,17 +173,18 @@ impl Shared {
                 message.payload.clone(),
             )
             .await;
-        retries().add(1, &[KeyValue::new("kind", "dead_lettered")]);
+        let to = &self.spec.dead_letter;
         match sent {
-            Ok(()) => tracing::warn!(
-                "a message on `{}` failed {deliveries} time(s) ({why}); sent to `{}`",
-                message.subject,
-                self.spec.dead_letter
-            ),
-            Err(err) => tracing::warn!(
-                "cannot send a failed message to `{}`: {err}; it stays on its stream",
-                self.spec.dead_letter
-            ),
+            Ok(()) => {
+                dead_lettered(&message.subject, deliveries, why, to);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "cannot send a failed message to `{to}`: {err}; it stays on its stream"
+                );
+                false
+            }
         }
     }
 }
@@ -254,15 +238,17 @@ impl Stream for DurableInbox {
                 // Handled `max-deliver` times already, never to an end: its process died.
                 tokio::spawn(async move {
                     let why = "its handler never finished (the process stopped)";
-                    shared.dead_letter(&message, deliveries - 1, why).await;
-                    if let Err(err) = acker.ack_with(AckKind::Term).await {
+                    // Not sent: left unacknowledged, it comes again after the ack wait.
+                    if shared.dead_letter(&message, deliveries - 1, why).await
+                        && let Err(err) = acker.ack_with(AckKind::Term).await
+                    {
                         tracing::debug!("cannot terminate a dead-lettered message: {err}");
                     }
                 });
                 continue;
             }
             if deliveries > 1 {
-                retries().add(1, &[KeyValue::new("kind", "redelivered")]);
+                count_retry("redelivered");
                 if !self.redelivering.swap(true, Ordering::Relaxed) {
                     tracing::info!(
                         "messages of `{}` are being delivered again (a handler failed, or a \
@@ -312,10 +298,13 @@ impl Settlement for JetStreamSettlement {
     }
 
     async fn failed(&self, why: &str) {
-        let kind = if self.deliveries >= u64::from(self.shared.spec.max_deliver) {
-            self.shared
+        let last = self.deliveries >= u64::from(self.shared.spec.max_deliver);
+        let kind = if last
+            && self
+                .shared
                 .dead_letter(&self.message, self.deliveries, why)
-                .await;
+                .await
+        {
             AckKind::Term
         } else {
             AckKind::Nak(Some(backoff(self.shared.spec.retry_delay, self.deliveries)))
