@@ -54,14 +54,15 @@ const UNAVAILABLE_CODES: [ErrorCode; 4] = [
 
 /// Whether `err`, or an error it was caused by, says that JetStream could not answer.
 pub fn jetstream_unavailable(err: &(dyn Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(err) = next {
-        if unavailable_here(err) {
-            return true;
-        }
-        next = err.source();
-    }
-    false
+    any_in_chain(err, unavailable_here)
+}
+
+/// Whether `test` holds for `err` or for any error down its chain of sources.
+fn any_in_chain<'a>(
+    err: &'a (dyn Error + 'static),
+    test: fn(&(dyn Error + 'static)) -> bool,
+) -> bool {
+    std::iter::successors(Some(err), |&err: &&'a (dyn Error + 'static)| err.source()).any(test)
 }
 
 fn unavailable_here(err: &(dyn Error + 'static)) -> bool {
@@ -117,20 +118,13 @@ fn unavailable_here(err: &(dyn Error + 'static)) -> bool {
 /// Whether `err`, or an error it was caused by, says that the stream asked for does not exist
 /// (a KV bucket or an object store is a stream too).
 pub fn stream_missing(err: &(dyn Error + 'static)) -> bool {
-    let mut next = Some(err);
-    while let Some(err) = next {
-        let missing = err
-            .downcast_ref::<jetstream::context::GetStreamError>()
+    any_in_chain(err, |err| {
+        err.downcast_ref::<jetstream::context::GetStreamError>()
             .is_some_and(|err| {
                 matches!(err.kind(), GetStreamErrorKind::JetStream(err)
                     if err.error_code() == ErrorCode::STREAM_NOT_FOUND)
-            });
-        if missing {
-            return true;
-        }
-        next = err.source();
-    }
-    false
+            })
+    })
 }
 
 /// How long [`patiently`] goes on.
