@@ -2,6 +2,8 @@
 //! message triggers count, explain and log alike: a trap is counted, a failure is explained by the
 //! limit it hit, and logged once, with the component and the request id.
 
+use std::fmt;
+
 use opentelemetry::KeyValue;
 use wasmtime::Trap;
 
@@ -29,7 +31,12 @@ pub fn finish_run<T>(
 
 /// Logs a failed unit of work once: `WHAT failed: ROOT CAUSE` at error level with the component and
 /// the request id (in the current span), and the whole chain at debug level.
-pub fn log_failure(version: &Version, request_id: &RequestId, what: &str, err: &anyhow::Error) {
+pub fn log_failure(
+    version: &Version,
+    request_id: &RequestId,
+    what: &dyn fmt::Display,
+    err: &anyhow::Error,
+) {
     tracing::error!(
         component = version.name(),
         request_id = request_id.as_str(),

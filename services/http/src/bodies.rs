@@ -22,8 +22,9 @@ pub(crate) struct CheckedBody {
     limit: u64,
     seen: u64,
     stall_timeout: Duration,
-    /// Armed when the reader starts waiting, not while it does something else.
-    stalled_at: Pin<Box<tokio::time::Sleep>>,
+    /// Armed when the reader starts waiting, not while it does something else; made at the
+    /// first wait (a body that is all there at once, or none, never needs one).
+    stalled_at: Option<Pin<Box<tokio::time::Sleep>>>,
     waiting: bool,
 }
 
@@ -34,7 +35,7 @@ impl CheckedBody {
             limit,
             seen: 0,
             stall_timeout,
-            stalled_at: Box::pin(tokio::time::sleep(stall_timeout)),
+            stalled_at: None,
             waiting: false,
         }
     }
@@ -53,12 +54,20 @@ impl Body for CheckedBody {
             Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(Error::from(err)))),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {
-                if !self.waiting {
-                    self.waiting = true;
-                    let at = tokio::time::Instant::now() + self.stall_timeout;
-                    self.stalled_at.as_mut().reset(at);
-                }
-                ready!(self.stalled_at.as_mut().poll(cx));
+                let at = tokio::time::Instant::now() + self.stall_timeout;
+                let this = &mut *self;
+                let stalled_at = match (&mut this.stalled_at, this.waiting) {
+                    (Some(stalled_at), true) => stalled_at,
+                    (Some(stalled_at), false) => {
+                        stalled_at.as_mut().reset(at);
+                        stalled_at
+                    }
+                    (stalled_at @ None, _) => {
+                        stalled_at.insert(Box::pin(tokio::time::sleep_until(at)))
+                    }
+                };
+                this.waiting = true;
+                ready!(stalled_at.as_mut().poll(cx));
                 return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
             }
         };

@@ -1,6 +1,7 @@
 //! One request: a fresh instance of the current version, the guest's `handle` called, its
 //! response streamed back.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,10 +18,12 @@ use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
 use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::outcome::{finish_run, log_failure};
 use tempo_runtime_core::{LiveComponent, RequestId, Slots, State, Version};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bodies::{CheckedBody, GuardedBody};
@@ -101,7 +104,7 @@ pub(crate) async fn handle(
             Ok(slot) => {
                 let request =
                     request.map(|body| CheckedBody::new(body, *max_body_bytes, *stall_timeout));
-                let what = format!("{method} {uri}");
+                let what = Described { method, uri };
                 invoke(
                     &version,
                     request,
@@ -172,6 +175,19 @@ pub const CLIENT_CERT_SUBJECT_HEADER: &str = "x-client-cert-subject";
 /// value says why.
 pub const STALE_HEADER: &str = "x-tempo-stale";
 
+/// A request as the log names it, `METHOD URI`: written out only when a line is.
+#[derive(Clone, Debug)]
+pub(crate) struct Described {
+    method: http::Method,
+    uri: http::Uri,
+}
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.uri)
+    }
+}
+
 /// Runs the guest for `request` (described as `what` in the log, received over TLS if `tls`) on
 /// its own task, holding `slot` until the instance is gone, and returns its response once it has
 /// one. Every failure is logged here, once: a guest failure by the guest's task, also when it
@@ -183,7 +199,7 @@ async fn invoke(
     tls: bool,
     request_id: RequestId,
     slot: Slot,
-    what: String,
+    what: Described,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     if let Some(p3) = version.prepared::<crate::handler_p3::P3Handler>() {
         let request = match crate::handler_p3::with_origin(request, tls) {
@@ -194,14 +210,57 @@ async fn invoke(
                 return Err(err);
             }
         };
-        return crate::handler_p3::invoke(version, p3, request, request_id, slot, what).await;
+        // Boxed: its future is several kilobytes, which every WASI 0.2 request would otherwise
+        // carry (and copy) in its own.
+        let p3_invoke = crate::handler_p3::invoke(version, p3, request, request_id, slot, what);
+        return Box::pin(p3_invoke).await;
     }
+    let Started {
+        guest,
+        response,
+        stopped,
+    } = start_guest(version, request, tls, &request_id, slot, &what)?;
+    let failure = match response.await {
+        Ok(Ok(response)) => {
+            return Ok(response.map(|body| GuardedBody::new(body, stopped).boxed_unsync()));
+        }
+        Ok(Err(code)) => anyhow!("the component answered with the error {code:?}"),
+        Err(_) => match guest.await {
+            // Logged by the guest's task.
+            Ok(Err(err)) => return Err(err),
+            Ok(Ok(())) => anyhow!("the component returned without setting a response"),
+            Err(join) => anyhow!("the component's task failed: {join}"),
+        },
+    };
+    log_failure(version, &request_id, &what, &failure);
+    Err(failure)
+}
+
+/// A WASI 0.2 guest started on its own task: the task, its response once it sets one, and
+/// whether it was stopped before it finished.
+struct Started {
+    guest: JoinHandle<anyhow::Result<()>>,
+    response: oneshot::Receiver<Result<Response<HyperOutgoingBody>, ErrorCode>>,
+    stopped: Arc<AtomicBool>,
+}
+
+/// Starts the guest's `handle` for `request` on a fresh instance of `version`, on its own task,
+/// in the current span. Not `async`: the guest's future (kilobytes) is built straight into its
+/// task instead of passing through the request's own future.
+fn start_guest(
+    version: &Arc<Version>,
+    request: Request<CheckedBody>,
+    tls: bool,
+    request_id: &RequestId,
+    slot: Slot,
+    what: &Described,
+) -> anyhow::Result<Started> {
     let proxy = version
         .prepared::<ProxyPre<State>>()
         .context("this version was not prepared for wasi:http")?
         .clone();
     let mut store = version.new_store(request_id.clone());
-    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let (sender, response) = oneshot::channel();
     let request = store
         .data_mut()
         .http()
@@ -241,21 +300,11 @@ async fn invoke(
         }
         .in_current_span(),
     );
-
-    let failure = match receiver.await {
-        Ok(Ok(response)) => {
-            return Ok(response.map(|body| GuardedBody::new(body, stopped).boxed_unsync()));
-        }
-        Ok(Err(code)) => anyhow!("the component answered with the error {code:?}"),
-        Err(_) => match guest.await {
-            // Logged by the guest's task.
-            Ok(Err(err)) => return Err(err),
-            Ok(Ok(())) => anyhow!("the component returned without setting a response"),
-            Err(join) => anyhow!("the component's task failed: {join}"),
-        },
-    };
-    log_failure(version, &request_id, &what, &failure);
-    Err(failure)
+    Ok(Started {
+        guest,
+        response,
+        stopped,
+    })
 }
 
 /// Why a request's authority is refused with a 400, if it is: RFC 9112 asks for exactly one

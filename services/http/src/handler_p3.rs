@@ -35,6 +35,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 
 use crate::bodies::{CheckedBody, GuardedBody};
+use crate::handler::Described;
 
 /// How long an instance with nothing to do is kept for the next request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -105,7 +106,7 @@ pub(crate) async fn invoke(
     request: Request<CheckedBody>,
     request_id: RequestId,
     slot: Slot,
-    what: String,
+    what: Described,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
     let pool = handler.pool.get_or_init(|| {
         ProxyHandler::new(Instances {
@@ -169,7 +170,7 @@ fn explain(err: anyhow::Error, deadline: Option<Duration>) -> anyhow::Error {
 struct Arrival {
     request_id: RequestId,
     /// `METHOD URI`, for the log.
-    what: String,
+    what: Described,
     /// The request's span: the instance's work for it is traced under it.
     span: tracing::Span,
     /// Set if the instance stops with the request's response body unfinished, so that the body
@@ -245,7 +246,7 @@ struct Worker {
 /// A request an instance began (at most `reuse.requests` of them).
 struct Taken {
     request_id: RequestId,
-    what: String,
+    what: Described,
     started: Instant,
     stopped: Arc<AtomicBool>,
     progress: Arc<Progress>,
