@@ -225,6 +225,44 @@ fn a_client_that_stalls_its_upload_or_its_download_is_cut_off() {
         "a complete body: {answer}"
     );
 
+    // A body that comes in pieces, each wait under the stall timeout, is read whole: the
+    // stall timer is armed afresh at each wait, not counted from the first.
+    let mut trickle = send_partial(
+        address,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\nConnection: close\r\n\r\n",
+    );
+    for piece in ["ten bytes.", "ten bytes.", "ten bytes."] {
+        std::thread::sleep(Duration::from_millis(500));
+        trickle.write_all(piece.as_bytes()).unwrap();
+    }
+    let mut answer = Vec::new();
+    trickle.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("ten bytes.").count(), 3, "{answer}");
+
+    // One that stalls after a piece that came late is still cut off at the stall timeout.
+    let mut late = send_partial(
+        address,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    late.write_all(b"ten bytes.").unwrap();
+    let mut answer = Vec::new();
+    let read = late.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok()
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection was not ended: {read:?}"
+    );
+    assert!(
+        !answer.contains("\r\n0\r\n\r\n"),
+        "a complete body: {answer}"
+    );
+
     // A download the client does not read: the server's writes back up, then (the guest no
     // longer reading) so does this upload. The server closes the connection after the stall
     // timeout, which fails this write; had it waited on the client, the write would time out.

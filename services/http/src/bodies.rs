@@ -54,19 +54,16 @@ impl Body for CheckedBody {
             Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(Error::from(err)))),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {
-                let at = tokio::time::Instant::now() + self.stall_timeout;
                 let this = &mut *self;
-                let stalled_at = match (&mut this.stalled_at, this.waiting) {
-                    (Some(stalled_at), true) => stalled_at,
-                    (Some(stalled_at), false) => {
-                        stalled_at.as_mut().reset(at);
-                        stalled_at
-                    }
-                    (stalled_at @ None, _) => {
-                        stalled_at.insert(Box::pin(tokio::time::sleep_until(at)))
-                    }
-                };
-                this.waiting = true;
+                let stall_timeout = this.stall_timeout;
+                let stalled_at = this
+                    .stalled_at
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall_timeout)));
+                if !this.waiting {
+                    this.waiting = true;
+                    let at = tokio::time::Instant::now() + stall_timeout;
+                    stalled_at.as_mut().reset(at);
+                }
                 ready!(stalled_at.as_mut().poll(cx));
                 return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
             }
