@@ -138,6 +138,24 @@ fn send_partial(address: &str, head: &str) -> TcpStream {
     stream
 }
 
+/// Asserts that the server ended `stream`'s connection without a complete response body.
+fn assert_cut_off(stream: &mut TcpStream) {
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        read.is_ok()
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection was not ended: {read:?}"
+    );
+    assert!(
+        !answer.contains("\r\n0\r\n\r\n"),
+        "a complete body: {answer}"
+    );
+}
+
 #[test]
 fn idle_connections_hold_nothing_and_past_the_cap_new_ones_wait() {
     let mut served = Served::start_with(
@@ -210,20 +228,7 @@ fn a_client_that_stalls_its_upload_or_its_download_is_cut_off() {
         address,
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nten bytes.",
     );
-    let mut answer = Vec::new();
-    let read = upload.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(
-        read.is_ok()
-            || read
-                .as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the connection was not ended: {read:?}"
-    );
-    assert!(
-        !answer.contains("\r\n0\r\n\r\n"),
-        "a complete body: {answer}"
-    );
+    assert_cut_off(&mut upload);
 
     // A body that comes in pieces, each wait under the stall timeout, is read whole: the
     // stall timer is armed afresh at each wait, not counted from the first.
@@ -248,20 +253,7 @@ fn a_client_that_stalls_its_upload_or_its_download_is_cut_off() {
     );
     std::thread::sleep(Duration::from_millis(500));
     late.write_all(b"ten bytes.").unwrap();
-    let mut answer = Vec::new();
-    let read = late.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(
-        read.is_ok()
-            || read
-                .as_ref()
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "the connection was not ended: {read:?}"
-    );
-    assert!(
-        !answer.contains("\r\n0\r\n\r\n"),
-        "a complete body: {answer}"
-    );
+    assert_cut_off(&mut late);
 
     // A download the client does not read: the server's writes back up, then (the guest no
     // longer reading) so does this upload. The server closes the connection after the stall
