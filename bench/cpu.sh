@@ -8,11 +8,13 @@
 #
 #   bench/cpu.sh BIN TEMPO...        # ROUNDS (default 8), DURATION (4s), CONNECTIONS override
 set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: bench/cpu.sh BIN TEMPO..." >&2; exit 2; }
+# Paths as given, from where the script was started.
+BIN=$(realpath "$1"); shift
+builds=()
+for tempo in "$@"; do builds+=("$(realpath "$tempo")"); done
 cd "$(dirname "$0")/.."
 source bench/common.sh
-[ $# -ge 2 ] || { echo "usage: bench/cpu.sh BIN TEMPO..." >&2; exit 2; }
-BIN=$1; shift
-builds=("$@")
 ROUNDS=${ROUNDS:-8} DURATION=${DURATION:-4s}
 command -v wrk >/dev/null || { echo "bench/cpu.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench/cpu.sh pins the server and wrk to two cores; this machine has $(nproc)" >&2; exit 1; }
