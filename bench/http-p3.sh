@@ -37,11 +37,16 @@ p2=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$t
 p3_wasm=$(grep '\.wasm$' <<<"$p3"); p3_bin=$(grep '\.bin$' <<<"$p3")
 p2_bin=$(grep '\.bin$' <<<"$p2")
 
-measure() { # command...
-  "$@" >/dev/null 2>&1 &
+# Each server gets a port no server had before in this run: on a port the previous server had
+# just served, the next one's rounds sometimes fell to a quarter of their rate, tempo's and
+# wasmtime's alike (2026-12-04; not with a fresh port).
+measure() { # SERVER command... (`PORT` in it is the port); SERVER is the server's index, 0 to 4
+  local port=$((PORT + 5 * (round - 1) + $1))
+  shift
+  "${@//PORT/$port}" >/dev/null 2>&1 &
   server_pid=$!
-  wait_until_up "http://127.0.0.1:$PORT/"
-  load "http://127.0.0.1:$PORT/"
+  wait_until_up "http://127.0.0.1:$port/"
+  load "http://127.0.0.1:$port/"
   stop_server
 }
 
@@ -50,15 +55,15 @@ names=("tempo run, p3 hello" "wasmtime 48 serve, p3" "wasmtime 49 serve, p3" "wa
 declare -a rps0 rps1 rps2 rps3 rps4 p990 p991 p992 p993 p994
 for round in $(seq 1 "$ROUNDS"); do
   echo "==> round $round/$ROUNDS" >&2
-  read -r r p < <(measure "$tempo" run --quiet "$p3_bin" --listen "127.0.0.1:$PORT")
+  read -r r p < <(measure 0 "$tempo" run --quiet "$p3_bin" --listen "127.0.0.1:PORT")
   rps0+=("$r"); p990+=("$p")
-  read -r r p < <(measure "$wasmtime48" serve -Scli --addr "127.0.0.1:$PORT" "$p3_wasm")
+  read -r r p < <(measure 1 "$wasmtime48" serve -Scli --addr "127.0.0.1:PORT" "$p3_wasm")
   rps1+=("$r"); p991+=("$p")
-  read -r r p < <(measure "$wasmtime49" serve -Scli --addr "127.0.0.1:$PORT" "$p3_wasm")
+  read -r r p < <(measure 2 "$wasmtime49" serve -Scli --addr "127.0.0.1:PORT" "$p3_wasm")
   rps2+=("$r"); p992+=("$p")
-  read -r r p < <(measure "$wasmtime48" serve -Scli -Wtimeout=60s --addr "127.0.0.1:$PORT" "$p3_wasm")
+  read -r r p < <(measure 3 "$wasmtime48" serve -Scli -Wtimeout=60s --addr "127.0.0.1:PORT" "$p3_wasm")
   rps3+=("$r"); p993+=("$p")
-  read -r r p < <(measure "$tempo" run --quiet "$p2_bin" --listen "127.0.0.1:$PORT")
+  read -r r p < <(measure 4 "$tempo" run --quiet "$p2_bin" --listen "127.0.0.1:PORT")
   rps4+=("$r"); p994+=("$p")
 done
 
