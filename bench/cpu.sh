@@ -37,7 +37,7 @@ round() {
     END { printf "%.1f %.0f\n", t * 1e6 / hz / n, rps }'
 }
 
-declare -A cpu rps
+declare -a cpu rps
 for r in $(seq "$ROUNDS"); do
   line="round $r:"
   for i in "${!builds[@]}"; do
