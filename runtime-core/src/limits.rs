@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use futures::FutureExt as _;
+use futures::future::Either;
 use opentelemetry::KeyValue;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{ResourceLimiter, Trap};
@@ -71,23 +73,30 @@ impl InstanceLimits {
 pub struct DeadlineExceeded(pub Duration);
 
 /// Runs `work`, the guest's part of one request or message on `store`'s instance, within
-/// `deadline`. A guest still computing traps at the deadline (see [`crate::Version::new_store`]);
-/// one waiting on a host call is dropped here. Either way the error is [`DeadlineExceeded`].
-pub async fn within_deadline<T>(
+/// `deadline`, counted from this call. A guest still computing traps at the deadline (see
+/// [`crate::Version::new_store`]); one waiting on a host call is dropped here. Either way the
+/// error is [`DeadlineExceeded`].
+///
+/// Not an `async fn`: one would keep `work` twice in its state (as its argument, and inside the
+/// timeout it awaits), and every future built on it (a request's, a message's) would carry both
+/// copies and move them at each spawn and first poll. This one holds `work` once.
+pub fn within_deadline<T>(
     deadline: Option<Duration>,
     work: impl Future<Output = wasmtime::Result<T>>,
-) -> anyhow::Result<T> {
+) -> impl Future<Output = anyhow::Result<T>> {
     let Some(deadline) = deadline else {
-        return work.await.map_err(anyhow::Error::from);
+        return Either::Right(work.map(|outcome| outcome.map_err(anyhow::Error::from)));
     };
-    match tokio::time::timeout(deadline, work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-            Err(DeadlineExceeded(deadline).into())
-        }
-        Ok(Err(err)) => Err(err.into()),
-        Err(_elapsed) => Err(DeadlineExceeded(deadline).into()),
-    }
+    Either::Left(
+        tokio::time::timeout(deadline, work).map(move |outcome| match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                Err(DeadlineExceeded(deadline).into())
+            }
+            Ok(Err(err)) => Err(err.into()),
+            Err(_elapsed) => Err(DeadlineExceeded(deadline).into()),
+        }),
+    )
 }
 
 /// Explains a failed instance by the limit it hit, if any, and counts it in `tempo.limits.hit`
