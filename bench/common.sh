@@ -29,6 +29,11 @@ load() {
     END { printf "%.0f %.2f\n", rps, p99 }'
 }
 
+# The port for server $2 (0 to $3 - 1) of round $1 (from 1), counted from $PORT: each server of
+# a run gets a port no server had before it. On the port a server had just served, the next one's
+# rounds sometimes fell to a quarter of their rate, tempo's and wasmtime's alike (2026-12-04).
+fresh_port() { echo $((PORT + $3 * ($1 - 1) + $2)); }
+
 # The median of the numbers given.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 

@@ -15,15 +15,18 @@ builds=()
 for tempo in "$@"; do builds+=("$(realpath "$tempo")"); done
 cd "$(dirname "$0")/.."
 source bench/common.sh
-ROUNDS=${ROUNDS:-8} DURATION=${DURATION:-4s}
+ROUNDS=${ROUNDS:-8} DURATION=${DURATION:-4s} PORT=${PORT:-18100}
 command -v wrk >/dev/null || { echo "bench/cpu.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench/cpu.sh pins the server and wrk to two cores; this machine has $(nproc)" >&2; exit 1; }
 ticks=$(getconf CLK_TCK)
 
-# Serves BIN with tempo $1 on core 0 and prints "<CPU µs per request> <requests/s>".
+# Serves BIN with tempo $1 on core 0, on the fresh port of build $3 in round $2, and prints
+# "<CPU µs per request> <requests/s>".
 round() {
-  local url=http://127.0.0.1:18093/
-  taskset -c 0 "$1" run "$BIN" --listen 127.0.0.1:18093 -q >/dev/null 2>&1 &
+  local port url
+  port=$(fresh_port "$2" "$3" "${#builds[@]}")
+  url=http://127.0.0.1:$port/
+  taskset -c 0 "$1" run "$BIN" --listen "127.0.0.1:$port" -q >/dev/null 2>&1 &
   server_pid=$!
   wait_until_up "$url"
   taskset -c 1 wrk -t1 -c"${CONNECTIONS:-32}" -d2s "$url" >/dev/null # warm-up
@@ -41,7 +44,7 @@ declare -a cpu rps
 for r in $(seq "$ROUNDS"); do
   line="round $r:"
   for i in "${!builds[@]}"; do
-    read -r us req < <(round "${builds[$i]}")
+    read -r us req < <(round "${builds[$i]}" "$r" "$i")
     cpu[$i]="${cpu[$i]:-} $us"; rps[$i]="${rps[$i]:-} $req"
     line="$line $us µs ($req req/s)"
   done

@@ -37,11 +37,9 @@ p2=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$t
 p3_wasm=$(grep '\.wasm$' <<<"$p3"); p3_bin=$(grep '\.bin$' <<<"$p3")
 p2_bin=$(grep '\.bin$' <<<"$p2")
 
-# Each server gets a port no server had before in this run: on a port the previous server had
-# just served, the next one's rounds sometimes fell to a quarter of their rate, tempo's and
-# wasmtime's alike (2026-12-04; not with a fresh port).
 measure() { # SERVER command... (`PORT` in it is the port); SERVER is the server's index, 0 to 4
-  local port=$((PORT + 5 * (round - 1) + $1))
+  local port
+  port=$(fresh_port "$round" "$1" 5)
   shift
   "${@//PORT/$port}" >/dev/null 2>&1 &
   server_pid=$!
