@@ -124,6 +124,27 @@ fn suite(served: &Served, dialect: Dialect) {
     let rows = query(url, "SELECT $2 AS b, $1 AS a, $2 AS c", &["x", "y"]);
     assert_eq!(rows[0]["a"], json!({ "str": "x" }));
     assert_eq!(rows[0]["c"], json!({ "str": "y" }));
+    // So do `?` (as the wasi:sql draft writes them) and `?N`, numbered as SQLite numbers them;
+    // a `?` in a literal, a quoted name or a comment is text.
+    exec(
+        url,
+        "INSERT INTO kinds (id, label) VALUES (?, ?)",
+        &["10", "why?"],
+        1,
+    );
+    let rows = query(
+        url,
+        "SELECT label, '?' AS \"q?\" FROM kinds /* ? */ WHERE id = ?2 -- ?\n AND label = ?1",
+        &["why?", "10"],
+    );
+    assert_eq!(
+        rows,
+        [json!({ "label": { "str": "why?" }, "q?": { "str": "?" } })]
+    );
+    let rows = query(url, "SELECT ? AS a, ?1 AS b, ? AS c", &["x", "y"]);
+    assert_eq!(rows[0]["b"], json!({ "str": "x" }));
+    assert_eq!(rows[0]["c"], json!({ "str": "y" }));
+    exec(url, "DELETE FROM kinds WHERE id = ?", &["10"], 1);
 
     // Errors are the guest's, and the server goes on.
     let err = refused(url, "/query/main", "SELECT $1 AS a", &[]);

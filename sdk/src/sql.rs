@@ -15,8 +15,8 @@
 //!
 //! Parameters are bound by the host, never spliced into the SQL. They travel as text (the WIT
 //! has no other form) and the database converts them; write booleans as `1`/`0` to be read the
-//! same on SQLite and PostgreSQL, and `NULL` in the SQL itself. Number them `$1, $2…`, which
-//! both backends accept. A database other than `default` must be declared in tempo.toml
+//! same on SQLite and PostgreSQL, and `NULL` in the SQL itself. Write them `$1, $2…` or `?`:
+//! both backends read either the same. A database other than `default` must be declared in tempo.toml
 //! (`[sql.databases]`).
 
 use std::fmt;

@@ -29,6 +29,7 @@
 
 mod embedded;
 mod host;
+mod placeholders;
 mod postgres;
 mod result;
 mod sandbox;

@@ -200,7 +200,8 @@ impl PgSession {
         deadline: Option<Instant>,
     ) -> Result<(tokio_postgres::Statement, Vec<TextParam>), Failure> {
         let client = self.client()?;
-        let prepared = until(deadline, client.prepare_cached(&statement.sql))
+        let sql = crate::placeholders::for_postgres(&statement.sql);
+        let prepared = until(deadline, client.prepare_cached(&sql))
             .await?
             .map_err(|err| self.refused(&err))?;
         let expected = prepared.params().len();
