@@ -15,9 +15,8 @@ use std::borrow::Cow;
 /// `sql` with its `?` placeholders written as PostgreSQL's `$N`; unchanged when it has none, or
 /// when it already uses `$N`.
 pub(crate) fn for_postgres(sql: &str) -> Cow<'_, str> {
-    let mut scan = Scan::new(sql);
     let mut marks = Vec::new();
-    while let Some(token) = scan.next() {
+    for token in Scan::new(sql) {
         match token {
             Token::Numbered => return Cow::Borrowed(sql),
             Token::Question { at, digits } => marks.push((at, digits)),
@@ -47,7 +46,6 @@ pub(crate) fn for_postgres(sql: &str) -> Cow<'_, str> {
 }
 
 /// What the scan reports outside literals and comments.
-#[derive(Debug, PartialEq, Eq)]
 enum Token {
     /// A `?` at byte `at`, followed by `digits` ASCII digits.
     Question { at: usize, digits: usize },
@@ -135,6 +133,10 @@ impl<'a> Scan<'a> {
             .count();
         (rest.get(name) == Some(&b'$')).then_some(name + 2)
     }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Token;
 
     fn next(&mut self) -> Option<Token> {
         while let Some(byte) = self.byte(self.at) {
