@@ -6,10 +6,13 @@
 #
 #   bench/start.sh              # 11 rounds
 #   ROUNDS=21 bench/start.sh
+#   bench/start.sh OLD_TEMPO    # and a row for another tempo binary (an A/B of a change), on the
+#                               # same `.bin` (its format and engine must be this tempo's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-11}
+old_tempo=${1:-}
 PORT=${PORT:-18084}
 tools=$PWD/target/bench-tools
 
@@ -55,21 +58,29 @@ finally:
 EOF
 }
 
-names=("tempo run (.bin)" "wasmtime 48 serve (.cwasm)" "wasmtime 49 serve (.cwasm)")
-declare -a ms0 ms1 ms2
+names=("tempo run (.bin)" "wasmtime 48 serve (.cwasm)" "wasmtime 49 serve (.cwasm)" "old tempo run (.bin)")
+rows=(0 1 2)
+declare -a ms0 ms1 ms2 ms3
 for round in $(seq 1 "$ROUNDS"); do
   echo "==> round $round/$ROUNDS" >&2
   ms0+=("$(start_ms "$tempo" run --quiet "$bin" --listen "127.0.0.1:$PORT")")
   ms1+=("$(start_ms "$wasmtime48" serve -Scli --allow-precompiled --addr "127.0.0.1:$PORT" "$work/hello-48.cwasm")")
   ms2+=("$(start_ms "$wasmtime49" serve -Scli --allow-precompiled --addr "127.0.0.1:$PORT" "$work/hello-49.cwasm")")
+  if [[ -n $old_tempo ]]; then
+    ms3+=("$(start_ms "$old_tempo" run --quiet "$bin" --listen "127.0.0.1:$PORT")")
+  fi
 done
+if [[ -n $old_tempo ]]; then
+  rows+=(3)
+  names[3]="old tempo run (.bin): $(basename "$old_tempo")"
+fi
 
 echo
 echo "hello-http, process start to first 200, median of $ROUNDS starts each"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
 printf '%-28s %8s %14s   %s\n' server "ms" "tempo's ratio" "starts (ms)"
 t=$(median "${ms0[@]}")
-for i in 0 1 2; do
+for i in "${rows[@]}"; do
   declare -n ms="ms$i"
   m=$(median "${ms[@]}")
   printf '%-28s %8s %14s   %s\n' "${names[$i]}" "$m" "$(awk -v t="$t" -v m="$m" 'BEGIN { printf "%.2fx", t / m }')" "${ms[*]}"

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::engine::{Concurrency, EngineSettings, compatibility_hash};
+use crate::engine::{EngineSettings, compatibility_hash};
 
 const MAGIC: &[u8; 8] = b"TEMPOAOT";
 const FORMAT_VERSION: u32 = 1;
@@ -165,25 +165,30 @@ pub struct Loaded {
     pub component: Component,
     /// Whether it came from a `.bin` or a `.wasm`.
     pub kind: ArtifactKind,
-    /// How long loading took.
+    /// How long reading and loading took.
     pub elapsed: Duration,
 }
 
-/// Loads a `.wasm` component or a tempo `.bin`, telling which from the file's contents.
-///
-/// A `.bin` is native code, run as the host runs: it is loaded only from a file named `*.bin`,
-/// so that a file whose name promises a sandboxed module never runs as native code.
-pub fn load(engine: &Engine, path: &Path) -> Result<Loaded, ArtifactError> {
-    load_with(engine, path, false)
-}
-
-/// A `.wasm` component or a tempo `.bin`, read once: it tells which engine it needs, then is
-/// loaded or compiled for that engine.
+/// A `.wasm` component or a tempo `.bin`, read once: it tells which engine it needs
+/// ([`EngineSettings::for_artifact`]), then is loaded or compiled for that engine.
 pub struct Artifact {
     path: PathBuf,
     bytes: Vec<u8>,
     /// How long reading took, counted in what loading and compiling report.
     read_in: Duration,
+}
+
+/// A file known good as a file: a component, or a `.bin` whose name, header and checksum hold.
+/// Only whether the engine can run it is left to check.
+enum Checked<'a> {
+    /// A `.wasm` component.
+    Component(&'a [u8]),
+    /// A `.bin`'s payload, with what its header records.
+    Precompiled {
+        payload: &'a [u8],
+        engine_hash: u64,
+        producer: String,
+    },
 }
 
 impl Artifact {
@@ -198,52 +203,84 @@ impl Artifact {
         })
     }
 
-    /// Whether it needs an engine with [`Concurrency::On`]: a `.wasm` that uses the component
-    /// model's async ABI (WASI 0.3), or a `.bin` compiled by such an engine.
-    ///
-    /// A file that is neither, or that another engine compiled, gets [`Concurrency::Off`];
-    /// loading it then says what is wrong with it.
-    pub fn concurrency(&self) -> Concurrency {
-        let needed = if self.bytes.starts_with(MAGIC) {
-            let concurrent = EngineSettings {
-                concurrency: Concurrency::On,
-                ..EngineSettings::default()
-            };
-            let hash = self
-                .bytes
-                .get(HASH_AT..HASH_AT + 8)
-                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
-            hash.is_some() && hash == concurrent.code_hash().ok()
-        } else {
-            uses_async_abi(&self.bytes)
-        };
-        if needed {
-            Concurrency::On
-        } else {
-            Concurrency::Off
-        }
+    /// Reads the file at `path`, builds the engine it needs from `settings`
+    /// ([`EngineSettings::for_artifact`]) and loads it into that engine: the sequence `run` and
+    /// `test` begin with.
+    pub fn open(
+        path: &Path,
+        settings: EngineSettings,
+        allow_precompiled: bool,
+    ) -> anyhow::Result<(Engine, Loaded)> {
+        let artifact = Self::read(path)?;
+        let engine = settings.for_artifact(&artifact).build()?;
+        let loaded = artifact.load(&engine, allow_precompiled)?;
+        Ok((engine, loaded))
     }
 
-    /// [`load_with`] on the bytes already read.
+    /// Whether the file is a tempo `.bin` (by its contents, not its name).
+    pub fn is_precompiled(&self) -> bool {
+        self.bytes.starts_with(MAGIC)
+    }
+
+    /// The compatibility hash a `.bin`'s header records: that of the engine that compiled it.
+    /// `None` for anything else, or a file too short to hold one.
+    pub fn engine_hash(&self) -> Option<u64> {
+        if !self.is_precompiled() {
+            return None;
+        }
+        let bytes = self.bytes.get(HASH_AT..HASH_AT + 8)?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    /// Whether the file is a component that is valid only with the component model's async ABI
+    /// (WASI 0.3). Function bodies are not validated (wasmtime does that when it compiles): what
+    /// the async ABI adds (`stream` and `future` types, async lifts and lowers, task builtins) is
+    /// all in the component's own sections.
+    pub fn uses_async_abi(&self) -> bool {
+        let mut features = wasmparser::WasmFeatures::default();
+        features.remove(wasmparser::WasmFeatures::CM_ASYNC);
+        let mut validator = wasmparser::Validator::new_with_features(features);
+        for payload in wasmparser::Parser::new(0).parse_all(&self.bytes) {
+            let Ok(payload) = payload else {
+                return false;
+            };
+            if validator.payload(&payload).is_err() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Loads the component into `engine`: a `.bin` is deserialized, a `.wasm` compiled.
+    ///
+    /// A `.bin` is native code, run as the host runs: it is loaded only from a file named
+    /// `*.bin`, unless `allow_precompiled` (`--allow-precompiled`), so that a file whose name
+    /// promises a sandboxed module never runs as native code.
     pub fn load(&self, engine: &Engine, allow_precompiled: bool) -> Result<Loaded, ArtifactError> {
         let start = Instant::now();
-        let (path, bytes) = (self.path.as_path(), self.bytes.as_slice());
-        let (component, kind) = if bytes.starts_with(MAGIC) {
-            if !allow_precompiled && !is_bin_name(path) {
-                return Err(ArtifactError::PrecompiledName {
-                    path: path.to_owned(),
-                });
+        let path = self.path.as_path();
+        let (component, kind) = match self.check(allow_precompiled)? {
+            Checked::Component(bytes) => {
+                let component =
+                    Component::new(engine, bytes).map_err(|err| invalid(path, err.into()))?;
+                (component, ArtifactKind::Compiled)
             }
-            let payload = check_bin(engine, path, bytes)?;
-            (
-                deserialize(engine, path, payload)?,
-                ArtifactKind::Precompiled,
-            )
-        } else {
-            check_component(path, bytes)?;
-            let component =
-                Component::new(engine, bytes).map_err(|err| invalid(path, err.into()))?;
-            (component, ArtifactKind::Compiled)
+            Checked::Precompiled {
+                payload,
+                engine_hash,
+                producer,
+            } => {
+                if engine_hash != compatibility_hash(engine) {
+                    return Err(ArtifactError::OtherEngine {
+                        path: path.to_owned(),
+                        producer,
+                    });
+                }
+                (
+                    deserialize(engine, path, payload)?,
+                    ArtifactKind::Precompiled,
+                )
+            }
         };
         Ok(Loaded {
             component,
@@ -252,11 +289,14 @@ impl Artifact {
         })
     }
 
-    /// [`compile`] on the bytes already read.
+    /// AOT-compiles the component for `engine` and writes a tempo `.bin` to `out`.
+    ///
+    /// The file is written beside `out` under a temporary name and renamed into place, so a
+    /// process that has `out` loaded (or a reader racing the write) never sees a partial file.
     pub fn compile(&self, engine: &Engine, out: &Path) -> Result<Compiled, ArtifactError> {
         let start = Instant::now();
         let (wasm, bytes) = (self.path.as_path(), self.bytes.as_slice());
-        if bytes.starts_with(MAGIC) {
+        if self.is_precompiled() {
             return Err(ArtifactError::Unrecognized {
                 path: wasm.to_owned(),
                 what: "it is already a tempo `.bin`; compile its `.wasm` instead".into(),
@@ -276,26 +316,22 @@ impl Artifact {
             elapsed: self.read_in + start.elapsed(),
         })
     }
-}
 
-/// Whether `bytes` hold a component that is valid only with the component model's async ABI.
-///
-/// Function bodies are not validated (wasmtime does that when it compiles): what the async ABI
-/// adds (`stream` and `future` types, async lifts and lowers, task builtins) is all in the
-/// component's own sections.
-fn uses_async_abi(bytes: &[u8]) -> bool {
-    let mut features = wasmparser::WasmFeatures::default();
-    features.remove(wasmparser::WasmFeatures::CM_ASYNC);
-    let mut validator = wasmparser::Validator::new_with_features(features);
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let Ok(payload) = payload else {
-            return false;
-        };
-        if validator.payload(&payload).is_err() {
-            return true;
+    /// Everything about the file that needs no engine: its name, its kind, a `.bin`'s header
+    /// and checksum.
+    fn check(&self, allow_precompiled: bool) -> Result<Checked<'_>, ArtifactError> {
+        let (path, bytes) = (self.path.as_path(), self.bytes.as_slice());
+        if !self.is_precompiled() {
+            check_component(path, bytes)?;
+            return Ok(Checked::Component(bytes));
         }
+        if !allow_precompiled && !is_bin_name(path) {
+            return Err(ArtifactError::PrecompiledName {
+                path: path.to_owned(),
+            });
+        }
+        check_bin(path, bytes)
     }
-    false
 }
 
 /// Whether `path` has the name precompiled code may be loaded from: `*.bin`.
@@ -303,31 +339,13 @@ pub fn is_bin_name(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "bin")
 }
 
-/// [`load`], also taking precompiled code from a file of any name if `allow_precompiled`
-/// (`--allow-precompiled`).
-pub fn load_with(
-    engine: &Engine,
-    path: &Path,
-    allow_precompiled: bool,
-) -> Result<Loaded, ArtifactError> {
-    Artifact::read(path)?.load(engine, allow_precompiled)
-}
-
-/// What [`compile`] wrote.
+/// What [`Artifact::compile`] wrote.
 #[derive(Debug)]
 pub struct Compiled {
     /// Size of the `.bin`.
     pub bytes: u64,
     /// Time spent compiling and writing.
     pub elapsed: Duration,
-}
-
-/// AOT-compiles the component at `wasm` for `engine` and writes a tempo `.bin` to `out`.
-///
-/// The file is written beside `out` under a temporary name and renamed into place, so a
-/// process that has `out` loaded (or a reader racing the write) never sees a partial file.
-pub fn compile(engine: &Engine, wasm: &Path, out: &Path) -> Result<Compiled, ArtifactError> {
-    Artifact::read(wasm)?.compile(engine, out)
 }
 
 /// Checks that the file at `path` is a WebAssembly component, naming what it is otherwise.
@@ -363,8 +381,8 @@ pub fn check_component(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
     Err(ArtifactError::Unrecognized { path, what })
 }
 
-/// Validates a `.bin`'s header against `engine` and returns the payload.
-fn check_bin<'a>(engine: &Engine, path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], ArtifactError> {
+/// Validates a `.bin`'s header and checksum, and returns its payload with what the header records.
+fn check_bin<'a>(path: &Path, bytes: &'a [u8]) -> Result<Checked<'a>, ArtifactError> {
     let path_buf = || path.to_owned();
     let truncated = |expected: u64| ArtifactError::Truncated {
         path: path_buf(),
@@ -400,13 +418,11 @@ fn check_bin<'a>(engine: &Engine, path: &Path, bytes: &'a [u8]) -> Result<&'a [u
     if Sha256::digest(payload).as_slice() != checksum {
         return Err(ArtifactError::Corrupted { path: path_buf() });
     }
-    if hash != compatibility_hash(engine) {
-        return Err(ArtifactError::OtherEngine {
-            path: path_buf(),
-            producer,
-        });
-    }
-    Ok(payload)
+    Ok(Checked::Precompiled {
+        payload,
+        engine_hash: hash,
+        producer,
+    })
 }
 
 #[allow(unsafe_code)]

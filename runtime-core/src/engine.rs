@@ -13,6 +13,8 @@ use wasmtime::{
     PoolingAllocationConfig, Strategy,
 };
 
+use crate::artifact::Artifact;
+
 /// How instances get their memories and tables.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Pooling {
@@ -40,7 +42,7 @@ pub enum Compiler {
 /// it. It is off unless a component needs it because it costs every call: with it on, wasmtime
 /// runs each export call as a task under its concurrent event loop, and a WASI 0.2 hello serves
 /// 12-20% fewer requests per second (`bench/ab.sh`). It changes compiled code, so it is part of a
-/// `.bin`'s compatibility hash; [`crate::artifact::Artifact::concurrency`] tells which a file wants.
+/// `.bin`'s compatibility hash; [`EngineSettings::for_artifact`] chooses what a file needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Concurrency {
     /// Synchronous components only (WASI 0.2): every call takes wasmtime's direct path.
@@ -98,6 +100,34 @@ const KEEP_RESIDENT: usize = 2 << 20;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 3;
 
 impl EngineSettings {
+    /// These settings, adjusted to what `artifact` needs:
+    /// - [`Concurrency::On`] for a `.wasm` that uses the component model's async ABI (WASI 0.3),
+    ///   or a `.bin` compiled by such an engine; [`Concurrency::Off`] otherwise, and for a file
+    ///   that is neither or that another engine compiled (loading it then says what is wrong);
+    /// - no compile cache for a `.bin`, which holds compiled code already: the cache's worker
+    ///   thread would only cost its start.
+    pub fn for_artifact(self, artifact: &Artifact) -> Self {
+        let needs_concurrency = match artifact.engine_hash() {
+            Some(recorded) => {
+                let concurrent = Self {
+                    concurrency: Concurrency::On,
+                    ..self.clone()
+                };
+                concurrent.code_hash().ok() == Some(recorded)
+            }
+            None => artifact.uses_async_abi(),
+        };
+        Self {
+            concurrency: if needs_concurrency {
+                Concurrency::On
+            } else {
+                Concurrency::Off
+            },
+            cache_dir: self.cache_dir.filter(|_| !artifact.is_precompiled()),
+            ..self
+        }
+    }
+
     /// Builds the engine described by these settings.
     pub fn build(&self) -> Result<Engine> {
         let mut config = self.code_config();

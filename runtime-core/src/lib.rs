@@ -4,11 +4,10 @@
 //! It knows no concrete service beyond base WASI; `services/*` crates implement [`Service`].
 //!
 //! ```no_run
-//! use tempo_runtime_core::{EngineSettings, InstanceSettings, Runtime, artifact, run_command};
+//! use tempo_runtime_core::{EngineSettings, InstanceSettings, Runtime, artifact::Artifact, run_command};
 //!
 //! # async fn demo() -> anyhow::Result<()> {
-//! let engine = EngineSettings::default().build()?;
-//! let loaded = artifact::load(&engine, "app.wasm".as_ref())?;
+//! let (engine, loaded) = Artifact::open("app.wasm".as_ref(), EngineSettings::default(), false)?;
 //! let runtime = Runtime::new(engine);
 //! let version = runtime.prepare(&loaded.component, InstanceSettings::named("app"))?;
 //! let exit_code = run_command(&version).await?;

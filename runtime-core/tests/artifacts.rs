@@ -18,11 +18,19 @@ fn engine() -> Engine {
     .unwrap()
 }
 
+fn load(path: &Path) -> Result<artifact::Loaded, ArtifactError> {
+    Artifact::read(path)?.load(&engine(), false)
+}
+
+fn compile(engine: &Engine, wasm: &Path, out: &Path) -> Result<artifact::Compiled, ArtifactError> {
+    Artifact::read(wasm)?.compile(engine, out)
+}
+
 /// A fresh folder holding `http.bin`, compiled from the HTTP fixture.
 fn compiled() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("http.bin");
-    artifact::compile(&engine(), tempo_test_fixtures::http(), &bin).unwrap();
+    compile(&engine(), tempo_test_fixtures::http(), &bin).unwrap();
     (dir, bin)
 }
 
@@ -33,7 +41,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn load_err(path: &Path) -> ArtifactError {
-    match artifact::load(&engine(), path) {
+    match load(path) {
         Ok(_) => panic!("`{}` loaded", path.display()),
         Err(err) => err,
     }
@@ -42,13 +50,13 @@ fn load_err(path: &Path) -> ArtifactError {
 #[test]
 fn a_compiled_bin_loads_as_precompiled() {
     let (_dir, bin) = compiled();
-    let loaded = artifact::load(&engine(), &bin).unwrap();
+    let loaded = load(&bin).unwrap();
     assert_eq!(loaded.kind, ArtifactKind::Precompiled);
 }
 
 #[test]
 fn a_wasm_component_is_compiled_on_load() {
-    let loaded = artifact::load(&engine(), tempo_test_fixtures::http()).unwrap();
+    let loaded = load(tempo_test_fixtures::http()).unwrap();
     assert_eq!(loaded.kind, ArtifactKind::Compiled);
 }
 
@@ -56,8 +64,8 @@ fn a_wasm_component_is_compiled_on_load() {
 fn compiling_replaces_the_output_and_leaves_no_temporary_file() {
     let (dir, bin) = compiled();
     std::fs::write(&bin, b"stale").unwrap();
-    artifact::compile(&engine(), tempo_test_fixtures::http(), &bin).unwrap();
-    artifact::load(&engine(), &bin).unwrap();
+    compile(&engine(), tempo_test_fixtures::http(), &bin).unwrap();
+    load(&bin).unwrap();
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|entry| entry.unwrap().file_name())
@@ -108,7 +116,7 @@ fn a_bin_from_another_engine_configuration_is_refused() {
     let other = Engine::new(&config).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("other.bin");
-    artifact::compile(&other, tempo_test_fixtures::http(), &bin).unwrap();
+    compile(&other, tempo_test_fixtures::http(), &bin).unwrap();
     let err = load_err(&bin);
     assert!(matches!(err, ArtifactError::OtherEngine { .. }), "{err}");
     assert!(
@@ -153,8 +161,8 @@ fn a_core_module_is_refused_with_a_hint() {
         ),
         "{message}"
     );
-    let compile = artifact::compile(&engine(), &path, &dir.path().join("core.bin"));
-    assert!(matches!(compile, Err(ArtifactError::CoreModule { .. })));
+    let compiled = compile(&engine(), &path, &dir.path().join("core.bin"));
+    assert!(matches!(compiled, Err(ArtifactError::CoreModule { .. })));
 }
 
 #[test]
@@ -199,7 +207,7 @@ fn missing_files_and_bins_as_input_are_named() {
     let err = load_err(&dir.path().join("absent.wasm"));
     assert!(err.to_string().starts_with("cannot read `"), "{err}");
     let (_keep, bin) = compiled();
-    let err = artifact::compile(&engine(), &bin, &dir.path().join("again.bin")).unwrap_err();
+    let err = compile(&engine(), &bin, &dir.path().join("again.bin")).unwrap_err();
     assert!(err.to_string().contains("already a tempo `.bin`"), "{err}");
 }
 
@@ -227,7 +235,11 @@ fn only_a_component_that_uses_the_async_abi_gets_an_engine_with_it() {
     use tempo_runtime_core::Concurrency;
     let p2 = tempo_test_fixtures::http();
     let p3 = tempo_test_fixtures::http_p3();
-    let needs = |path: &Path| Artifact::read(path).unwrap().concurrency();
+    let needs = |path: &Path| {
+        EngineSettings::default()
+            .for_artifact(&Artifact::read(path).unwrap())
+            .concurrency
+    };
     assert_eq!(needs(p2), Concurrency::Off);
     assert_eq!(needs(p3), Concurrency::On);
 
@@ -245,13 +257,79 @@ fn only_a_component_that_uses_the_async_abi_gets_an_engine_with_it() {
     };
     for (wasm, concurrency) in [(p2, Concurrency::Off), (p3, Concurrency::On)] {
         let bin = dir.path().join("component.bin");
-        artifact::compile(&engine_with(concurrency), wasm, &bin).unwrap();
+        compile(&engine_with(concurrency), wasm, &bin).unwrap();
         assert_eq!(needs(&bin), concurrency);
+        // `open` builds that engine and loads the file into it.
+        let settings = EngineSettings {
+            pooling: Pooling::Off,
+            ..EngineSettings::default()
+        };
+        let (engine, loaded) = Artifact::open(&bin, settings, false).unwrap();
+        assert_eq!(loaded.kind, ArtifactKind::Precompiled);
+        assert_eq!(
+            tempo_runtime_core::compatibility_hash(&engine),
+            tempo_runtime_core::compatibility_hash(&engine_with(concurrency))
+        );
     }
     let bin = dir.path().join("component.bin");
-    match artifact::load(&engine_with(Concurrency::Off), &bin) {
+    match Artifact::read(&bin).and_then(|file| file.load(&engine_with(Concurrency::Off), false)) {
         Err(ArtifactError::OtherEngine { .. }) => {}
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a p3 .bin loaded on an engine without async support"),
     }
+}
+
+#[test]
+fn a_bin_gets_no_compile_cache_and_a_wasm_keeps_it() {
+    let (dir, bin) = compiled();
+    let cache = Some(dir.path().join("cache"));
+    let settings = |path: &Path| {
+        EngineSettings {
+            cache_dir: cache.clone(),
+            ..EngineSettings::default()
+        }
+        .for_artifact(&Artifact::read(path).unwrap())
+    };
+    assert_eq!(settings(&bin).cache_dir, None);
+    assert_eq!(settings(tempo_test_fixtures::http()).cache_dir, cache);
+}
+
+#[test]
+fn open_refuses_what_load_refuses() {
+    let (dir, bin) = compiled();
+    let settings = || EngineSettings {
+        pooling: Pooling::Off,
+        cache_dir: None,
+        ..EngineSettings::default()
+    };
+    let open_err = |path: &Path| match Artifact::open(path, settings(), false) {
+        Ok(_) => panic!("`{}` opened", path.display()),
+        Err(err) => err,
+    };
+    let renamed = write(dir.path(), "http.wasm", &std::fs::read(&bin).unwrap());
+    let err = open_err(&renamed);
+    assert!(
+        matches!(
+            err.downcast_ref::<ArtifactError>(),
+            Some(ArtifactError::PrecompiledName { .. })
+        ),
+        "{err}"
+    );
+    let (_, loaded) = Artifact::open(&renamed, settings(), true).unwrap();
+    assert_eq!(loaded.kind, ArtifactKind::Precompiled);
+
+    let mut bytes = std::fs::read(&bin).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let doctored = write(dir.path(), "doctored.bin", &bytes);
+    let err = open_err(&doctored);
+    assert!(
+        matches!(
+            err.downcast_ref::<ArtifactError>(),
+            Some(ArtifactError::Corrupted { .. })
+        ),
+        "{err}"
+    );
+    let err = open_err(&dir.path().join("absent.bin"));
+    assert!(err.to_string().starts_with("cannot read `"), "{err}");
 }

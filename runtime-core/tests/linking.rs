@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
     EngineSettings, InstanceSettings, InterfaceName, LiveComponent, PrepareError, Runtime, Service,
-    State, Version, artifact, run_command,
+    State, Version, artifact::Artifact, run_command,
 };
 
 fn runtime() -> Runtime {
@@ -24,7 +24,9 @@ fn runtime() -> Runtime {
 #[test]
 fn an_import_nobody_provides_is_named() {
     let runtime = runtime();
-    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::missing_import()).unwrap();
+    let loaded = Artifact::read(tempo_test_fixtures::missing_import())
+        .and_then(|file| file.load(runtime.engine(), false))
+        .unwrap();
     let err = runtime
         .prepare(&loaded.component, InstanceSettings::named("missing-import"))
         .err()
@@ -100,7 +102,9 @@ fn with_greeter(calls: Arc<Mutex<Vec<String>>>) -> Runtime {
 
 /// Prepares `component` and returns the version with the names of the services it links.
 fn prepare(runtime: &Runtime, component: &Path) -> (Version, Vec<String>) {
-    let loaded = artifact::load(runtime.engine(), component).unwrap();
+    let loaded = Artifact::read(component)
+        .and_then(|file| file.load(runtime.engine(), false))
+        .unwrap();
     let version = runtime
         .prepare(&loaded.component, InstanceSettings::named("guest"))
         .unwrap();
@@ -132,7 +136,9 @@ fn a_service_whose_interfaces_are_not_imported_is_not_linked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_arguments_and_exit_codes_pass_through() {
     let runtime = runtime();
-    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::cli()).unwrap();
+    let loaded = Artifact::read(tempo_test_fixtures::cli())
+        .and_then(|file| file.load(runtime.engine(), false))
+        .unwrap();
     for (args, code) in [(&["ok"][..], 0), (&["fail"], 1), (&["exit", "42"], 42)] {
         let settings = InstanceSettings {
             args: ["cli"].iter().chain(args).map(|s| s.to_string()).collect(),
@@ -161,7 +167,9 @@ async fn cli_arguments_and_exit_codes_pass_through() {
 #[test]
 fn a_swap_leaves_holders_of_the_old_version_alone() {
     let runtime = runtime();
-    let loaded = artifact::load(runtime.engine(), tempo_test_fixtures::cli()).unwrap();
+    let loaded = Artifact::read(tempo_test_fixtures::cli())
+        .and_then(|file| file.load(runtime.engine(), false))
+        .unwrap();
     let prepare = || {
         runtime
             .prepare(&loaded.component, InstanceSettings::named("cli"))

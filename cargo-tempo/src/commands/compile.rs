@@ -45,11 +45,7 @@ pub(crate) fn exec(shell: &Shell, args: Args) -> anyhow::Result<()> {
 pub(crate) fn precompile(shell: &Shell, wasm: &Path, bin: &Path) -> anyhow::Result<()> {
     // A WASI 0.3 component is compiled for the engine that runs it, with async support.
     let file = Artifact::read(wasm)?;
-    let engine = EngineSettings {
-        concurrency: file.concurrency(),
-        ..EngineSettings::default()
-    }
-    .build()?;
+    let engine = EngineSettings::default().for_artifact(&file).build()?;
     let spinner = shell.spinner("Precompiling", display_path(wasm));
     let compiled = file.compile(&engine, bin);
     spinner.finish_and_clear();

@@ -334,7 +334,10 @@ impl<'a> Dev<'a> {
     async fn compile(&self, wasm: &Path) -> anyhow::Result<Version> {
         let engine = self.runtime.engine().clone();
         let path = wasm.to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || artifact::load(&engine, &path)).await??;
+        let loaded = tokio::task::spawn_blocking(move || {
+            artifact::Artifact::read(&path)?.load(&engine, false)
+        })
+        .await??;
         let settings = InstanceSettings {
             limits: self.limits,
             ..InstanceSettings::named(component_name(wasm))

@@ -54,14 +54,11 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     settings.sources.share(telemetry.guest_spans());
     let admission = settings.admission;
     // The pool holds exactly the instances admission lets run.
-    let file = Artifact::read(&file_path)?;
-    let engine = EngineSettings {
+    let settings_for_engine = EngineSettings {
         max_instances: admission.max_instances,
-        concurrency: file.concurrency(),
         ..EngineSettings::default()
-    }
-    .build()?;
-    let loaded = file.load(&engine, args.allow_precompiled)?;
+    };
+    let (engine, loaded) = Artifact::open(&file_path, settings_for_engine, args.allow_precompiled)?;
     shell.verbose_status(
         "Loaded",
         format!(

@@ -67,14 +67,11 @@ const TRAP_HINT: &str =
 pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32> {
     // Test binaries are large debug builds that run briefly: Winch compiles them several times
     // faster than Cranelift.
-    let file = Artifact::read(&args.file)?;
-    let engine = EngineSettings {
+    let winch = EngineSettings {
         compiler: Compiler::Winch,
-        concurrency: file.concurrency(),
         ..EngineSettings::default()
-    }
-    .build()?;
-    let loaded = file.load(&engine, false)?;
+    };
+    let (engine, loaded) = Artifact::open(&args.file, winch, false)?;
     // Each test binary gets embedded backends in a state folder of its own, so tests never see
     // the data of `dev` (or of each other) and leave nothing behind.
     let state = tempfile::tempdir().context("cannot create a state folder for the tests")?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, BlobstoreService};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::{
-    EngineSettings, GuestStdio, InstanceSettings, Runtime, artifact, run_command,
+    EngineSettings, GuestStdio, InstanceSettings, Runtime, artifact::Artifact, run_command,
 };
 use tempo_test_fixtures::NatsServer;
 
@@ -42,7 +42,8 @@ impl Host {
         }
         .build()
         .unwrap();
-        let guest = artifact::load(&engine, tempo_test_fixtures::blobstore_suite())
+        let guest = Artifact::read(tempo_test_fixtures::blobstore_suite())
+            .and_then(|file| file.load(&engine, false))
             .unwrap()
             .component;
         let mut runtime = Runtime::new(engine);

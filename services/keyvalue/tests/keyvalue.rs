@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tempo_keyvalue::{KeyValueBackend, KeyValueConfig, KeyValueService};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::{
-    EngineSettings, GuestStdio, InstanceSettings, Runtime, artifact, run_command,
+    EngineSettings, GuestStdio, InstanceSettings, Runtime, artifact::Artifact, run_command,
 };
 use tempo_test_fixtures::NatsServer;
 
@@ -36,7 +36,9 @@ impl Host {
             ..EngineSettings::default()
         }
         .build()?;
-        let guest = artifact::load(&engine, tempo_test_fixtures::keyvalue_suite())?.component;
+        let guest = Artifact::read(tempo_test_fixtures::keyvalue_suite())
+            .and_then(|file| file.load(&engine, false))?
+            .component;
         let mut runtime = Runtime::new(engine);
         runtime.add_service(Arc::new(service));
         Ok(Self { runtime, guest })

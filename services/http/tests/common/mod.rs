@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tempo_http::{HttpConfig, HttpService};
 use tempo_runtime_core::{
-    Admission, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version, artifact,
+    Admission, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version,
+    artifact::Artifact,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +64,9 @@ impl Server {
 }
 
 pub(crate) fn prepare(runtime: &Runtime, component: &Path) -> Version {
-    let loaded = artifact::load(runtime.engine(), component).unwrap();
+    let loaded = Artifact::read(component)
+        .and_then(|file| file.load(runtime.engine(), false))
+        .unwrap();
     let name = component
         .file_stem()
         .unwrap()
