@@ -29,6 +29,16 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::bodies::{CheckedBody, GuardedBody};
 use crate::connection::Peer;
 
+/// The handler a version exports, told apart once when the version is prepared
+/// ([`crate::HttpService`]'s `Trigger::prepare`) so that no request asks again.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    /// `wasi:http/incoming-handler@0.2`: a fresh instance per request.
+    P2(ProxyPre<State>),
+    /// `wasi:http/handler@0.3`: instances from the version's pool, reused up to its limit.
+    P3(crate::handler_p3::P3Handler),
+}
+
 /// What handling a request needs: the component, the server's share of instances and its limits.
 pub(crate) struct Handling {
     pub(crate) live: LiveComponent,
@@ -201,25 +211,32 @@ async fn invoke(
     slot: Slot,
     what: Described,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
-    if let Some(p3) = version.prepared::<crate::handler_p3::P3Handler>() {
-        let request = match crate::handler_p3::with_origin(request, tls) {
-            Ok(request) => request,
-            Err(err) => {
-                let err = err.context("the request's target cannot carry its scheme and authority");
-                log_failure(version, &request_id, &what, &err);
-                return Err(err);
-            }
-        };
-        // Boxed: its future is several kilobytes, which every WASI 0.2 request would otherwise
-        // carry (and copy) in its own.
-        let p3_invoke = crate::handler_p3::invoke(version, p3, request, request_id, slot, what);
-        return Box::pin(p3_invoke).await;
-    }
+    let handler = version
+        .prepared::<Handler>()
+        .context("this version was not prepared for wasi:http")?;
+    let proxy = match handler {
+        Handler::P2(proxy) => proxy,
+        Handler::P3(p3) => {
+            let request = match crate::handler_p3::with_origin(request, tls) {
+                Ok(request) => request,
+                Err(err) => {
+                    let err =
+                        err.context("the request's target cannot carry its scheme and authority");
+                    log_failure(version, &request_id, &what, &err);
+                    return Err(err);
+                }
+            };
+            // Boxed: its future is several kilobytes, which every WASI 0.2 request would otherwise
+            // carry (and copy) in its own.
+            let p3_invoke = crate::handler_p3::invoke(version, p3, request, request_id, slot, what);
+            return Box::pin(p3_invoke).await;
+        }
+    };
     let Started {
         guest,
         response,
         stopped,
-    } = start_guest(version, request, tls, &request_id, slot, &what)?;
+    } = start_guest(version, proxy, request, tls, &request_id, slot, &what)?;
     let failure = match response.await {
         Ok(Ok(response)) => {
             return Ok(response.map(|body| GuardedBody::new(body, stopped).boxed_unsync()));
@@ -244,21 +261,20 @@ struct Started {
     stopped: Arc<AtomicBool>,
 }
 
-/// Starts the guest's `handle` for `request` on a fresh instance of `version`, on its own task,
+/// Starts the guest's `handle` for `request` on a fresh instance of `version` (`proxy`, its
+/// pre-instantiated WASI 0.2 handler), on its own task,
 /// in the current span. Not `async`: the guest's future (kilobytes) is built straight into its
 /// task instead of passing through the request's own future.
 fn start_guest(
     version: &Arc<Version>,
+    proxy: &ProxyPre<State>,
     request: Request<CheckedBody>,
     tls: bool,
     request_id: &RequestId,
     slot: Slot,
     what: &Described,
 ) -> anyhow::Result<Started> {
-    let proxy = version
-        .prepared::<ProxyPre<State>>()
-        .context("this version was not prepared for wasi:http")?
-        .clone();
+    let proxy = proxy.clone();
     let mut store = version.new_store(request_id.clone());
     let (sender, response) = oneshot::channel();
     let request = store

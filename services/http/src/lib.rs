@@ -47,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+use crate::handler::Handler;
 use crate::handler_p3::P3Handler;
 pub use crate::handler_p3::{IDLE_TIMEOUT, Reuse};
 
@@ -257,19 +258,18 @@ impl Trigger for HttpService {
         pre: &InstancePre<State>,
         prepared: &mut http::Extensions,
     ) -> anyhow::Result<()> {
-        match ProxyPre::new(pre.clone()) {
-            Ok(proxy) => {
-                prepared.insert(proxy);
-            }
+        let handler = match ProxyPre::new(pre.clone()) {
+            Ok(proxy) => Handler::P2(proxy),
             Err(p2) => {
                 let service = ServicePre::new(pre.clone()).map_err(|p3| {
                     anyhow::anyhow!(
                         "its wasi:http handler export has the wrong shape: {p2:#} (0.2), {p3:#} (0.3)"
                     )
                 })?;
-                prepared.insert(P3Handler::new(service, self.config.reuse));
+                Handler::P3(P3Handler::new(service, self.config.reuse))
             }
-        }
+        };
+        prepared.insert(handler);
         Ok(())
     }
 
