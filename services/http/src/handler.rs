@@ -262,9 +262,9 @@ struct Started {
 }
 
 /// Starts the guest's `handle` for `request` on a fresh instance of `version` (`proxy`, its
-/// pre-instantiated WASI 0.2 handler), on its own task,
-/// in the current span. Not `async`: the guest's future (kilobytes) is built straight into its
-/// task instead of passing through the request's own future.
+/// pre-instantiated WASI 0.2 handler), on its own task, in the current span. Not `async`: the
+/// guest's future (kilobytes) is built straight into its task instead of passing through the
+/// request's own future.
 fn start_guest(
     version: &Arc<Version>,
     proxy: &ProxyPre<State>,
