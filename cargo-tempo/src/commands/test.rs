@@ -9,6 +9,7 @@ use tempo_runtime_core::{Compiler, EngineSettings, GuestStdio, InstanceSettings}
 
 use crate::cargo_build::{self, PackageArgs, WASM_TARGET, cargo_command};
 use crate::host::{self, component_name};
+use crate::services::SERVICES;
 use crate::settings::{HostArgs, Settings};
 use crate::shell::Shell;
 
@@ -75,15 +76,7 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
     // Each test binary gets embedded backends in a state folder of its own, so tests never see
     // the data of `dev` (or of each other) and leave nothing behind.
     let state = tempfile::tempdir().context("cannot create a state folder for the tests")?;
-    let host = HostArgs::parse([
-        "--state-dir".as_ref(),
-        state.path().as_os_str(),
-        "--keyvalue".as_ref(),
-        "embedded".as_ref(),
-        "--blobstore".as_ref(),
-        "embedded".as_ref(),
-        "--sql-embedded".as_ref(),
-    ])?;
+    let host = runner_host_args(state.path())?;
     let runtime = host::runtime(engine, &Settings::load(&host, Path::new(""))?)?;
     let name = component_name(&args.file);
     let settings = InstanceSettings {
@@ -99,6 +92,19 @@ pub(crate) fn exec_runner(shell: &Shell, args: RunnerArgs) -> anyhow::Result<i32
         settings,
         Some(TRAP_HINT),
     ))
+}
+
+/// A test binary's host flags: its own state folder, and each service's
+/// [`TEST_FLAGS`](tempo_runtime_core::settings::Configured::TEST_FLAGS).
+fn runner_host_args(state: &Path) -> anyhow::Result<HostArgs> {
+    let mut flags = vec![OsString::from("--state-dir"), state.into()];
+    flags.extend(
+        SERVICES
+            .iter()
+            .flat_map(|service| service.test_flags())
+            .map(OsString::from),
+    );
+    HostArgs::parse(flags)
 }
 
 /// `s` as a TOML basic string.
@@ -119,7 +125,42 @@ fn toml_string(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::toml_string;
+    use tempo_runtime_core::settings::Sources;
+
+    use super::{runner_host_args, toml_string};
+    use crate::settings::Settings;
+
+    /// A test binary reaches no NATS server or database the environment names: every service
+    /// with a backend is embedded, in the test's state folder. A service added to the list with
+    /// a production backend and no `TEST_FLAGS` fails here.
+    #[test]
+    fn a_test_binary_gets_every_backend_embedded_whatever_the_environment_names() {
+        let state = tempfile::tempdir().unwrap();
+        let production = [
+            ("NATS_ADDR", "nats://192.0.2.1:4222"),
+            (
+                "TEMPO_SQL_DATABASE_ORDERS",
+                "postgres://app@192.0.2.2/orders",
+            ),
+            ("TEMPO_KEYVALUE", "nats"),
+            ("TEMPO_BLOBSTORE", "nats"),
+            ("TEMPO_MESSAGING", "nats"),
+        ];
+        let sources = Sources::with_variables(state.path(), None, &production).unwrap();
+        let flags = runner_host_args(state.path()).unwrap();
+        let services = Settings::resolve(&flags, sources)
+            .unwrap()
+            .services()
+            .unwrap();
+        for service in services {
+            let described = service.describe();
+            assert!(
+                !described.contains("192.0.2.") && !described.contains("NATS"),
+                "{}: {described}",
+                service.name()
+            );
+        }
+    }
 
     #[test]
     fn paths_become_toml_strings() {

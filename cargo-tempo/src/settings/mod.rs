@@ -211,7 +211,7 @@ impl Settings {
 
     /// [`Settings::load`] with its sources given: testable without files or a process
     /// environment.
-    fn resolve(args: &HostArgs, mut sources: Sources) -> anyhow::Result<Self> {
+    pub(crate) fn resolve(args: &HostArgs, mut sources: Sources) -> anyhow::Result<Self> {
         let global = &args.global;
         let sections = [
             "state",

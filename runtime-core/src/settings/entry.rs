@@ -20,6 +20,11 @@ pub trait Configured: Service + Sized {
     /// Its flags, which `run`, `dev` and `test` take; each reads its variable too.
     type Args: clap::Args + clap::FromArgMatches;
 
+    /// The flags `cargo tempo test` gives it, so that a test binary never reaches a backend the
+    /// environment or `tempo.toml` names: its embedded backend, in the test binary's own state
+    /// folder. Empty for a service that keeps nothing and reaches nothing.
+    const TEST_FLAGS: &'static [&'static str] = &[];
+
     /// The service as `args` and `sources` set it up. Nothing is opened yet.
     fn configure(args: Self::Args, sources: &Sources) -> anyhow::Result<Self>;
 }
@@ -35,6 +40,7 @@ pub struct NoArgs {}
 pub struct ServiceEntry {
     section: Option<&'static str>,
     settings: &'static [Setting],
+    test_flags: &'static [&'static str],
     augment: fn(clap::Command) -> clap::Command,
     configure: fn(&clap::ArgMatches, &Sources) -> anyhow::Result<Arc<dyn Service>>,
 }
@@ -45,6 +51,7 @@ impl ServiceEntry {
         Self {
             section: S::SECTION,
             settings: S::SETTINGS,
+            test_flags: S::TEST_FLAGS,
             augment: <S::Args as clap::Args>::augment_args,
             configure: configure::<S>,
         }
@@ -58,6 +65,11 @@ impl ServiceEntry {
     /// Every setting it reads.
     pub fn settings(&self) -> &'static [Setting] {
         self.settings
+    }
+
+    /// The flags `cargo tempo test` gives it ([`Configured::TEST_FLAGS`]).
+    pub fn test_flags(&self) -> &'static [&'static str] {
+        self.test_flags
     }
 
     /// `command` with the service's flags.

@@ -73,6 +73,7 @@ impl Configured for BlobstoreService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[BACKEND, CONTAINERS, MAX_OBJECT_BYTES];
     type Args = BlobstoreArgs;
+    const TEST_FLAGS: &'static [&'static str] = &["--blobstore", "embedded"];
 
     fn configure(args: BlobstoreArgs, sources: &Sources) -> anyhow::Result<Self> {
         Ok(BlobstoreService::new(BlobstoreConfig::from_settings(

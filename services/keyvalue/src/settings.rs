@@ -68,6 +68,7 @@ impl Configured for KeyValueService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[BACKEND, BUCKETS, MAX_VALUE_BYTES];
     type Args = KeyValueArgs;
+    const TEST_FLAGS: &'static [&'static str] = &["--keyvalue", "embedded"];
 
     fn configure(args: KeyValueArgs, sources: &Sources) -> anyhow::Result<Self> {
         KeyValueService::new(KeyValueConfig::from_settings(&args, sources)?)

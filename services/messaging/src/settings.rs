@@ -185,6 +185,7 @@ impl Configured for MessagingService {
         INSTANCE_REUSE,
     ];
     type Args = MessagingArgs;
+    const TEST_FLAGS: &'static [&'static str] = &["--messaging", "embedded"];
 
     fn configure(args: MessagingArgs, sources: &Sources) -> anyhow::Result<Self> {
         Ok(MessagingService::new(MessagingConfig::from_settings(

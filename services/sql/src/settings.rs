@@ -103,6 +103,7 @@ impl Configured for SqlService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[DATABASES, MAX_ROWS, MAX_BYTES, POOL_SIZE, MEMORY_MIB];
     type Args = SqlArgs;
+    const TEST_FLAGS: &'static [&'static str] = &["--sql-embedded"];
 
     fn configure(args: SqlArgs, sources: &Sources) -> anyhow::Result<Self> {
         SqlService::new(SqlConfig::from_settings(&args, sources)?)
