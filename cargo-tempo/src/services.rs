@@ -108,10 +108,16 @@ mod wit_coverage {
 }
 
 /// The manual's settings tables name every setting: its `tempo.toml` key, its variable and its
-/// flag.
+/// flag; and every service has the guest side its entry names ([`GuestSide`]): a section of the
+/// services page, a tempo-sdk module, and the template that shows it.
+///
+/// [`GuestSide`]: tempo_runtime_core::settings::GuestSide
 #[cfg(test)]
 mod documented {
-    use std::path::Path;
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    use tempo_runtime_core::settings::GuestSide;
 
     use super::SERVICES;
     use crate::settings::GLOBAL_SETTINGS;
@@ -140,6 +146,95 @@ mod documented {
         assert!(
             missing.is_empty(),
             "the configuration page lacks {missing:?}"
+        );
+    }
+
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(workspace().join(path)).unwrap_or_default()
+    }
+
+    /// What `guest` lacks, one line per place.
+    fn missing_places(guest: GuestSide) -> Vec<String> {
+        let mut missing = Vec::new();
+        let heading = format!("## {}", guest.manual);
+        if !read("docs/services.md")
+            .lines()
+            .any(|line| line.trim_end() == heading)
+        {
+            missing.push(format!("docs/services.md has no `{heading}`"));
+        }
+        let module = guest.sdk_module;
+        let sources = [
+            format!("sdk/src/{module}.rs"),
+            format!("sdk/src/{module}/mod.rs"),
+        ];
+        if !sources
+            .iter()
+            .any(|source| workspace().join(source).is_file())
+        {
+            missing.push(format!("tempo-sdk has no sdk/src/{module}.rs"));
+        }
+        let sdk = read("sdk/src/lib.rs");
+        if !sdk.contains(&format!("pub mod {module};")) || !sdk.contains(&format!("[`{module}`]")) {
+            missing.push(format!(
+                "sdk/src/lib.rs does not export and introduce `{module}`"
+            ));
+        }
+        if let Some(template) = guest.template {
+            let code = read(&format!("templates/{template}/src/lib.rs"));
+            if !code.contains(&format!("tempo_sdk::{module}")) {
+                missing.push(format!(
+                    "templates/{template} does not use tempo_sdk::{module}"
+                ));
+            }
+        }
+        missing
+    }
+
+    #[test]
+    fn every_service_has_its_section_sdk_module_and_template() {
+        let missing: Vec<String> = SERVICES
+            .iter()
+            .flat_map(|service| missing_places(service.guest()))
+            .collect();
+        assert!(missing.is_empty(), "{missing:#?}");
+
+        // And no SDK module outlives its service.
+        let modules: BTreeSet<&str> = SERVICES
+            .iter()
+            .map(|service| service.guest().sdk_module)
+            .collect();
+        let sdk = read("sdk/src/lib.rs");
+        let orphans: Vec<&str> = sdk
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub mod ")?.strip_suffix(';'))
+            .filter(|module| !modules.contains(module))
+            .collect();
+        assert!(
+            orphans.is_empty(),
+            "SDK modules no service names: {orphans:?}"
+        );
+    }
+
+    #[test]
+    fn a_service_missing_from_every_place_is_told_each_one() {
+        let nowhere = GuestSide {
+            manual: "wasi:nowhere",
+            sdk_module: "nowhere",
+            template: Some("http"),
+        };
+        assert_eq!(
+            missing_places(nowhere),
+            [
+                "docs/services.md has no `## wasi:nowhere`",
+                "tempo-sdk has no sdk/src/nowhere.rs",
+                "sdk/src/lib.rs does not export and introduce `nowhere`",
+                "templates/http does not use tempo_sdk::nowhere",
+            ]
         );
     }
 }

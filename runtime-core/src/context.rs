@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use wasmtime::component::{HasData, ResourceTable};
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::state::State;
 use crate::work::CurrentWork;
@@ -40,6 +40,14 @@ pub struct ServiceView<'a, C> {
     /// The work the instance handles: what the guest sends on continues its trace.
     pub work: &'a CurrentWork,
     context: Option<&'a Arc<C>>,
+}
+
+impl<C> ServiceView<'_, C> {
+    /// Drops a handle the guest dropped, and what the instance's table held for it.
+    pub fn drop_resource<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
 }
 
 impl<'a, C: ServiceContext> ServiceView<'a, C> {
@@ -110,6 +118,26 @@ impl<T: Send + Sync> LazyBackend<T> {
     pub fn get_if_open(&self) -> Option<&T> {
         self.opened.get()
     }
+}
+
+/// Lets `?` turn wasmtime's errors (a host bug, a broken resource handle) into the variant of a
+/// service's error type on which the instance traps: `trap_on_wasmtime_errors!(KvError::Trap)`
+/// implements `From<wasmtime::Error>` and `From<ResourceTableError>` for `KvError`.
+#[macro_export]
+macro_rules! trap_on_wasmtime_errors {
+    ($error:ident :: $variant:ident) => {
+        impl From<$crate::wasmtime::component::ResourceTableError> for $error {
+            fn from(err: $crate::wasmtime::component::ResourceTableError) -> Self {
+                $error::$variant(err.into())
+            }
+        }
+
+        impl From<$crate::wasmtime::Error> for $error {
+            fn from(err: $crate::wasmtime::Error) -> Self {
+                $error::$variant(err)
+            }
+        }
+    };
 }
 
 #[cfg(test)]

@@ -25,8 +25,24 @@ pub trait Configured: Service + Sized {
     /// folder. Empty for a service that keeps nothing and reaches nothing.
     const TEST_FLAGS: &'static [&'static str] = &[];
 
+    /// Where a guest's author meets it outside the host. It has no default, so that a new
+    /// service says where its guest side is; cargo-tempo's tests check each place.
+    const GUEST: GuestSide;
+
     /// The service as `args` and `sources` set it up. Nothing is opened yet.
     fn configure(args: Self::Args, sources: &Sources) -> anyhow::Result<Self>;
+}
+
+/// Where a guest's author meets a service: the pages, the SDK module and the template that
+/// cargo-tempo's tests hold to the list of services, so a service missing from one fails them.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestSide {
+    /// The heading of its section in `docs/services.md`, e.g. `wasi:keyvalue`.
+    pub manual: &'static str,
+    /// The tempo-sdk module that wraps its interfaces (`sdk/src/<module>`), e.g. `keyvalue`.
+    pub sdk_module: &'static str,
+    /// The `cargo tempo new --template` whose code uses that module, if one shows it.
+    pub template: Option<&'static str>,
 }
 
 /// A service with no flags.
@@ -41,6 +57,7 @@ pub struct ServiceEntry {
     section: Option<&'static str>,
     settings: &'static [Setting],
     test_flags: &'static [&'static str],
+    guest: GuestSide,
     augment: fn(clap::Command) -> clap::Command,
     configure: fn(&clap::ArgMatches, &Sources) -> anyhow::Result<Arc<dyn Service>>,
 }
@@ -52,6 +69,7 @@ impl ServiceEntry {
             section: S::SECTION,
             settings: S::SETTINGS,
             test_flags: S::TEST_FLAGS,
+            guest: S::GUEST,
             augment: <S::Args as clap::Args>::augment_args,
             configure: configure::<S>,
         }
@@ -70,6 +88,11 @@ impl ServiceEntry {
     /// The flags `cargo tempo test` gives it ([`Configured::TEST_FLAGS`]).
     pub fn test_flags(&self) -> &'static [&'static str] {
         self.test_flags
+    }
+
+    /// Where a guest's author meets it ([`Configured::GUEST`]).
+    pub fn guest(&self) -> GuestSide {
+        self.guest
     }
 
     /// `command` with the service's flags.

@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 
 mod entry;
 
-pub use entry::{Configured, NoArgs, ServiceEntry};
+pub use entry::{Configured, GuestSide, NoArgs, ServiceEntry};
 
 /// The file a project's settings are in.
 pub const TEMPO_TOML: &str = "tempo.toml";

@@ -210,8 +210,7 @@ impl types::HostOutgoingValue for BlobView<'_> {
     }
 
     async fn drop(&mut self, value: Resource<OutgoingValue>) -> wasmtime::Result<()> {
-        self.table.delete(value)?;
-        Ok(())
+        self.drop_resource(value)
     }
 }
 
@@ -237,8 +236,7 @@ impl types::HostIncomingValue for BlobView<'_> {
     }
 
     async fn drop(&mut self, value: Resource<IncomingValue>) -> wasmtime::Result<()> {
-        self.table.delete(value)?;
-        Ok(())
+        self.drop_resource(value)
     }
 }
 
@@ -405,8 +403,7 @@ impl container::HostContainer for BlobView<'_> {
     }
 
     async fn drop(&mut self, handle: Resource<ContainerHandle>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
+        self.drop_resource(handle)
     }
 }
 
@@ -439,8 +436,7 @@ impl container::HostStreamObjectNames for BlobView<'_> {
     }
 
     async fn drop(&mut self, stream: Resource<ObjectNames>) -> wasmtime::Result<()> {
-        self.table.delete(stream)?;
-        Ok(())
+        self.drop_resource(stream)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use tempo_nats::Backend;
-use tempo_runtime_core::settings::{Configured, Setting, Sources};
+use tempo_runtime_core::settings::{Configured, GuestSide, Setting, Sources};
 
 use crate::{
     BlobstoreBackend, BlobstoreConfig, BlobstoreService, DEFAULT_MAX_OBJECT_BYTES,
@@ -73,6 +73,11 @@ impl Configured for BlobstoreService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[BACKEND, CONTAINERS, MAX_OBJECT_BYTES];
     type Args = BlobstoreArgs;
+    const GUEST: GuestSide = GuestSide {
+        manual: "wasi:blobstore",
+        sdk_module: "blobstore",
+        template: Some("blobstore"),
+    };
     const TEST_FLAGS: &'static [&'static str] = &["--blobstore", "embedded"];
 
     fn configure(args: BlobstoreArgs, sources: &Sources) -> anyhow::Result<Self> {

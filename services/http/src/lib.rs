@@ -26,6 +26,7 @@ mod server;
 pub mod settings;
 mod tls;
 mod trace_context;
+mod trigger;
 
 pub use handler::{CLIENT_CERT_SUBJECT_HEADER, REQUEST_ID_HEADER, STALE_HEADER};
 pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
@@ -36,19 +37,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use futures::FutureExt as _;
-use futures::future::BoxFuture;
-use tempo_runtime_core::wasmtime::component::{InstancePre, Linker};
-use tempo_runtime_core::{
-    InterfaceName, LiveComponent, Running, Service, Slots, State, Trigger, WASI_VERSION,
-};
-use tokio_util::sync::CancellationToken;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p3::bindings::ServicePre;
+use tempo_runtime_core::wasmtime::component::Linker;
+use tempo_runtime_core::{InterfaceName, Service, State, Trigger, WASI_VERSION};
 
-use crate::handler::Handler;
-use crate::handler_p3::P3Handler;
 pub use crate::handler_p3::{IDLE_TIMEOUT, Reuse};
 
 /// The WASI 0.3 version of wasi:http that wasmtime-wasi-http implements.
@@ -240,87 +231,5 @@ impl Service for HttpService {
 
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
         Some(self)
-    }
-}
-
-impl Trigger for HttpService {
-    fn export(&self) -> &InterfaceName {
-        &self.export
-    }
-
-    fn also_exports(&self) -> &[InterfaceName] {
-        &self.p3_export
-    }
-
-    /// A WASI 0.2 handler is preferred when a component exports both.
-    fn prepare(
-        &self,
-        pre: &InstancePre<State>,
-        prepared: &mut http::Extensions,
-    ) -> anyhow::Result<()> {
-        let handler = match ProxyPre::new(pre.clone()) {
-            Ok(proxy) => Handler::P2(proxy),
-            Err(p2) => {
-                let service = ServicePre::new(pre.clone()).map_err(|p3| {
-                    anyhow::anyhow!(
-                        "its wasi:http handler export has the wrong shape: {p2:#} (0.2), {p3:#} (0.3)"
-                    )
-                })?;
-                Handler::P3(P3Handler::new(service, self.config.reuse))
-            }
-        };
-        prepared.insert(handler);
-        Ok(())
-    }
-
-    fn start(
-        self: Arc<Self>,
-        live: LiveComponent,
-        slots: Slots,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<Running>> {
-        async move {
-            let listen = self.config.listen;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot listen on {listen} ({})",
-                        settings::LISTEN.how_to_set()
-                    )
-                })?;
-            let address = listener
-                .local_addr()
-                .context("cannot read the bound address")?;
-            // Guests do not reach their own server unless a rule names it.
-            let current = self.outbound.load();
-            let mut policy = current.policy.clone();
-            policy.add_own(address);
-            self.outbound.store(Arc::new(outbound::Outbound::new(
-                policy,
-                current.connect_timeout,
-                current.response_timeout,
-            )));
-            let mut warnings = Vec::new();
-            if let Some(tls) = &self.tls {
-                warnings.extend(tls.identity().expiry_warning(&tls.files().cert));
-                tokio::spawn(tls.clone().watch(shutdown.clone()));
-            }
-            let scheme = if self.tls.is_some() { "https" } else { "http" };
-            let serve = server::serve(
-                listener,
-                live,
-                slots,
-                shutdown,
-                self.config.clone(),
-                self.tls.clone(),
-            );
-            Ok(Running {
-                address: format!("{scheme}://{address}"),
-                warnings,
-                serve: serve.boxed(),
-            })
-        }
-        .boxed()
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tempo_runtime_core::settings::{Configured, Setting, Sources};
+use tempo_runtime_core::settings::{Configured, GuestSide, Setting, Sources};
 
 use crate::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_INSTANCE_CONCURRENCY,
@@ -264,6 +264,11 @@ impl Configured for HttpService {
         MAX_CONCURRENT_STREAMS,
     ];
     type Args = HttpArgs;
+    const GUEST: GuestSide = GuestSide {
+        manual: "wasi:http",
+        sdk_module: "http",
+        template: Some("http"),
+    };
 
     fn configure(args: HttpArgs, sources: &Sources) -> anyhow::Result<Self> {
         HttpService::new(HttpConfig::from_settings(&args, sources)?)

@@ -177,8 +177,7 @@ impl store::HostBucket for KvView<'_> {
     }
 
     async fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
+        self.drop_resource(bucket)
     }
 }
 

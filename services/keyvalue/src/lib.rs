@@ -22,6 +22,7 @@
 
 mod backend;
 mod cursor;
+mod error;
 mod host;
 pub mod settings;
 
@@ -33,6 +34,7 @@ use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
+pub use error::KvError;
 pub use host::{BucketHandle, MAX_KEY_BYTES};
 pub use settings::{KeyValueArgs, KeyValueToml};
 
@@ -93,35 +95,6 @@ impl KvLimits {
             identifier
         };
         self.buckets.iter().find(|bucket| *bucket == name).cloned()
-    }
-}
-
-/// An error of a keyvalue host function: what the guest sees, or a trap for host bugs.
-#[derive(Debug, thiserror::Error)]
-pub enum KvError {
-    /// The bucket is not one the configuration declares.
-    #[error("no such bucket")]
-    NoSuchStore,
-    /// Not allowed.
-    #[error("access denied")]
-    AccessDenied,
-    /// Anything else: a limit, a bad counter, the backend failing.
-    #[error("{0}")]
-    Other(String),
-    /// A host bug or a broken resource handle: the instance traps.
-    #[error("{0}")]
-    Trap(wasmtime::Error),
-}
-
-impl From<wasmtime::component::ResourceTableError> for KvError {
-    fn from(err: wasmtime::component::ResourceTableError) -> Self {
-        KvError::Trap(err.into())
-    }
-}
-
-impl From<wasmtime::Error> for KvError {
-    fn from(err: wasmtime::Error) -> Self {
-        KvError::Trap(err)
     }
 }
 

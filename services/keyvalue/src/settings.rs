@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use tempo_nats::Backend;
-use tempo_runtime_core::settings::{Configured, Setting, Sources};
+use tempo_runtime_core::settings::{Configured, GuestSide, Setting, Sources};
 
 use crate::{
     DEFAULT_BUCKET, DEFAULT_MAX_VALUE_BYTES, KeyValueBackend, KeyValueConfig, KeyValueService,
@@ -68,6 +68,11 @@ impl Configured for KeyValueService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[BACKEND, BUCKETS, MAX_VALUE_BYTES];
     type Args = KeyValueArgs;
+    const GUEST: GuestSide = GuestSide {
+        manual: "wasi:keyvalue",
+        sdk_module: "keyvalue",
+        template: Some("keyvalue"),
+    };
     const TEST_FLAGS: &'static [&'static str] = &["--keyvalue", "embedded"];
 
     fn configure(args: KeyValueArgs, sources: &Sources) -> anyhow::Result<Self> {

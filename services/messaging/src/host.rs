@@ -9,7 +9,7 @@ use tempo_runtime_core::trace_context;
 use tempo_runtime_core::{ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 
-use crate::broker::{self, Broker, Envelope};
+use crate::backend::{self, Broker, Envelope};
 use crate::{MsgError, Shared, subject};
 
 pub(crate) mod generated {
@@ -275,8 +275,7 @@ impl types::HostMessage for MsgView<'_> {
     }
 
     async fn drop(&mut self, message: Resource<MessageHandle>) -> wasmtime::Result<()> {
-        self.table.delete(message)?;
-        Ok(())
+        self.drop_resource(message)
     }
 }
 
@@ -321,8 +320,7 @@ impl request_reply::HostRequestOptions for MsgView<'_> {
     }
 
     async fn drop(&mut self, options: Resource<RequestOptions>) -> wasmtime::Result<()> {
-        self.table.delete(options)?;
-        Ok(())
+        self.drop_resource(options)
     }
 }
 
@@ -347,7 +345,7 @@ impl request_reply::Host for MsgView<'_> {
         let expected = options
             .expected_replies
             .map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let replies = broker::request(&*broker, message, timeout, expected).await?;
+        let replies = backend::request(&*broker, message, timeout, expected).await?;
         replies
             .into_iter()
             .map(|envelope| Ok(self.table.push(MessageHandle { envelope })?))

@@ -13,7 +13,7 @@ use tempo_runtime_core::outcome::finish_run;
 use tempo_runtime_core::wasmtime::Store;
 use tempo_runtime_core::{RequestId, State, Version, Work};
 
-use crate::broker::Envelope;
+use crate::backend::Envelope;
 use crate::host::MessageHandle;
 use crate::host::generated::{MessagingRequestReply, MessagingRequestReplyPre};
 

@@ -22,7 +22,8 @@
 //! # let _ = service;
 //! ```
 
-mod broker;
+mod backend;
+mod error;
 mod host;
 mod instances;
 pub mod settings;
@@ -37,7 +38,8 @@ use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State, Trigger};
 
-pub use broker::subscription_capacity;
+pub use backend::subscription_capacity;
+pub use error::MsgError;
 pub use host::{ClientHandle, MessageHandle, RequestOptions};
 pub use settings::{MessagingArgs, MessagingToml};
 pub use subject::check_pattern as check_subject_pattern;
@@ -147,43 +149,11 @@ impl Default for MessagingConfig {
     }
 }
 
-/// An error of a messaging host function: what the guest sees, or a trap for host bugs.
-#[derive(Debug, thiserror::Error)]
-pub enum MsgError {
-    /// No reply in time.
-    #[error("no reply in time")]
-    Timeout,
-    /// The broker cannot be reached.
-    #[error("{0}")]
-    Connection(String),
-    /// Not allowed.
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// Anything else: a bad subject, a limit.
-    #[error("{0}")]
-    Other(String),
-    /// A host bug or a broken resource handle: the instance traps.
-    #[error("{0}")]
-    Trap(wasmtime::Error),
-}
-
-impl From<wasmtime::component::ResourceTableError> for MsgError {
-    fn from(err: wasmtime::component::ResourceTableError) -> Self {
-        MsgError::Trap(err.into())
-    }
-}
-
-impl From<wasmtime::Error> for MsgError {
-    fn from(err: wasmtime::Error) -> Self {
-        MsgError::Trap(err)
-    }
-}
-
 /// What every instance and the trigger share: the configuration and the broker.
 pub(crate) struct Shared {
     config: MessagingConfig,
     /// The broker, connected on first use.
-    broker: LazyBackend<Arc<dyn broker::Broker>>,
+    broker: LazyBackend<Arc<dyn backend::Broker>>,
 }
 
 impl ServiceContext for Shared {
@@ -191,16 +161,16 @@ impl ServiceContext for Shared {
 }
 
 /// Connects the broker `config` names.
-async fn open_broker(config: MessagingConfig) -> anyhow::Result<Arc<dyn broker::Broker>> {
-    let capacity = broker::subscription_capacity(config.concurrency);
+async fn open_broker(config: MessagingConfig) -> anyhow::Result<Arc<dyn backend::Broker>> {
+    let capacity = backend::subscription_capacity(config.concurrency);
     Ok(match &config.backend {
-        MessagingBackend::Embedded => {
-            Arc::new(broker::embedded::Embedded::new(broker::embedded::Backlog {
+        MessagingBackend::Embedded => Arc::new(backend::embedded::Embedded::new(
+            backend::embedded::Backlog {
                 messages: capacity,
                 bytes: config.max_pending_bytes,
-            }))
-        }
-        MessagingBackend::Nats(server) => Arc::new(broker::nats::Nats::connect(server).await?),
+            },
+        )),
+        MessagingBackend::Nats(server) => Arc::new(backend::nats::Nats::connect(server).await?),
     })
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tempo_nats::Backend;
-use tempo_runtime_core::settings::{Configured, Setting, Sources};
+use tempo_runtime_core::settings::{Configured, GuestSide, Setting, Sources};
 
 use crate::{
     DurableConfig, MessagingBackend, MessagingConfig, MessagingService, check_subject_pattern,
@@ -185,6 +185,11 @@ impl Configured for MessagingService {
         INSTANCE_REUSE,
     ];
     type Args = MessagingArgs;
+    const GUEST: GuestSide = GuestSide {
+        manual: "wasi:messaging",
+        sdk_module: "messaging",
+        template: Some("messaging"),
+    };
     const TEST_FLAGS: &'static [&'static str] = &["--messaging", "embedded"];
 
     fn configure(args: MessagingArgs, sources: &Sources) -> anyhow::Result<Self> {

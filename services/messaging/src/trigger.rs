@@ -23,7 +23,7 @@ use tempo_runtime_core::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::broker::{Durable, Envelope, Settle, Subscription};
+use crate::backend::{Durable, Envelope, Settle, Subscription};
 use crate::host::generated::MessagingRequestReplyPre;
 use crate::{MessagingService, subject};
 

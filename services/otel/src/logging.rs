@@ -1,6 +1,6 @@
 //! `wasi:logging`: a guest's log calls as tracing events, beside its stdout and stderr lines.
 
-use tempo_runtime_core::settings::{Configured, NoArgs, Setting, Sources};
+use tempo_runtime_core::settings::{Configured, GuestSide, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::{HasData, Linker};
 use tempo_runtime_core::{GUEST_LOG_TARGET, InterfaceName, Service, State, escape_guest_text};
 use tracing::Level;
@@ -102,6 +102,11 @@ impl Configured for LoggingService {
     const SECTION: Option<&'static str> = None;
     const SETTINGS: &'static [Setting] = &[];
     type Args = NoArgs;
+    const GUEST: GuestSide = GuestSide {
+        manual: "wasi:logging",
+        sdk_module: "telemetry",
+        template: None,
+    };
 
     fn configure(_: NoArgs, _: &Sources) -> anyhow::Result<Self> {
         Ok(Self::default())

@@ -7,8 +7,9 @@ use tempo_runtime_core::metrics::{component, metrics};
 use tempo_runtime_core::{ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource};
 
+use crate::backend::Session;
 use crate::result::{Cell, Value};
-use crate::{Failure, MAX_PARAMS, MAX_STATEMENT_BYTES, Session, Shared, Statement};
+use crate::{Failure, MAX_PARAMS, MAX_STATEMENT_BYTES, Shared, Statement};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -108,8 +109,7 @@ impl types::HostConnection for SqlView<'_> {
     }
 
     async fn drop(&mut self, connection: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
-        Ok(())
+        self.drop_resource(connection)
     }
 }
 
@@ -142,8 +142,7 @@ impl types::HostStatement for SqlView<'_> {
     }
 
     async fn drop(&mut self, statement: Resource<StatementHandle>) -> wasmtime::Result<()> {
-        self.table.delete(statement)?;
-        Ok(())
+        self.drop_resource(statement)
     }
 }
 
@@ -153,8 +152,7 @@ impl types::HostError for SqlView<'_> {
     }
 
     async fn drop(&mut self, error: Resource<SqlError>) -> wasmtime::Result<()> {
-        self.table.delete(error)?;
-        Ok(())
+        self.drop_resource(error)
     }
 }
 

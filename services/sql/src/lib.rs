@@ -27,23 +27,23 @@
 //! made for, and an embedded database cannot reach another file (`ATTACH` and `VACUUM INTO` are
 //! refused).
 
-mod embedded;
+mod backend;
+mod error;
 mod host;
-mod placeholders;
-mod postgres;
 mod result;
-mod sandbox;
 pub mod settings;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
 
+use crate::backend::Database;
+
+pub(crate) use error::Failure;
 pub use host::{ConnectionHandle, SqlError, StatementHandle};
 pub use settings::{SqlArgs, SqlToml};
 
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Embedded => f.write_str("Embedded"),
-            Self::Postgres(url) => write!(f, "Postgres({})", postgres::redact(url)),
+            Self::Postgres(url) => write!(f, "Postgres({})", backend::postgres::redact(url)),
         }
     }
 }
@@ -126,70 +126,6 @@ pub(crate) struct Bounds {
     pub(crate) max_bytes: usize,
 }
 
-/// Why a statement failed; each becomes an error the guest gets.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure {
-    /// The database refused or failed the statement, or the guest's input was wrong.
-    #[error("{0}")]
-    Refused(String),
-    /// The result was over a bound; `limit` names it for the metrics.
-    #[error("{message}")]
-    Limit {
-        /// `sql-rows` or `sql-bytes`.
-        limit: &'static str,
-        /// What the guest reads.
-        message: String,
-    },
-    /// The database could not be reached.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-/// Waits for `work` until `deadline`, if there is one: past it, the request the statement was
-/// made for is being stopped.
-pub(crate) async fn until<T>(
-    deadline: Option<Instant>,
-    work: impl Future<Output = T>,
-) -> Result<T, Failure> {
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
-            .await
-            .map_err(|_| Failure::out_of_time()),
-        None => Ok(work.await),
-    }
-}
-
-impl Failure {
-    /// A statement stopped because the request it was made for ran out of time.
-    pub(crate) fn out_of_time() -> Self {
-        Self::Refused(
-            "the statement was stopped: the request it was made for ran out of time".into(),
-        )
-    }
-}
-
-/// A database as the host functions see it.
-#[async_trait::async_trait]
-pub(crate) trait Database: Send + Sync {
-    /// A connection of the guest's own, until it drops it: a transaction it begins stays on it.
-    async fn connect(&self, deadline: Option<Instant>) -> Result<Arc<dyn Session>, Failure>;
-}
-
-/// One connection a guest holds.
-#[async_trait::async_trait]
-pub(crate) trait Session: Send + Sync {
-    /// The rows of `statement`, within `bounds`, one [`result::Cell`] per column of each row.
-    async fn query(
-        &self,
-        statement: &Statement,
-        bounds: Bounds,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<result::Cell>, Failure>;
-
-    /// Runs `statement`; how many rows it changed.
-    async fn exec(&self, statement: &Statement, deadline: Option<Instant>) -> Result<u64, Failure>;
-}
-
 /// The `wasi:sql` service.
 pub struct SqlService {
     provides: Vec<InterfaceName>,
@@ -226,10 +162,10 @@ async fn open_database(
     location: &Location,
 ) -> anyhow::Result<Arc<dyn Database>> {
     Ok(match location {
-        Location::Embedded => Arc::new(embedded::Embedded::open(
+        Location::Embedded => Arc::new(backend::embedded::Embedded::open(
             &config.folder.join(format!("{name}.sqlite3")),
             config.pool_size,
-            sandbox::Bounds {
+            backend::sandbox::Bounds {
                 value_bytes: config.max_bytes.max(1 << 20),
                 statement_bytes: MAX_STATEMENT_BYTES,
                 params: MAX_PARAMS,
@@ -237,7 +173,7 @@ async fn open_database(
             },
         )?),
         Location::Postgres(url) => {
-            Arc::new(postgres::Postgres::connect(name, url, config.pool_size).await?)
+            Arc::new(backend::postgres::Postgres::connect(name, url, config.pool_size).await?)
         }
     })
 }
@@ -261,7 +197,7 @@ impl SqlService {
             tempo_runtime_core::names::check_store_name("database", name)
                 .map_err(anyhow::Error::msg)?;
             if let Location::Postgres(url) = location {
-                postgres::check_url(name, url)?;
+                backend::postgres::check_url(name, url)?;
             }
             let open = {
                 let (config, name, location) = (config.clone(), name.clone(), location.clone());
@@ -345,7 +281,7 @@ impl Service for SqlService {
                     "{name} (embedded, {})",
                     config.folder.join(format!("{name}.sqlite3")).display()
                 ),
-                Location::Postgres(url) => format!("{name} ({})", postgres::redact(url)),
+                Location::Postgres(url) => format!("{name} ({})", backend::postgres::redact(url)),
             })
             .collect();
         match databases.as_slice() {

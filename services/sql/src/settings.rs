@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use tempo_runtime_core::settings::{Configured, Setting, Sources};
+use tempo_runtime_core::settings::{Configured, GuestSide, Setting, Sources};
 
 use crate::{
     DEFAULT_DATABASE, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DEFAULT_MEMORY_MIB, DEFAULT_POOL_SIZE,
@@ -58,7 +58,7 @@ fn location(name: &str, origin: &str, value: &str) -> anyhow::Result<Location> {
     } else {
         anyhow::bail!(
             "{origin}: the database `{name}` must be `embedded` or a `postgres://` URL, not `{}`",
-            crate::postgres::redact(value).escape_debug()
+            crate::backend::postgres::redact(value).escape_debug()
         )
     }
 }
@@ -103,6 +103,11 @@ impl Configured for SqlService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[DATABASES, MAX_ROWS, MAX_BYTES, POOL_SIZE, MEMORY_MIB];
     type Args = SqlArgs;
+    const GUEST: GuestSide = GuestSide {
+        manual: "wasi:sql",
+        sdk_module: "sql",
+        template: Some("sql"),
+    };
     const TEST_FLAGS: &'static [&'static str] = &["--sql-embedded"];
 
     fn configure(args: SqlArgs, sources: &Sources) -> anyhow::Result<Self> {

@@ -18,7 +18,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _};
 use tempo_runtime_core::context::view;
 use tempo_runtime_core::metrics::{component, metrics};
-use tempo_runtime_core::settings::{Configured, NoArgs, Setting, Sources};
+use tempo_runtime_core::settings::{Configured, GuestSide, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
     CurrentWork, InterfaceName, RequestId, Service, ServiceContext, ServiceData, ServiceView, State,
@@ -268,6 +268,11 @@ impl Configured for OtelService {
     const SECTION: Option<&'static str> = None;
     const SETTINGS: &'static [Setting] = &[];
     type Args = NoArgs;
+    const GUEST: GuestSide = GuestSide {
+        manual: "wasi:otel",
+        sdk_module: "telemetry",
+        template: None,
+    };
 
     /// Guests' spans go where tempo's go: the [`GuestSpans`] the sources share, else nowhere.
     fn configure(_: NoArgs, sources: &Sources) -> anyhow::Result<Self> {

@@ -19,8 +19,9 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{CancelToken, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::{Database, Session, until};
 use crate::result::{Cell, Gathered, Value};
-use crate::{Bounds, Database, Failure, Session, Statement, until};
+use crate::{Bounds, Failure, Statement};
 
 /// How long opening a connection to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -200,7 +201,7 @@ impl PgSession {
         deadline: Option<Instant>,
     ) -> Result<(tokio_postgres::Statement, Vec<TextParam>), Failure> {
         let client = self.client()?;
-        let sql = crate::placeholders::for_postgres(&statement.sql);
+        let sql = super::placeholders::for_postgres(&statement.sql);
         let prepared = until(deadline, client.prepare_cached(&sql))
             .await?
             .map_err(|err| self.refused(&err))?;

@@ -13,7 +13,7 @@ use futures::Stream;
 
 use super::{Backlog, Router, weight};
 use crate::MsgError;
-use crate::broker::{
+use crate::backend::{
     Durable, Envelope, Inbox, Settle, Settlement, backoff, count_retry, dead_letter_entries,
     dead_lettered,
 };
@@ -229,8 +229,8 @@ mod tests {
     use futures::StreamExt as _;
 
     use super::*;
-    use crate::broker::embedded::Embedded;
-    use crate::broker::{
+    use crate::backend::embedded::Embedded;
+    use crate::backend::{
         Broker, DEAD_DELIVERIES, DEAD_REASON, DEAD_SUBJECT, DELIVERY_KEY, Subscription,
     };
 

@@ -27,7 +27,7 @@ use tempo_nats::NatsServer;
 
 use super::envelope;
 use crate::MsgError;
-use crate::broker::{
+use crate::backend::{
     Durable, Envelope, Inbox, Settle, Settlement, Subscription, backoff, count_retry,
     dead_letter_entries, dead_lettered,
 };

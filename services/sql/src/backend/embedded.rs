@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use rusqlite::types::ValueRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::sandbox;
+use super::{Database, Session, until};
 use crate::result::{Cell, Gathered, Value};
-use crate::sandbox;
-use crate::{Bounds, Database, Failure, Session, Statement, until};
+use crate::{Bounds, Failure, Statement};
 
 /// How long a writer waits for another's transaction before its statement fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -306,7 +306,7 @@ mod tests {
     use futures::StreamExt as _;
 
     use super::*;
-    use crate::broker::request;
+    use crate::backend::request;
 
     fn message(subject: &str, payload: &'static str) -> Envelope {
         Envelope {
