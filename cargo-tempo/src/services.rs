@@ -124,8 +124,7 @@ mod documented {
 
     #[test]
     fn the_configuration_page_names_every_setting() {
-        let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
-        let page = std::fs::read_to_string(&page).unwrap();
+        let page = read("docs/configuration.md").expect("docs/configuration.md");
         let settings = GLOBAL_SETTINGS
             .iter()
             .chain(SERVICES.iter().flat_map(|service| service.settings()));
@@ -153,53 +152,70 @@ mod documented {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }
 
-    fn read(path: &str) -> String {
-        std::fs::read_to_string(workspace().join(path)).unwrap_or_default()
+    fn read(path: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(workspace().join(path))
     }
 
-    /// What `guest` lacks, one line per place.
-    fn missing_places(guest: GuestSide) -> Vec<String> {
-        let mut missing = Vec::new();
-        let heading = format!("## {}", guest.manual);
-        if !read("docs/services.md")
-            .lines()
-            .any(|line| line.trim_end() == heading)
-        {
-            missing.push(format!("docs/services.md has no `{heading}`"));
-        }
-        let module = guest.sdk_module;
-        let sources = [
-            format!("sdk/src/{module}.rs"),
-            format!("sdk/src/{module}/mod.rs"),
-        ];
-        if !sources
-            .iter()
-            .any(|source| workspace().join(source).is_file())
-        {
-            missing.push(format!("tempo-sdk has no sdk/src/{module}.rs"));
-        }
-        let sdk = read("sdk/src/lib.rs");
-        if !sdk.contains(&format!("pub mod {module};")) || !sdk.contains(&format!("[`{module}`]")) {
-            missing.push(format!(
-                "sdk/src/lib.rs does not export and introduce `{module}`"
-            ));
-        }
-        if let Some(template) = guest.template {
-            let code = read(&format!("templates/{template}/src/lib.rs"));
-            if !code.contains(&format!("tempo_sdk::{module}")) {
-                missing.push(format!(
-                    "templates/{template} does not use tempo_sdk::{module}"
-                ));
+    /// The pages every service's guest side is checked against, read once.
+    struct GuestPages {
+        /// docs/services.md.
+        services: String,
+        /// The SDK's `lib.rs`: its modules and its introduction to them.
+        sdk: String,
+    }
+
+    impl GuestPages {
+        fn read() -> Self {
+            Self {
+                services: read("docs/services.md").expect("docs/services.md"),
+                sdk: read("sdk/src/lib.rs").expect("sdk/src/lib.rs"),
             }
         }
-        missing
+
+        /// What `guest` lacks, one line per place.
+        fn missing(&self, guest: GuestSide) -> Vec<String> {
+            let mut missing = Vec::new();
+            let heading = format!("## {}", guest.manual);
+            if !self.services.lines().any(|line| line.trim_end() == heading) {
+                missing.push(format!("docs/services.md has no `{heading}`"));
+            }
+            let module = guest.sdk_module;
+            let sources = [
+                format!("sdk/src/{module}.rs"),
+                format!("sdk/src/{module}/mod.rs"),
+            ];
+            if !sources
+                .iter()
+                .any(|source| workspace().join(source).is_file())
+            {
+                missing.push(format!("tempo-sdk has no sdk/src/{module}.rs"));
+            }
+            if !self.sdk.contains(&format!("pub mod {module};"))
+                || !self.sdk.contains(&format!("[`{module}`]"))
+            {
+                missing.push(format!(
+                    "sdk/src/lib.rs does not export and introduce `{module}`"
+                ));
+            }
+            if let Some(template) = guest.template {
+                // A template that is not there uses nothing.
+                let code = read(&format!("templates/{template}/src/lib.rs")).unwrap_or_default();
+                if !code.contains(&format!("tempo_sdk::{module}")) {
+                    missing.push(format!(
+                        "templates/{template} does not use tempo_sdk::{module}"
+                    ));
+                }
+            }
+            missing
+        }
     }
 
     #[test]
     fn every_service_has_its_section_sdk_module_and_template() {
+        let pages = GuestPages::read();
         let missing: Vec<String> = SERVICES
             .iter()
-            .flat_map(|service| missing_places(service.guest()))
+            .flat_map(|service| pages.missing(service.guest()))
             .collect();
         assert!(missing.is_empty(), "{missing:#?}");
 
@@ -208,8 +224,8 @@ mod documented {
             .iter()
             .map(|service| service.guest().sdk_module)
             .collect();
-        let sdk = read("sdk/src/lib.rs");
-        let orphans: Vec<&str> = sdk
+        let orphans: Vec<&str> = pages
+            .sdk
             .lines()
             .filter_map(|line| line.strip_prefix("pub mod ")?.strip_suffix(';'))
             .filter(|module| !modules.contains(module))
@@ -228,7 +244,7 @@ mod documented {
             template: Some("http"),
         };
         assert_eq!(
-            missing_places(nowhere),
+            GuestPages::read().missing(nowhere),
             [
                 "docs/services.md has no `## wasi:nowhere`",
                 "tempo-sdk has no sdk/src/nowhere.rs",
