@@ -23,6 +23,11 @@ use tempo_otel::Telemetry;
 use crate::cli::Cli;
 use crate::shell::{Exit, Shell};
 
+/// mimalloc rather than glibc's malloc: 1.05x requests/s on a WASI 0.2 hello, 1.1x messages/s
+/// with reused instances (docs/performance.md, "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tempo_runtime_core::install_crypto_provider();
     // As `cargo tempo …`, cargo runs `cargo-tempo tempo …`.
