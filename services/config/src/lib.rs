@@ -213,10 +213,7 @@ impl Service for ConfigService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pair(name: &str, value: &str) -> (String, String) {
-        (name.to_owned(), value.to_owned())
-    }
+    use crate::settings::tests::pair;
 
     #[test]
     fn the_banner_names_keys_but_never_values() {

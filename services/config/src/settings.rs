@@ -101,10 +101,11 @@ impl Configured for ConfigService {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn pair(name: &str, value: &str) -> (String, String) {
+    /// A name and a value, owned: an entry of a map or a source.
+    pub(crate) fn pair(name: &str, value: &str) -> (String, String) {
         (name.to_owned(), value.to_owned())
     }
 
