@@ -2,7 +2,8 @@
 # Start time: from process start to the first 200 of examples/hello-http, served by tempo from its
 # AOT `.bin` and by `wasmtime serve --allow-precompiled` 48 and 49 from a `.cwasm` of the same
 # component (`wasmtime compile` of the same version). Each round starts every server once, in
-# turn; a poller connects every half millisecond until `GET /` answers 200. Prints the medians.
+# turn, a quarter of a second apart; a poller connects every half millisecond until `GET /`
+# answers 200. Prints the medians.
 #
 #   bench/start.sh              # 11 rounds
 #   ROUNDS=21 bench/start.sh
@@ -55,6 +56,9 @@ try:
 finally:
     server.terminate()
     server.wait()
+    # The machine settles before the next start: without this pause, the server started right
+    # after a tempo measured 2 to 4 ms slower.
+    time.sleep(0.25)
 EOF
 }
 
