@@ -5,15 +5,12 @@
 use std::sync::LazyLock;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::metrics::Counter;
 
 /// The instruments every service records to. Names follow OpenTelemetry's dotted style; the
-/// Prometheus exporter shows `tempo.http.requests` as `tempo_http_requests_total`.
+/// Prometheus exporter shows `tempo.messages.handled` as `tempo_messages_handled_total`. (A
+/// service's own instruments are its own: tempo-http's `tempo.http.requests`, say.)
 pub struct Metrics {
-    /// HTTP requests answered, by `component` and `status`.
-    pub http_requests: Counter<u64>,
-    /// Seconds from a request's arrival to its response head, by `component` and `status`.
-    pub http_duration: Histogram<f64>,
     /// Messages handled, by `component` and `outcome` (`ok`, `error` or `timeout`).
     pub messages: Counter<u64>,
     /// Guest instances created, by `component`.
@@ -32,19 +29,6 @@ pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         let meter = opentelemetry::global::meter("tempo");
         Metrics {
-            http_requests: meter
-                .u64_counter("tempo.http.requests")
-                .with_description("HTTP requests answered, by status")
-                .build(),
-            http_duration: meter
-                .f64_histogram("tempo.http.request.duration")
-                .with_unit("s")
-                .with_description("Time from a request's arrival to its response head")
-                .with_boundaries(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0,
-                ])
-                .build(),
             messages: meter
                 .u64_counter("tempo.messages.handled")
                 .with_description("Messages handled, by outcome")

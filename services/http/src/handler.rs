@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use opentelemetry::KeyValue;
 use tempo_runtime_core::admission::{Busy, Slot};
 use tempo_runtime_core::limits::{DeadlineExceeded, within_deadline};
 use tempo_runtime_core::metrics::metrics;
@@ -28,9 +27,17 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::bodies::{CheckedBody, GuardedBody};
 use crate::connection::Peer;
+use crate::metrics::{StatusMetrics, record_unbound};
 
-/// The handler a version exports, told apart once when the version is prepared
-/// ([`crate::HttpService`]'s `Trigger::prepare`) so that no request asks again.
+/// What a version keeps for its requests, made when it is prepared ([`crate::HttpService`]'s
+/// `Trigger::prepare`) so that no request looks it up again: its handler, and its metrics.
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    pub(crate) handler: Handler,
+    pub(crate) metrics: Arc<StatusMetrics>,
+}
+
+/// The handler a version exports, told apart once when the version is prepared.
 #[derive(Clone)]
 pub(crate) enum Handler {
     /// `wasi:http/incoming-handler@0.2`: a fresh instance per request.
@@ -65,9 +72,10 @@ pub(crate) async fn handle(
     } = handling;
     let started = Instant::now();
     let version = live.current();
+    let prepared = version.prepared::<Prepared>();
     let request_id = request
         .headers()
-        .get(REQUEST_ID_HEADER)
+        .get(&REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .and_then(RequestId::from_client)
         .unwrap_or_else(RequestId::generate);
@@ -85,9 +93,9 @@ pub(crate) async fn handle(
     // Who the client proved to be is tempo's to say, on every listener: a client's own header
     // is dropped.
     let headers = request.headers_mut();
-    headers.remove(CLIENT_CERT_SUBJECT_HEADER);
+    headers.remove(&CLIENT_CERT_SUBJECT);
     if let Some(subject) = &connection.client_subject {
-        headers.insert(CLIENT_CERT_SUBJECT_HEADER, subject.clone());
+        headers.insert(CLIENT_CERT_SUBJECT, subject.clone());
     }
     // A body announced larger than the limit is refused before any guest runs; one that grows
     // past it is cut off with an error the guest reads.
@@ -117,6 +125,7 @@ pub(crate) async fn handle(
                 let what = Described { method, uri };
                 invoke(
                     &version,
+                    prepared.map(|prepared| &prepared.handler),
                     request,
                     connection.tls,
                     request_id.clone(),
@@ -153,23 +162,23 @@ pub(crate) async fn handle(
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response.headers_mut().insert(REQUEST_ID, value);
     }
     // The header is tempo's to say: a guest's own is dropped.
-    response.headers_mut().remove(STALE_HEADER);
+    response.headers_mut().remove(&STALE);
     if let Some(note) = live.stale()
         && let Ok(value) = HeaderValue::from_str(&note)
     {
-        response.headers_mut().insert(STALE_HEADER, value);
+        response.headers_mut().insert(STALE, value);
     }
-    let attributes = [
-        version.component_attribute().clone(),
-        KeyValue::new("status", i64::from(status)),
-    ];
-    metrics().http_requests.add(1, &attributes);
-    metrics()
-        .http_duration
-        .record(started.elapsed().as_secs_f64(), &attributes);
+    let (component, seconds) = (
+        version.component_attribute(),
+        started.elapsed().as_secs_f64(),
+    );
+    match prepared {
+        Some(prepared) => prepared.metrics.record(component, status, seconds),
+        None => record_unbound(component, status, seconds),
+    }
     response
 }
 
@@ -184,6 +193,11 @@ pub const CLIENT_CERT_SUBJECT_HEADER: &str = "x-client-cert-subject";
 /// Set on every response while the newest build could not replace the version serving it; the
 /// value says why.
 pub const STALE_HEADER: &str = "x-tempo-stale";
+
+// The headers above as names made once, not parsed again on every request.
+const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+const CLIENT_CERT_SUBJECT: HeaderName = HeaderName::from_static(CLIENT_CERT_SUBJECT_HEADER);
+const STALE: HeaderName = HeaderName::from_static(STALE_HEADER);
 
 /// A request as the log names it, `METHOD URI`: written out only when a line is.
 #[derive(Clone, Debug)]
@@ -205,15 +219,14 @@ impl fmt::Display for Described {
 /// that never came here.
 async fn invoke(
     version: &Arc<Version>,
+    handler: Option<&Handler>,
     request: Request<CheckedBody>,
     tls: bool,
     request_id: RequestId,
     slot: Slot,
     what: Described,
 ) -> anyhow::Result<Response<HyperOutgoingBody>> {
-    let handler = version
-        .prepared::<Handler>()
-        .context("this version was not prepared for wasi:http")?;
+    let handler = handler.context("this version was not prepared for wasi:http")?;
     let proxy = match handler {
         Handler::P2(proxy) => proxy,
         Handler::P3(p3) => {

@@ -20,6 +20,7 @@ mod bodies;
 mod connection;
 mod handler;
 mod handler_p3;
+mod metrics;
 mod outbound;
 mod preface;
 mod server;

@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::handler::Handler;
+use crate::handler::{Handler, Prepared};
 use crate::handler_p3::P3Handler;
+use crate::metrics::StatusMetrics;
 use crate::{HttpService, outbound, server, settings};
 
 impl Trigger for HttpService {
@@ -42,7 +43,10 @@ impl Trigger for HttpService {
                 Handler::P3(P3Handler::new(service, self.config.reuse))
             }
         };
-        prepared.insert(handler);
+        prepared.insert(Prepared {
+            handler,
+            metrics: Arc::new(StatusMetrics::new()),
+        });
         Ok(())
     }
 
