@@ -41,6 +41,35 @@ fn metrics_answer_on_the_admin_address() {
     assert_eq!(get(&format!("http://{admin}/other")).0, 404);
 }
 
+/// A guest may answer with any status from 100 to 999: each is counted under its own label,
+/// the unusual ones too, and the server goes on serving.
+#[test]
+fn every_status_a_guest_answers_with_is_counted() {
+    let mut served = Served::start_with(
+        tempo_test_fixtures::config(),
+        &[("TEMPO_ADMIN", "127.0.0.1:0")],
+    );
+    let admin = served.wait_for_admin();
+    let statuses = [204, 599, 600, 999];
+    for status in statuses.iter().chain(&statuses) {
+        assert_eq!(get(&format!("{}/status?{status}", served.url)).0, *status);
+    }
+    assert_eq!(get(&format!("{}/log", served.url)).0, 200);
+    let (_, text) = get(&format!("http://{admin}/metrics"));
+    for status in statuses {
+        for expected in [
+            format!(
+                "tempo_http_requests_total{{component=\"config_fixture\",status=\"{status}\"}} 2"
+            ),
+            format!(
+                "tempo_http_request_duration_seconds_count{{component=\"config_fixture\",status=\"{status}\"}} 2"
+            ),
+        ] {
+            assert!(text.contains(&expected), "no {expected:?} in:\n{text}");
+        }
+    }
+}
+
 #[test]
 fn run_serves_no_metrics_unless_asked_and_a_taken_admin_address_names_the_flag() {
     let served = Served::start(tempo_test_fixtures::config());

@@ -64,6 +64,11 @@ impl Guest for Fixture {
                 (200, "forged\n".to_owned())
             }
             "/otel" => otel(),
+            // Any status a guest may answer with, 100 to 999: the host counts each.
+            _ if path.starts_with("/status?") => {
+                let status = path["/status?".len()..].parse().unwrap_or(500);
+                (status, format!("{status}\n"))
+            }
             _ if path.starts_with("/otel-flood?") => {
                 let count = path["/otel-flood?".len()..].parse().unwrap_or(0);
                 let parent = otel_tracing::current_span_context();
