@@ -67,9 +67,9 @@ mod wit_coverage {
         let settings = Settings::load(&HostArgs::parse::<_, &str>([]).unwrap(), project.path());
         let services = settings.unwrap().services().unwrap();
         let wasi = WasiService::default();
-        let provided: Vec<&InterfaceName> = wasi
+        let provided: Vec<InterfaceName> = wasi
             .provides()
-            .iter()
+            .into_iter()
             .chain(services.iter().flat_map(|service| service.provides()))
             .collect();
 

@@ -19,6 +19,8 @@ use crate::wasi::WasiService;
 pub struct Runtime {
     engine: Engine,
     services: Vec<Arc<dyn Service>>,
+    /// What each service provides, in the order of `services`.
+    provided: Vec<Vec<InterfaceName>>,
     triggers: Vec<Arc<dyn Trigger>>,
     next_version: AtomicU64,
     _ticker: EpochTicker,
@@ -64,6 +66,7 @@ impl Runtime {
         let mut runtime = Self {
             engine,
             services: Vec::new(),
+            provided: Vec::new(),
             triggers: Vec::new(),
             next_version: AtomicU64::new(1),
             _ticker: ticker,
@@ -77,6 +80,7 @@ impl Runtime {
         if let Some(trigger) = service.clone().trigger() {
             self.triggers.push(trigger);
         }
+        self.provided.push(service.provides());
         self.services.push(service);
     }
 
@@ -203,8 +207,8 @@ impl Runtime {
     /// The index of the service providing the interface named `import`.
     fn provider_of(&self, import: &str) -> Option<usize> {
         let name = InterfaceName::parse(import)?;
-        self.services
+        self.provided
             .iter()
-            .position(|s| s.provides().iter().any(|p| p.matches(&name)))
+            .position(|provides| provides.iter().any(|p| p.matches(&name)))
     }
 }

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{InstancePre, Linker};
 
 use crate::admission::{Demand, Slots};
+use crate::context::ServiceContext;
 use crate::interface::InterfaceName;
 use crate::live::LiveComponent;
 use crate::state::State;
@@ -20,8 +21,9 @@ pub trait Service: Send + Sync + 'static {
     /// The name shown in the startup banner, e.g. `wasi:http`.
     fn name(&self) -> &str;
 
-    /// The interfaces this service implements for guests.
-    fn provides(&self) -> &[InterfaceName];
+    /// The interfaces this service implements for guests. Asked when a version is linked, not
+    /// per request.
+    fn provides(&self) -> Vec<InterfaceName>;
 
     /// Adds this service's host functions to `linker`.
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()>;
@@ -53,6 +55,78 @@ pub trait Service: Send + Sync + 'static {
     /// The loop this service runs to invoke guests, if it is trigger-shaped.
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
         None
+    }
+}
+
+/// The shape of most services: one context that every instance shares (see [`ServiceContext`],
+/// whose name is the service's), host functions linked on it, and a backend opened on first
+/// need. Implementing it implements [`Service`], which puts the context in each fresh instance.
+pub trait SharedService: Send + Sync + 'static {
+    /// What every instance shares.
+    type Context: ServiceContext;
+
+    /// The interfaces guests import, as WIT spells them: `wasi:keyvalue/store@0.2.0-draft`.
+    const INTERFACES: &'static [&'static str];
+
+    /// The context each instance gets.
+    fn context(&self) -> &Arc<Self::Context>;
+
+    /// Adds the host functions to `linker`.
+    fn link(linker: &mut Linker<State>) -> anyhow::Result<()>;
+
+    /// See [`Service::describe`].
+    fn describe(&self) -> String;
+
+    /// See [`Service::open`].
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// See [`Service::close`].
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// See [`Service::trigger`].
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+        None
+    }
+}
+
+impl<S: SharedService> Service for S {
+    fn name(&self) -> &str {
+        S::Context::SERVICE
+    }
+
+    fn provides(&self) -> Vec<InterfaceName> {
+        S::INTERFACES
+            .iter()
+            .map(|name| InterfaceName::known(name))
+            .collect()
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
+        S::link(linker)
+    }
+
+    fn describe(&self) -> String {
+        SharedService::describe(self)
+    }
+
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        SharedService::open(self)
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        SharedService::close(self)
+    }
+
+    fn init_instance(&self, state: &mut State) {
+        state.insert_context(self.context().clone());
+    }
+
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+        SharedService::trigger(self)
     }
 }
 

@@ -93,8 +93,8 @@ impl Service for WasiService {
         "wasi"
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
+    fn provides(&self) -> Vec<InterfaceName> {
+        self.provides.clone()
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {

@@ -59,8 +59,8 @@ impl Service for GreeterService {
         "greeter"
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
+    fn provides(&self) -> Vec<InterfaceName> {
+        self.provides.clone()
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {

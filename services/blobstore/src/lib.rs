@@ -29,7 +29,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
+use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService, State};
 
 pub use access::check_container_name;
 pub use error::BlobError;
@@ -76,7 +76,7 @@ impl Default for BlobstoreConfig {
 }
 
 /// What every instance shares: the configuration and the backend, opened on first need.
-pub(crate) struct Shared {
+pub struct Shared {
     backend: BlobstoreBackend,
     max_object_bytes: usize,
     grants: Arc<access::Grants>,
@@ -106,20 +106,14 @@ async fn open_blobs(
 
 /// The `wasi:blobstore` service.
 pub struct BlobstoreService {
-    provides: Vec<InterfaceName>,
     shared: Arc<Shared>,
 }
 
 impl BlobstoreService {
     /// A service for `config`; nothing is opened until a component that imports it runs.
     pub fn new(config: BlobstoreConfig) -> Self {
-        let provides = ["blobstore", "container", "types"]
-            .iter()
-            .map(|name| InterfaceName::known(&format!("wasi:blobstore/{name}@0.2.0-draft")))
-            .collect();
         let grants = Arc::new(access::Grants::new(config.containers.as_deref()));
         Self {
-            provides,
             shared: Arc::new(Shared {
                 blobs: LazyBackend::new({
                     let (backend, grants) = (config.backend.clone(), grants.clone());
@@ -140,22 +134,21 @@ impl BlobstoreService {
     }
 }
 
-impl Service for BlobstoreService {
-    fn name(&self) -> &str {
-        "wasi:blobstore"
+impl SharedService for BlobstoreService {
+    type Context = Shared;
+
+    const INTERFACES: &'static [&'static str] = &[
+        "wasi:blobstore/blobstore@0.2.0-draft",
+        "wasi:blobstore/container@0.2.0-draft",
+        "wasi:blobstore/types@0.2.0-draft",
+    ];
+
+    fn context(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
-    }
-
-    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
-        host::add_to_linker(linker)?;
-        Ok(())
-    }
-
-    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(async { self.shared.blobs.get().await.map(drop) })
+    fn link(linker: &mut Linker<State>) -> anyhow::Result<()> {
+        Ok(host::add_to_linker(linker)?)
     }
 
     fn describe(&self) -> String {
@@ -172,7 +165,7 @@ impl Service for BlobstoreService {
         format!("{backend}; {}", self.shared.grants.describe())
     }
 
-    fn init_instance(&self, state: &mut State) {
-        state.insert_context(self.shared.clone());
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { self.shared.blobs.get().await.map(drop) })
     }
 }

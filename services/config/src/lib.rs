@@ -43,7 +43,6 @@ pub struct ConfigService {
     current: Arc<ArcSwap<WasiConfigVariables>>,
     /// Set once the secrets have been read and their refresh started.
     opened: tokio::sync::OnceCell<()>,
-    provides: Vec<InterfaceName>,
 }
 
 impl ConfigService {
@@ -55,9 +54,6 @@ impl ConfigService {
             secrets: BTreeMap::new(),
             vault: None,
             opened: tokio::sync::OnceCell::new(),
-            provides: vec![InterfaceName::known(&format!(
-                "wasi:config/store@{CONFIG_VERSION}"
-            ))],
         }
     }
 
@@ -159,8 +155,10 @@ impl Service for ConfigService {
         "wasi:config"
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
+    fn provides(&self) -> Vec<InterfaceName> {
+        vec![InterfaceName::known(&format!(
+            "wasi:config/store@{CONFIG_VERSION}"
+        ))]
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {

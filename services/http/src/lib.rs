@@ -190,8 +190,8 @@ impl Service for HttpService {
         "wasi:http"
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
+    fn provides(&self) -> Vec<InterfaceName> {
+        self.provides.clone()
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {

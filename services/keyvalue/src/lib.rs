@@ -32,7 +32,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
+use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService, State};
 
 pub use error::KvError;
 pub use host::{BucketHandle, MAX_KEY_BYTES};
@@ -100,12 +100,11 @@ impl KvLimits {
 
 /// The `wasi:keyvalue` service.
 pub struct KeyValueService {
-    provides: Vec<InterfaceName>,
     shared: Arc<Shared>,
 }
 
 /// What every instance shares: the configuration and the backend, opened on first need.
-pub(crate) struct Shared {
+pub struct Shared {
     config: KeyValueConfig,
     limits: KvLimits,
     /// Undeclared buckets guests asked for, explained in the log once each.
@@ -132,22 +131,17 @@ async fn open_store(config: KeyValueConfig) -> anyhow::Result<Arc<dyn backend::S
 
 impl KeyValueService {
     /// A service for `config`; nothing is opened until a component that imports it runs (see
-    /// [`Service::open`]).
+    /// [`SharedService::open`]).
     pub fn new(config: KeyValueConfig) -> anyhow::Result<Self> {
         for bucket in &config.buckets {
             tempo_runtime_core::names::check_store_name("bucket", bucket)
                 .map_err(anyhow::Error::msg)?;
         }
-        let provides = ["store", "atomics", "batch"]
-            .iter()
-            .map(|name| InterfaceName::known(&format!("wasi:keyvalue/{name}@0.2.0-draft")))
-            .collect();
         let limits = KvLimits {
             buckets: config.buckets.clone(),
             max_value_bytes: config.max_value_bytes,
         };
         Ok(Self {
-            provides,
             shared: Arc::new(Shared {
                 store: LazyBackend::new({
                     let config = config.clone();
@@ -169,22 +163,21 @@ impl KeyValueService {
     }
 }
 
-impl Service for KeyValueService {
-    fn name(&self) -> &str {
-        "wasi:keyvalue"
+impl SharedService for KeyValueService {
+    type Context = Shared;
+
+    const INTERFACES: &'static [&'static str] = &[
+        "wasi:keyvalue/store@0.2.0-draft",
+        "wasi:keyvalue/atomics@0.2.0-draft",
+        "wasi:keyvalue/batch@0.2.0-draft",
+    ];
+
+    fn context(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
-    }
-
-    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
-        host::add_to_linker(linker)?;
-        Ok(())
-    }
-
-    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(async { self.shared.store.get().await.map(drop) })
+    fn link(linker: &mut Linker<State>) -> anyhow::Result<()> {
+        Ok(host::add_to_linker(linker)?)
     }
 
     fn describe(&self) -> String {
@@ -200,7 +193,7 @@ impl Service for KeyValueService {
         format!("{backend}; buckets {}", shared.limits.buckets.join(", "))
     }
 
-    fn init_instance(&self, state: &mut State) {
-        state.insert_context(self.shared.clone());
+    fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { self.shared.store.get().await.map(drop) })
     }
 }

@@ -36,7 +36,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State, Trigger};
+use tempo_runtime_core::{
+    InterfaceName, LazyBackend, ServiceContext, SharedService, State, Trigger,
+};
 
 pub use backend::subscription_capacity;
 pub use error::MsgError;
@@ -150,7 +152,7 @@ impl Default for MessagingConfig {
 }
 
 /// What every instance and the trigger share: the configuration and the broker.
-pub(crate) struct Shared {
+pub struct Shared {
     config: MessagingConfig,
     /// The broker, connected on first use.
     broker: LazyBackend<Arc<dyn backend::Broker>>,
@@ -176,7 +178,6 @@ async fn open_broker(config: MessagingConfig) -> anyhow::Result<Arc<dyn backend:
 
 /// The `wasi:messaging` service.
 pub struct MessagingService {
-    provides: Vec<InterfaceName>,
     export: InterfaceName,
     shared: Arc<Shared>,
 }
@@ -184,12 +185,10 @@ pub struct MessagingService {
 impl MessagingService {
     /// A service for `config`; nothing is opened until a component that uses it runs.
     pub fn new(config: MessagingConfig) -> Self {
-        let name = |interface: &str| {
-            InterfaceName::known(&format!("wasi:messaging/{interface}@{MESSAGING_VERSION}"))
-        };
         Self {
-            provides: vec![name("types"), name("producer"), name("request-reply")],
-            export: name("incoming-handler"),
+            export: InterfaceName::known(&format!(
+                "wasi:messaging/incoming-handler@{MESSAGING_VERSION}"
+            )),
             shared: Arc::new(Shared {
                 broker: LazyBackend::new({
                     let config = config.clone();
@@ -208,18 +207,21 @@ impl MessagingService {
     }
 }
 
-impl Service for MessagingService {
-    fn name(&self) -> &str {
-        "wasi:messaging"
+impl SharedService for MessagingService {
+    type Context = Shared;
+
+    const INTERFACES: &'static [&'static str] = &[
+        "wasi:messaging/types@0.2.0-draft",
+        "wasi:messaging/producer@0.2.0-draft",
+        "wasi:messaging/request-reply@0.2.0-draft",
+    ];
+
+    fn context(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
-    }
-
-    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
-        host::add_to_linker(linker)?;
-        Ok(())
+    fn link(linker: &mut Linker<State>) -> anyhow::Result<()> {
+        Ok(host::add_to_linker(linker)?)
     }
 
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {
@@ -252,10 +254,6 @@ impl Service for MessagingService {
             "send and request{to} through {}",
             self.backend_description()
         )
-    }
-
-    fn init_instance(&self, state: &mut State) {
-        state.insert_context(self.shared.clone());
     }
 
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {

@@ -20,19 +20,8 @@ use generated::wasi::logging::logging;
 pub const LOGGING_VERSION: &str = "0.1.0-draft";
 
 /// The `wasi:logging/logging` service.
-pub struct LoggingService {
-    provides: Vec<InterfaceName>,
-}
-
-impl Default for LoggingService {
-    fn default() -> Self {
-        Self {
-            provides: vec![InterfaceName::known(&format!(
-                "wasi:logging/logging@{LOGGING_VERSION}"
-            ))],
-        }
-    }
-}
+#[derive(Default)]
+pub struct LoggingService;
 
 /// The host function's view of an instance's state.
 struct Logger<'a> {
@@ -109,7 +98,7 @@ impl Configured for LoggingService {
     };
 
     fn configure(_: NoArgs, _: &Sources) -> anyhow::Result<Self> {
-        Ok(Self::default())
+        Ok(Self)
     }
 }
 
@@ -118,8 +107,10 @@ impl Service for LoggingService {
         "wasi:logging"
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
+    fn provides(&self) -> Vec<InterfaceName> {
+        vec![InterfaceName::known(&format!(
+            "wasi:logging/logging@{LOGGING_VERSION}"
+        ))]
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {

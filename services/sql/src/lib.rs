@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, LazyBackend, Service, ServiceContext, State};
+use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService, State};
 
 use crate::backend::Database;
 
@@ -128,12 +128,11 @@ pub(crate) struct Bounds {
 
 /// The `wasi:sql` service.
 pub struct SqlService {
-    provides: Vec<InterfaceName>,
     shared: Arc<Shared>,
 }
 
 /// What every instance shares: the configuration, and each database opened on first need.
-pub(crate) struct Shared {
+pub struct Shared {
     config: SqlConfig,
     databases: BTreeMap<String, LazyBackend<Arc<dyn Database>>>,
     /// Undeclared names guests asked for, explained in the log once each.
@@ -209,10 +208,6 @@ impl SqlService {
             databases.insert(name.clone(), LazyBackend::new(open));
         }
         Ok(Self {
-            provides: vec![
-                InterfaceName::known("wasi:sql/types@0.2.0-draft"),
-                InterfaceName::known("wasi:sql/readwrite@0.2.0-draft"),
-            ],
             shared: Arc::new(Shared {
                 config,
                 databases,
@@ -230,18 +225,20 @@ impl SqlService {
     }
 }
 
-impl Service for SqlService {
-    fn name(&self) -> &str {
-        "wasi:sql"
+impl SharedService for SqlService {
+    type Context = Shared;
+
+    const INTERFACES: &'static [&'static str] = &[
+        "wasi:sql/types@0.2.0-draft",
+        "wasi:sql/readwrite@0.2.0-draft",
+    ];
+
+    fn context(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
-    }
-
-    fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
-        host::add_to_linker(linker)?;
-        Ok(())
+    fn link(linker: &mut Linker<State>) -> anyhow::Result<()> {
+        Ok(host::add_to_linker(linker)?)
     }
 
     /// Opens every declared database. A PostgreSQL server that cannot be reached or refuses
@@ -288,9 +285,5 @@ impl Service for SqlService {
             [] => format!("no databases (declare them in {})", settings::DATABASES),
             _ => databases.join(", "),
         }
-    }
-
-    fn init_instance(&self, state: &mut State) {
-        state.insert_context(self.shared.clone());
     }
 }

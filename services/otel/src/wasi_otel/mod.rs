@@ -51,7 +51,6 @@ pub const MAX_SPANS: usize = 1024;
 
 /// The `wasi:otel` service: tracing, metrics and logs.
 pub struct OtelService {
-    provides: Vec<InterfaceName>,
     spans: GuestSpans,
     instruments: Arc<GuestInstruments>,
 }
@@ -59,16 +58,7 @@ pub struct OtelService {
 impl OtelService {
     /// A service exporting guests' spans to `spans`.
     pub fn new(spans: GuestSpans) -> Self {
-        let name = |interface: &str| {
-            InterfaceName::known(&format!("wasi:otel/{interface}@{OTEL_VERSION}"))
-        };
         Self {
-            provides: vec![
-                name("types"),
-                name("tracing"),
-                name("metrics"),
-                name("logs"),
-            ],
             spans,
             instruments: Arc::default(),
         }
@@ -287,8 +277,11 @@ impl Service for OtelService {
         "wasi:otel"
     }
 
-    fn provides(&self) -> &[InterfaceName] {
-        &self.provides
+    fn provides(&self) -> Vec<InterfaceName> {
+        ["types", "tracing", "metrics", "logs"]
+            .iter()
+            .map(|interface| InterfaceName::known(&format!("wasi:otel/{interface}@{OTEL_VERSION}")))
+            .collect()
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
