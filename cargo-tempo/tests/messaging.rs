@@ -162,7 +162,11 @@ fn guests_reach_no_nats_system_subject_whoever_names_it() {
 #[test]
 fn a_handler_past_its_deadline_is_stopped_and_the_next_message_handled() {
     let server = NatsServer::start();
-    let mut served = fixture_with(&server, &[("TEMPO_DEADLINE_MS", "500")]);
+    let mut served = fixture_with(
+        &server,
+        &[("TEMPO_DEADLINE_MS", "500"), ("TEMPO_ADMIN", "127.0.0.1:0")],
+    );
+    let admin = served.wait_for_admin();
     tokio().block_on(async {
         let client = async_nats::connect(&server.url).await.unwrap();
         assert_eq!(ask(&client, "fixture.a", "loop").await, None);
@@ -170,6 +174,25 @@ fn a_handler_past_its_deadline_is_stopped_and_the_next_message_handled() {
     });
     let line = served.wait_for_stderr("ran past its deadline of 500ms");
     assert!(line.contains("the message on `fixture.a` failed"), "{line}");
+
+    // Each message is counted by its outcome (the reply may come before its count).
+    let counted = |text: &str, outcome: &str| {
+        let end = format!(",outcome=\"{outcome}\"}} 1");
+        text.lines()
+            .any(|line| line.starts_with("tempo_messages_handled_total{") && line.ends_with(&end))
+    };
+    let started = Instant::now();
+    loop {
+        let (_, text) = get(&format!("http://{admin}/metrics"));
+        if counted(&text, "timeout") && counted(&text, "ok") {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "messages not counted:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

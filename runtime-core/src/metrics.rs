@@ -8,11 +8,10 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
 
 /// The instruments every service records to. Names follow OpenTelemetry's dotted style; the
-/// Prometheus exporter shows `tempo.messages.handled` as `tempo_messages_handled_total`. (A
-/// service's own instruments are its own: tempo-http's `tempo.http.requests`, say.)
+/// Prometheus exporter shows `tempo.instances.created` as `tempo_instances_created_total`. (A
+/// service's own instruments are its own: tempo-http's `tempo.http.requests`, tempo-messaging's
+/// `tempo.messages.handled`.)
 pub struct Metrics {
-    /// Messages handled, by `component` and `outcome` (`ok`, `error` or `timeout`).
-    pub messages: Counter<u64>,
     /// Guest instances created, by `component`.
     pub instances: Counter<u64>,
     /// Guest traps, by `component`.
@@ -29,10 +28,6 @@ pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         let meter = opentelemetry::global::meter("tempo");
         Metrics {
-            messages: meter
-                .u64_counter("tempo.messages.handled")
-                .with_description("Messages handled, by outcome")
-                .build(),
             instances: meter
                 .u64_counter("tempo.instances.created")
                 .with_description("Guest instances created")

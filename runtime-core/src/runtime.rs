@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker};
 use crate::engine::EpochTicker;
 use crate::interface::InterfaceName;
 use crate::metrics;
-use crate::service::{Service, Trigger};
+use crate::service::{AnyTrigger, Service};
 use crate::state::InstanceSettings;
 use crate::version::Version;
 use crate::wasi::WasiService;
@@ -21,7 +21,7 @@ pub struct Runtime {
     services: Vec<Arc<dyn Service>>,
     /// What each service provides, in the order of `services`.
     provided: Vec<Vec<InterfaceName>>,
-    triggers: Vec<Arc<dyn Trigger>>,
+    triggers: Vec<Arc<dyn AnyTrigger>>,
     next_version: AtomicU64,
     _ticker: EpochTicker,
 }
@@ -95,7 +95,7 @@ impl Runtime {
     }
 
     /// The registered triggers.
-    pub fn triggers(&self) -> &[Arc<dyn Trigger>] {
+    pub fn triggers(&self) -> &[Arc<dyn AnyTrigger>] {
         &self.triggers
     }
 
@@ -157,12 +157,11 @@ impl Runtime {
             .map_err(|e| link_error(format!("{:#}", anyhow::Error::from(e))))?;
 
         let triggers = self.triggers_for(&exports);
-        let mut prepared = http::Extensions::new();
-        for trigger in &triggers {
-            trigger
-                .prepare(&pre, &mut prepared)
-                .map_err(|e| link_error(format!("{e:#}")))?;
-        }
+        let prepared = triggers
+            .iter()
+            .map(|trigger| trigger.prepare_any(&pre))
+            .collect::<anyhow::Result<_>>()
+            .map_err(|e| link_error(format!("{e:#}")))?;
 
         Ok(Version {
             number: self.next_version.fetch_add(1, Ordering::Relaxed),
@@ -178,7 +177,7 @@ impl Runtime {
     }
 
     /// The registered triggers that a component with these exports would fire.
-    pub fn triggers_for(&self, exports: &[String]) -> Vec<Arc<dyn Trigger>> {
+    pub fn triggers_for(&self, exports: &[String]) -> Vec<Arc<dyn AnyTrigger>> {
         self.triggers
             .iter()
             .filter(|t| exports.iter().any(|e| t.serves(e)))

@@ -1,6 +1,7 @@
 //! What a host capability is to the runtime: the interfaces it provides, how it links them, and
 //! for trigger-shaped services, the loop that invokes the guest.
 
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -53,7 +54,7 @@ pub trait Service: Send + Sync + 'static {
     fn begin_request(&self, _state: &mut State) {}
 
     /// The loop this service runs to invoke guests, if it is trigger-shaped.
-    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn AnyTrigger>> {
         None
     }
 }
@@ -88,7 +89,7 @@ pub trait SharedService: Send + Sync + 'static {
     }
 
     /// See [`Service::trigger`].
-    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn AnyTrigger>> {
         None
     }
 }
@@ -125,13 +126,20 @@ impl<S: SharedService> Service for S {
         state.insert_context(self.context().clone());
     }
 
-    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn AnyTrigger>> {
         SharedService::trigger(self)
     }
 }
 
 /// The part of a service that invokes the guest for each unit of work: a request, a message.
+///
+/// The runtime keeps triggers as [`AnyTrigger`], which every `Trigger` is.
 pub trait Trigger: Send + Sync + 'static {
+    /// What the trigger keeps for each version it serves (typed export handles, say): made once
+    /// by [`Trigger::prepare`], read on each unit of work through [`Version::prepared`](crate::Version::prepared), which
+    /// hands a trigger its own type and no other.
+    type Prepared: Send + Sync + 'static;
+
     /// The export of the guest that this trigger calls, e.g. `wasi:http/incoming-handler@0.2.12`.
     fn export(&self) -> &InterfaceName;
 
@@ -150,14 +158,9 @@ pub trait Trigger: Send + Sync + 'static {
                 .any(|export| export.matches_str(name))
     }
 
-    /// Checks a component version that exports [`Trigger::export`] and stores in `prepared`
-    /// what handling work with it needs (typed export handles), so that the request path does
-    /// no lookups. An error rejects the version.
-    fn prepare(
-        &self,
-        pre: &InstancePre<State>,
-        prepared: &mut http::Extensions,
-    ) -> anyhow::Result<()>;
+    /// Checks a component version that exports [`Trigger::export`] and makes what handling work
+    /// with it needs, so that the request path does no lookups. An error rejects the version.
+    fn prepare(&self, pre: &InstancePre<State>) -> anyhow::Result<Self::Prepared>;
 
     /// How many instances the trigger wants at once: by default, what the others leave.
     fn demand(&self) -> Demand {
@@ -173,6 +176,83 @@ pub trait Trigger: Send + Sync + 'static {
         slots: Slots,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, anyhow::Result<Running>>;
+}
+
+/// What a trigger prepared for one version, kept with the trigger's type so that only that
+/// trigger reads it back ([`Version::prepared`](crate::Version::prepared)).
+pub struct PreparedAny {
+    trigger: TypeId,
+    prepared: Box<dyn Any + Send + Sync>,
+}
+
+impl PreparedAny {
+    /// What trigger `T` prepared, if this is it.
+    pub(crate) fn get<T: Trigger>(&self) -> Option<&T::Prepared> {
+        (self.trigger == TypeId::of::<T>())
+            .then(|| self.prepared.downcast_ref())
+            .flatten()
+    }
+}
+
+/// A [`Trigger`] whatever it prepares: what the runtime and a [`Version`](crate::Version) keep. Every `Trigger`
+/// is one; see there for what each method does.
+pub trait AnyTrigger: Send + Sync + 'static {
+    /// See [`Trigger::export`].
+    fn export(&self) -> &InterfaceName;
+
+    /// See [`Trigger::also_exports`].
+    fn also_exports(&self) -> &[InterfaceName];
+
+    /// See [`Trigger::serves`].
+    fn serves(&self, name: &str) -> bool;
+
+    /// See [`Trigger::prepare`].
+    fn prepare_any(&self, pre: &InstancePre<State>) -> anyhow::Result<PreparedAny>;
+
+    /// See [`Trigger::demand`].
+    fn demand(&self) -> Demand;
+
+    /// See [`Trigger::start`].
+    fn start(
+        self: Arc<Self>,
+        live: LiveComponent,
+        slots: Slots,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<Running>>;
+}
+
+impl<T: Trigger> AnyTrigger for T {
+    fn export(&self) -> &InterfaceName {
+        Trigger::export(self)
+    }
+
+    fn also_exports(&self) -> &[InterfaceName] {
+        Trigger::also_exports(self)
+    }
+
+    fn serves(&self, name: &str) -> bool {
+        Trigger::serves(self, name)
+    }
+
+    fn prepare_any(&self, pre: &InstancePre<State>) -> anyhow::Result<PreparedAny> {
+        Ok(PreparedAny {
+            trigger: TypeId::of::<T>(),
+            prepared: Box::new(Trigger::prepare(self, pre)?),
+        })
+    }
+
+    fn demand(&self) -> Demand {
+        Trigger::demand(self)
+    }
+
+    fn start(
+        self: Arc<Self>,
+        live: LiveComponent,
+        slots: Slots,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<Running>> {
+        Trigger::start(self, live, slots, shutdown)
+    }
 }
 
 /// A started trigger.

@@ -2,7 +2,6 @@
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,17 +61,9 @@ pub struct State {
     pub(crate) deadline: Option<Instant>,
     wasi: WasiCtx,
     table: ResourceTable,
-    http: WasiHttpCtx,
-    http_hooks: Box<dyn WasiHttpHooks>,
     extensions: http::Extensions,
     pub(crate) memory: MemoryLimiter,
 }
-
-/// wasmtime-wasi-http's default behaviour: any host, HTTP or HTTPS, standard forbidden headers.
-/// The HTTP service replaces it with its outbound policy in every instance it is linked into.
-struct DefaultHttpHooks;
-
-impl WasiHttpHooks for DefaultHttpHooks {}
 
 impl State {
     /// A fresh state for an instance with the given grants, handling the work `request_id`
@@ -109,8 +100,6 @@ impl State {
                 }
                 table
             },
-            http: WasiHttpCtx::new(),
-            http_hooks: Box::new(DefaultHttpHooks),
             extensions: http::Extensions::new(),
             memory: MemoryLimiter::new(settings.limits.max_memory_bytes),
         }
@@ -158,14 +147,10 @@ impl State {
         &mut self.extensions
     }
 
-    /// Sets how the instance's outgoing HTTP requests are checked and sent.
-    pub fn set_http_hooks(&mut self, hooks: Box<dyn WasiHttpHooks>) {
-        self.http_hooks = hooks;
-    }
-
-    /// The resource table and the services' contexts at once: what a service's host view needs.
-    pub fn table_and_extensions(&mut self) -> (&mut ResourceTable, &http::Extensions) {
-        (&mut self.table, &self.extensions)
+    /// What a service's host view may borrow at once: the resource table, the services'
+    /// per-instance parts, mutably, and the work the instance handles.
+    pub fn host_parts(&mut self) -> (&mut ResourceTable, &mut http::Extensions, &CurrentWork) {
+        (&mut self.table, &mut self.extensions, &self.work)
     }
 
     /// What [`crate::context::view`] borrows at once: the table, the contexts and the name.
@@ -191,16 +176,6 @@ impl WasiView for State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for State {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut *self.http_hooks,
         }
     }
 }

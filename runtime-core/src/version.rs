@@ -11,7 +11,7 @@ use crate::interface::InterfaceName;
 use crate::limits::InstanceLimits;
 use crate::metrics;
 use crate::request_id::RequestId;
-use crate::service::{Service, Trigger};
+use crate::service::{AnyTrigger, PreparedAny, Service, Trigger};
 use crate::state::{InstanceSettings, State};
 use crate::work::{Tasks, Work};
 
@@ -23,8 +23,9 @@ pub struct Version {
     pub(crate) pre: InstancePre<State>,
     pub(crate) exports: Vec<String>,
     pub(crate) services: Vec<Arc<dyn Service>>,
-    pub(crate) triggers: Vec<Arc<dyn Trigger>>,
-    pub(crate) prepared: http::Extensions,
+    pub(crate) triggers: Vec<Arc<dyn AnyTrigger>>,
+    /// What each of `triggers` prepared, in their order.
+    pub(crate) prepared: Vec<PreparedAny>,
     pub(crate) settings: InstanceSettings,
     pub(crate) component_attribute: KeyValue,
 }
@@ -90,7 +91,7 @@ impl Version {
     }
 
     /// The triggers whose export this version has, in the order the runtime knows them.
-    pub fn triggers(&self) -> &[Arc<dyn Trigger>] {
+    pub fn triggers(&self) -> &[Arc<dyn AnyTrigger>] {
         &self.triggers
     }
 
@@ -119,9 +120,10 @@ impl Version {
         ))
     }
 
-    /// What a trigger stored for this version in [`Trigger::prepare`].
-    pub fn prepared<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
-        self.prepared.get::<T>()
+    /// What the trigger `T` made for this version in [`Trigger::prepare`]; `None` if it does
+    /// not serve this version.
+    pub fn prepared<T: Trigger>(&self) -> Option<&T::Prepared> {
+        self.prepared.iter().find_map(PreparedAny::get::<T>)
     }
 
     /// What each instance of this version may consume.

@@ -76,7 +76,8 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
     .build()?;
     if settings.admin.is_none() {
         // Guests do not reach the admin server at its default address either.
-        settings.sources.own_addresses.push(host::DEV_ADMIN);
+        let own = tempo_http::OwnAddresses(vec![host::DEV_ADMIN]);
+        settings.sources.share(own);
     }
     // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
     let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));

@@ -295,7 +295,7 @@ impl Settings {
                 .transpose()?,
         };
         if let Some(Admin::On(address)) = admin {
-            sources.own_addresses.push(address);
+            sources.share(tempo_http::OwnAddresses(vec![address]));
         }
         Ok(Self {
             sources,

@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -99,8 +98,8 @@ impl fmt::Display for Setting {
 }
 
 /// What lies beneath the command line: the process's environment, the project's `.env` and
-/// `tempo.toml`; and what every service's settings may draw on: the state folder, the
-/// addresses guests must not reach, and handles shared between services.
+/// `tempo.toml`; and what every service's settings may draw on: the state folder and what the
+/// host [shares](Sources::share) with them.
 pub struct Sources {
     project: PathBuf,
     toml: toml::Table,
@@ -108,9 +107,6 @@ pub struct Sources {
     process: Vec<(String, String)>,
     /// The folder of the embedded backends.
     pub state_dir: PathBuf,
-    /// Addresses of this process (its admin server) that guests may not reach unless a rule
-    /// names them.
-    pub own_addresses: Vec<SocketAddr>,
     shared: http::Extensions,
 }
 
@@ -164,7 +160,6 @@ impl Sources {
             dotenv,
             process,
             state_dir: project.join(DEFAULT_STATE_DIR),
-            own_addresses: Vec::new(),
             shared: http::Extensions::new(),
         })
     }

@@ -20,21 +20,22 @@ use tempo_runtime_core::{LiveComponent, RequestId, Slots, State, Version};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
-use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::HttpService;
 use crate::bodies::{CheckedBody, GuardedBody};
 use crate::connection::Peer;
+use crate::instance::http_view;
 use crate::metrics::{StatusMetrics, record_unbound};
 
 /// What a version keeps for its requests, made when it is prepared ([`crate::HttpService`]'s
 /// `Trigger::prepare`) so that no request looks it up again: its handler, and its metrics.
-#[derive(Clone)]
-pub(crate) struct Prepared {
+/// Opaque outside this crate.
+pub struct Prepared {
     pub(crate) handler: Handler,
-    pub(crate) metrics: Arc<StatusMetrics>,
+    pub(crate) metrics: StatusMetrics,
 }
 
 /// The handler a version exports, told apart once when the version is prepared.
@@ -72,7 +73,7 @@ pub(crate) async fn handle(
     } = handling;
     let started = Instant::now();
     let version = live.current();
-    let prepared = version.prepared::<Prepared>();
+    let prepared = version.prepared::<HttpService>();
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
@@ -290,11 +291,9 @@ fn start_guest(
     let proxy = proxy.clone();
     let mut store = version.new_store(request_id.clone());
     let (sender, response) = oneshot::channel();
-    let request = store
-        .data_mut()
-        .http()
-        .new_incoming_request(if tls { Scheme::Https } else { Scheme::Http }, request)?;
-    let outparam = store.data_mut().http().new_response_outparam(sender)?;
+    let scheme = if tls { Scheme::Https } else { Scheme::Http };
+    let request = http_view(store.data_mut()).new_incoming_request(scheme, request)?;
+    let outparam = http_view(store.data_mut()).new_response_outparam(sender)?;
 
     // The guest runs on its own task, in the request's span: it keeps writing the body after it
     // has handed over the response, and it must finish even if the client goes away. Its failure

@@ -25,7 +25,6 @@ use tempo_runtime_core::outcome::{finish_run, log_failure};
 use tempo_runtime_core::wasmtime::component::GuestTaskId;
 use tempo_runtime_core::wasmtime::{Store, StoreContextMut};
 use tempo_runtime_core::{RequestId, State, Version, Work, wasmtime};
-use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::handler::{
     self, HandlerState, Instance, InstantiationError, ProxyHandler, ProxyPre, ShouldAccept,
     WorkerExpiration, WorkerState, WorkerStatus,
@@ -36,6 +35,7 @@ use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 
 use crate::bodies::{CheckedBody, GuardedBody};
 use crate::handler::Described;
+use crate::instance::http_view;
 
 /// How long an instance with nothing to do is kept for the next request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -221,7 +221,7 @@ impl HandlerState for Instances {
         Ok(Instance {
             store,
             proxy,
-            view: |state: &mut State| state.http(),
+            view: http_view,
             expiration: Expiration {
                 busy_timeout: deadline.map(|d| d + STOP_MARGIN),
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),

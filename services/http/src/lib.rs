@@ -20,6 +20,7 @@ mod bodies;
 mod connection;
 mod handler;
 mod handler_p3;
+mod instance;
 mod metrics;
 mod outbound;
 mod preface;
@@ -29,7 +30,7 @@ mod tls;
 mod trace_context;
 mod trigger;
 
-pub use handler::{CLIENT_CERT_SUBJECT_HEADER, REQUEST_ID_HEADER, STALE_HEADER};
+pub use handler::{CLIENT_CERT_SUBJECT_HEADER, Prepared, REQUEST_ID_HEADER, STALE_HEADER};
 pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
 pub use settings::{HttpArgs, HttpToml};
 pub use tls::TlsFiles;
@@ -39,7 +40,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, Service, State, Trigger, WASI_VERSION};
+use tempo_runtime_core::{AnyTrigger, InterfaceName, Service, State, WASI_VERSION};
+
+use crate::instance::{InstanceHttp, http_view};
 
 pub use crate::handler_p3::{IDLE_TIMEOUT, Reuse};
 
@@ -103,6 +106,12 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// The default largest request body: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
+
+/// Addresses of this process beside the listener (the admin server's), which guests may not
+/// reach unless a rule names them: what the host [shares](tempo_runtime_core::settings::Sources::share)
+/// with the HTTP settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnAddresses(pub Vec<SocketAddr>);
 
 /// The default listen address, `127.0.0.1:8080`.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -195,10 +204,18 @@ impl Service for HttpService {
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+        use wasmtime_wasi_http::{WasiHttp, p2, p3};
+        let options = p2::bindings::LinkOptions::default();
+        p2::bindings::http::outgoing_handler::add_to_linker::<_, WasiHttp>(linker, http_view)?;
+        p2::bindings::http::types::add_to_linker::<_, WasiHttp>(
+            linker,
+            &(&options).into(),
+            http_view,
+        )?;
         // WASI 0.3 host functions are async, which only an engine with `Concurrency::On` allows.
         if linker.engine().get_concurrency_support() {
-            wasmtime_wasi_http::p3::add_to_linker(linker)?;
+            p3::bindings::http::client::add_to_linker::<_, WasiHttp>(linker, http_view)?;
+            p3::bindings::http::types::add_to_linker::<_, WasiHttp>(linker, http_view)?;
         }
         Ok(())
     }
@@ -222,15 +239,13 @@ impl Service for HttpService {
     }
 
     fn init_instance(&self, state: &mut State) {
-        state.set_http_hooks(Box::new(outbound::GuestHttpHooks {
-            outbound: self.outbound.load_full(),
-            // Read when a request goes out: a reused instance's requests continue each
-            // request's own trace.
-            work: state.current_work().clone(),
-        }));
+        // The work is read when a request goes out: a reused instance's requests continue each
+        // request's own trace.
+        let http = InstanceHttp::new(self.outbound.load_full(), state.current_work().clone());
+        state.extensions_mut().insert(http);
     }
 
-    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn AnyTrigger>> {
         Some(self)
     }
 }

@@ -12,7 +12,7 @@ use crate::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_INSTANCE_CONCURRENCY,
     DEFAULT_INSTANCE_REUSE, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_STREAMS,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STALL_TIMEOUT, HttpConfig,
-    HttpService, Reuse, TlsFiles,
+    HttpService, OwnAddresses, Reuse, TlsFiles,
 };
 
 const SECTION: &str = "http";
@@ -204,7 +204,10 @@ impl HttpConfig {
             outbound_response_timeout: toml
                 .outbound_response_timeout_ms
                 .map_or(DEFAULT_RESPONSE_TIMEOUT, Duration::from_millis),
-            own_addresses: sources.own_addresses.clone(),
+            own_addresses: sources
+                .shared::<OwnAddresses>()
+                .map(|own| own.0.clone())
+                .unwrap_or_default(),
             reuse,
             ..Self::default()
         })

@@ -18,6 +18,8 @@ use crate::metrics::StatusMetrics;
 use crate::{HttpService, outbound, server, settings};
 
 impl Trigger for HttpService {
+    type Prepared = Prepared;
+
     fn export(&self) -> &InterfaceName {
         &self.export
     }
@@ -27,11 +29,7 @@ impl Trigger for HttpService {
     }
 
     /// A WASI 0.2 handler is preferred when a component exports both.
-    fn prepare(
-        &self,
-        pre: &InstancePre<State>,
-        prepared: &mut http::Extensions,
-    ) -> anyhow::Result<()> {
+    fn prepare(&self, pre: &InstancePre<State>) -> anyhow::Result<Prepared> {
         let handler = match ProxyPre::new(pre.clone()) {
             Ok(proxy) => Handler::P2(proxy),
             Err(p2) => {
@@ -43,11 +41,10 @@ impl Trigger for HttpService {
                 Handler::P3(P3Handler::new(service, self.config.reuse))
             }
         };
-        prepared.insert(Prepared {
+        Ok(Prepared {
             handler,
-            metrics: Arc::new(StatusMetrics::new()),
-        });
-        Ok(())
+            metrics: StatusMetrics::new(),
+        })
     }
 
     fn start(

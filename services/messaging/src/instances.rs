@@ -13,9 +13,19 @@ use tempo_runtime_core::outcome::finish_run;
 use tempo_runtime_core::wasmtime::Store;
 use tempo_runtime_core::{RequestId, State, Version, Work};
 
+use crate::MessagingService;
 use crate::backend::Envelope;
 use crate::host::MessageHandle;
 use crate::host::generated::{MessagingRequestReply, MessagingRequestReplyPre};
+
+/// What a version keeps for its messages, made when it is prepared
+/// ([`MessagingService`]'s `Trigger::prepare`). Opaque outside this crate.
+pub struct Prepared {
+    /// The handler export, looked up once.
+    pub(crate) handler: MessagingRequestReplyPre<State>,
+    /// Idle instances to reuse, when `[messaging] instance-reuse` is over 1.
+    pub(crate) pool: Option<Arc<Pool>>,
+}
 
 /// A version's idle instances (at most as many as messages are handled at once).
 pub(crate) struct Pool {
@@ -53,11 +63,11 @@ pub(crate) async fn invoke(
     message: Envelope,
     id: RequestId,
 ) -> anyhow::Result<()> {
-    let handler = version
-        .prepared::<MessagingRequestReplyPre<State>>()
-        .context("this version was not prepared for wasi:messaging")?
-        .clone();
-    let pool = version.prepared::<Arc<Pool>>().cloned();
+    let prepared = version
+        .prepared::<MessagingService>()
+        .context("this version was not prepared for wasi:messaging")?;
+    let handler = prepared.handler.clone();
+    let pool = prepared.pool.clone();
     let deadline = version.limits().deadline;
     let reused = pool.as_ref().and_then(|pool| pool.idle().pop());
     let (mut store, instance, handled) = match reused {

@@ -37,12 +37,13 @@ use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
-    InterfaceName, LazyBackend, ServiceContext, SharedService, State, Trigger,
+    AnyTrigger, InterfaceName, LazyBackend, ServiceContext, SharedService, State,
 };
 
 pub use backend::subscription_capacity;
 pub use error::MsgError;
 pub use host::{ClientHandle, MessageHandle, RequestOptions};
+pub use instances::Prepared;
 pub use settings::{MessagingArgs, MessagingToml};
 pub use subject::check_pattern as check_subject_pattern;
 
@@ -256,7 +257,7 @@ impl SharedService for MessagingService {
         )
     }
 
-    fn trigger(self: Arc<Self>) -> Option<Arc<dyn Trigger>> {
+    fn trigger(self: Arc<Self>) -> Option<Arc<dyn AnyTrigger>> {
         Some(self)
     }
 }

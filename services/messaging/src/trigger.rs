@@ -10,10 +10,8 @@ use anyhow::{Context as _, anyhow, bail};
 use futures::future::BoxFuture;
 use futures::stream::SelectAll;
 use futures::{FutureExt as _, StreamExt as _};
-use opentelemetry::KeyValue;
 use tempo_runtime_core::admission::Slot;
 use tempo_runtime_core::limits::DeadlineExceeded;
-use tempo_runtime_core::metrics::metrics;
 use tempo_runtime_core::outcome::log_failure;
 use tempo_runtime_core::trace_context;
 use tempo_runtime_core::wasmtime::component::InstancePre;
@@ -23,29 +21,26 @@ use tempo_runtime_core::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::backend::{Durable, Envelope, Settle, Subscription};
+use crate::backend::{Durable, Envelope, Settle, Subscription, count_handled};
 use crate::host::generated::MessagingRequestReplyPre;
 use crate::{MessagingService, subject};
 
 impl Trigger for MessagingService {
+    type Prepared = crate::instances::Prepared;
+
     fn export(&self) -> &InterfaceName {
         &self.export
     }
 
-    fn prepare(
-        &self,
-        pre: &InstancePre<State>,
-        prepared: &mut http::Extensions,
-    ) -> anyhow::Result<()> {
+    fn prepare(&self, pre: &InstancePre<State>) -> anyhow::Result<Self::Prepared> {
         let handler = MessagingRequestReplyPre::new(pre.clone())
             .map_err(anyhow::Error::from)
             .context("its `wasi:messaging/incoming-handler` export has the wrong shape")?;
-        prepared.insert(handler);
         let reuse = self.shared.config.instance_reuse;
-        if reuse > 1 {
-            prepared.insert(Arc::new(crate::instances::Pool::new(reuse)));
-        }
-        Ok(())
+        Ok(crate::instances::Prepared {
+            handler,
+            pool: (reuse > 1).then(|| Arc::new(crate::instances::Pool::new(reuse))),
+        })
     }
 
     fn demand(&self) -> Demand {
@@ -249,15 +244,12 @@ async fn handle(version: &Arc<Version>, mut message: Envelope) {
             Err(err) => settlement.failed(&format!("{err:#}")).await,
         }
     }
-    let component = version.component_attribute().clone();
     let outcome = match &outcome {
         Ok(()) => "ok",
         Err(err) if err.is::<DeadlineExceeded>() => "timeout",
         Err(_) => "error",
     };
-    metrics()
-        .messages
-        .add(1, &[component, KeyValue::new("outcome", outcome)]);
+    count_handled(version.component_attribute(), outcome);
 }
 
 #[cfg(test)]

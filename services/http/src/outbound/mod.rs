@@ -233,6 +233,7 @@ impl Drop for ConnectionTask {
 
 /// The hooks of one instance: outgoing requests through [`Outbound`], carrying the trace of
 /// the request or message the instance handles.
+#[derive(Clone)]
 pub(crate) struct GuestHttpHooks {
     pub(crate) outbound: Arc<Outbound>,
     pub(crate) work: tempo_runtime_core::CurrentWork,

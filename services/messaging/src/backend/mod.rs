@@ -100,6 +100,18 @@ pub(crate) const DEAD_REASON: &str = "Tempo-Dead-Letter-Reason";
 pub(crate) const DEAD_DELIVERIES: &str = "Tempo-Deliveries";
 pub(crate) const DEAD_SUBJECT: &str = "Tempo-Original-Subject";
 
+/// Counts a message `component` handled, by `outcome` (`ok`, `error` or `timeout`):
+/// `tempo.messages.handled`, which Prometheus shows as `tempo_messages_handled_total`.
+pub(crate) fn count_handled(component: &KeyValue, outcome: &'static str) {
+    static HANDLED: LazyLock<Counter<u64>> = LazyLock::new(|| {
+        opentelemetry::global::meter("tempo")
+            .u64_counter("tempo.messages.handled")
+            .with_description("Messages handled, by outcome")
+            .build()
+    });
+    HANDLED.add(1, &[component.clone(), KeyValue::new("outcome", outcome)]);
+}
+
 /// Counts a durable message delivered again (`redelivered`) or given up (`dead_lettered`), on
 /// either broker.
 pub(crate) fn count_retry(kind: &'static str) {
