@@ -2,11 +2,13 @@
 //! put in each instance's state, handed to the bindings with the instance's resource table; and a
 //! backend opened on first use.
 //!
-//! A service implements [`ServiceContext`] for its shared part, puts it in each instance with
-//! [`State::insert_context`], and links its bindings with [`ServiceData`] and [`view`]:
+//! A service implements [`ServiceContext`] for its shared part and links its bindings with
+//! [`ServiceData`] and the view its [`SharedService::link`](crate::SharedService::link) is given
+//! (which puts the part in each instance), or, doing that itself, with
+//! [`State::insert_context`] and [`view`]:
 //!
 //! ```ignore
-//! store::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+//! store::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
 //! impl store::Host for ServiceView<'_, Shared> { … }
 //! ```
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{InstancePre, Linker};
 
 use crate::admission::{Demand, Slots};
-use crate::context::ServiceContext;
+use crate::context::{self, ServiceContext, ServiceView};
 use crate::interface::InterfaceName;
 use crate::live::LiveComponent;
 use crate::state::State;
@@ -59,6 +59,9 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// The getter a service's bindings take: an instance's view for the context `C`.
+pub type ContextView<C> = for<'a> fn(&'a mut State) -> ServiceView<'a, C>;
+
 /// The shape of most services: one context that every instance shares (see [`ServiceContext`],
 /// whose name is the service's), host functions linked on it, and a backend opened on first
 /// need. Implementing it implements [`Service`], which puts the context in each fresh instance.
@@ -72,8 +75,10 @@ pub trait SharedService: Send + Sync + 'static {
     /// The context each instance gets.
     fn context(&self) -> &Arc<Self::Context>;
 
-    /// Adds the host functions to `linker`.
-    fn link(linker: &mut Linker<State>) -> anyhow::Result<()>;
+    /// Adds the host functions to `linker`, each taking `view` of the instance: the view of
+    /// [`SharedService::Context`], the context each instance is given, so that bindings on any
+    /// other context do not compile.
+    fn link(linker: &mut Linker<State>, view: ContextView<Self::Context>) -> anyhow::Result<()>;
 
     /// See [`Service::describe`].
     fn describe(&self) -> String;
@@ -107,7 +112,7 @@ impl<S: SharedService> Service for S {
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
-        S::link(linker)
+        S::link(linker, context::view::<S::Context>)
     }
 
     fn describe(&self) -> String {

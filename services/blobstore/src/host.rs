@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tempo_runtime_core::context::view;
-use tempo_runtime_core::{ServiceData, ServiceView, State};
+use tempo_runtime_core::{ContextView, ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
@@ -61,10 +60,13 @@ pub struct ObjectNames {
 type BlobView<'a> = ServiceView<'a, Shared>;
 
 /// Adds the types, container and blobstore interfaces to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    types::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
-    container::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
-    blobstore::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<State>,
+    view: ContextView<Shared>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
+    container::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
+    blobstore::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
     Ok(())
 }
 

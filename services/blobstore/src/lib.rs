@@ -29,7 +29,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService, State};
+use tempo_runtime_core::{ContextView, LazyBackend, ServiceContext, SharedService, State};
 
 pub use access::check_container_name;
 pub use error::BlobError;
@@ -147,8 +147,8 @@ impl SharedService for BlobstoreService {
         &self.shared
     }
 
-    fn link(linker: &mut Linker<State>) -> anyhow::Result<()> {
-        Ok(host::add_to_linker(linker)?)
+    fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
+        Ok(host::add_to_linker(linker, view)?)
     }
 
     fn describe(&self) -> String {

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use tempo_runtime_core::context::view;
-use tempo_runtime_core::{ServiceData, ServiceView, State};
+use tempo_runtime_core::{ContextView, ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 
 use crate::backend::Bucket;
@@ -41,10 +40,13 @@ pub struct BucketHandle {
 type KvView<'a> = ServiceView<'a, Shared>;
 
 /// Adds the store, atomics and batch interfaces to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    store::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
-    atomics::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
-    batch::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<State>,
+    view: ContextView<Shared>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
+    atomics::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
+    batch::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
     Ok(())
 }
 

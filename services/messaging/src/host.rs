@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::Context;
-use tempo_runtime_core::context::view;
 use tempo_runtime_core::trace_context;
-use tempo_runtime_core::{ServiceData, ServiceView, State};
+use tempo_runtime_core::{ContextView, ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource, ResourceTable};
 
 use crate::backend::{self, Broker, Envelope};
@@ -55,10 +54,13 @@ pub struct RequestOptions {
 type MsgView<'a> = ServiceView<'a, Shared>;
 
 /// Adds the types, producer and request-reply interfaces to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    types::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
-    producer::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
-    request_reply::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<State>,
+    view: ContextView<Shared>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
+    producer::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
+    request_reply::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
     Ok(())
 }
 

@@ -37,7 +37,7 @@ use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
-    AnyTrigger, InterfaceName, LazyBackend, ServiceContext, SharedService, State,
+    AnyTrigger, ContextView, InterfaceName, LazyBackend, ServiceContext, SharedService, State,
 };
 
 pub use backend::subscription_capacity;
@@ -221,8 +221,8 @@ impl SharedService for MessagingService {
         &self.shared
     }
 
-    fn link(linker: &mut Linker<State>) -> anyhow::Result<()> {
-        Ok(host::add_to_linker(linker)?)
+    fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
+        Ok(host::add_to_linker(linker, view)?)
     }
 
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {

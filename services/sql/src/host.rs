@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use tempo_runtime_core::context::view;
 use tempo_runtime_core::metrics::{component, metrics};
-use tempo_runtime_core::{ServiceData, ServiceView, State};
+use tempo_runtime_core::{ContextView, ServiceData, ServiceView, State};
 use wasmtime::component::{Linker, Resource};
 
 use crate::backend::Session;
@@ -41,9 +40,12 @@ pub struct SqlError(String);
 type SqlView<'a> = ServiceView<'a, Shared>;
 
 /// Adds the `types` and `readwrite` interfaces to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    types::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
-    readwrite::add_to_linker::<State, ServiceData<Shared>>(linker, view::<Shared>)?;
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<State>,
+    view: ContextView<Shared>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
+    readwrite::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService, State};
+use tempo_runtime_core::{ContextView, LazyBackend, ServiceContext, SharedService, State};
 
 use crate::backend::Database;
 
@@ -237,8 +237,8 @@ impl SharedService for SqlService {
         &self.shared
     }
 
-    fn link(linker: &mut Linker<State>) -> anyhow::Result<()> {
-        Ok(host::add_to_linker(linker)?)
+    fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
+        Ok(host::add_to_linker(linker, view)?)
     }
 
     /// Opens every declared database. A PostgreSQL server that cannot be reached or refuses
