@@ -11,7 +11,7 @@ use tempo_otel::{AdminServer, OTLP_ENDPOINT_VAR, Readiness, Telemetry};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
 use tempo_runtime_core::{
-    Admission, Demand, InstanceSettings, LiveComponent, Runtime, Version, run_command,
+    Admission, Demand, InstanceSettings, LiveComponent, Runtime, ServeWith, Version, run_command,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -146,7 +146,12 @@ pub(crate) async fn serve(
     let live = LiveComponent::new(version);
     let mut loops = Vec::new();
     for (trigger, slots) in triggers.into_iter().zip(shares) {
-        let running = trigger.start(live.clone(), slots, shutdown.clone()).await?;
+        let with = ServeWith {
+            live: live.clone(),
+            slots,
+            shutdown: shutdown.clone(),
+        };
+        let running = trigger.start(with).await?;
         shell.status_always("Serving", &running.address);
         for warning in &running.warnings {
             shell.warn(warning);

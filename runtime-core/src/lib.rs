@@ -53,7 +53,10 @@ pub use live::LiveComponent;
 pub use once::OnceSet;
 pub use request_id::RequestId;
 pub use runtime::{PrepareError, Runtime};
-pub use service::{AnyTrigger, ContextView, PreparedAny, Running, Service, SharedService, Trigger};
+pub use service::{
+    AnyTrigger, ContextView, PreparedAny, Running, ServeWith, Service, SharedService, Starting,
+    Trigger,
+};
 pub use state::{GuestStdio, InstanceSettings, State};
 pub use version::Version;
 pub use wasi::{WASI_VERSION, WasiService};

@@ -172,15 +172,8 @@ pub trait Trigger: Send + Sync + 'static {
         Demand::Rest
     }
 
-    /// Binds what the trigger listens on and returns the loop that serves until `shutdown` is
-    /// cancelled, taking the current version of `live` for each unit of work and running at most
-    /// as many instances at once as `slots` has.
-    fn start(
-        self: Arc<Self>,
-        live: LiveComponent,
-        slots: Slots,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<Running>>;
+    /// Binds what the trigger listens on and returns the loop that serves as [`ServeWith`] says.
+    fn start(self: Arc<Self>, with: ServeWith) -> Starting;
 }
 
 /// What a trigger prepared for one version, kept with the trigger's type so that only that
@@ -218,12 +211,7 @@ pub trait AnyTrigger: Send + Sync + 'static {
     fn demand(&self) -> Demand;
 
     /// See [`Trigger::start`].
-    fn start(
-        self: Arc<Self>,
-        live: LiveComponent,
-        slots: Slots,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<Running>>;
+    fn start(self: Arc<Self>, with: ServeWith) -> Starting;
 }
 
 impl<T: Trigger> AnyTrigger for T {
@@ -250,15 +238,25 @@ impl<T: Trigger> AnyTrigger for T {
         Trigger::demand(self)
     }
 
-    fn start(
-        self: Arc<Self>,
-        live: LiveComponent,
-        slots: Slots,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<Running>> {
-        Trigger::start(self, live, slots, shutdown)
+    fn start(self: Arc<Self>, with: ServeWith) -> Starting {
+        Trigger::start(self, with)
     }
 }
+
+/// What a trigger's loop serves with: until `shutdown` is cancelled, it takes the current
+/// version of `live` for each unit of work and runs at most as many instances at once as `slots`
+/// has.
+pub struct ServeWith {
+    /// The component, whose current version each unit of work takes.
+    pub live: LiveComponent,
+    /// The trigger's share of instances.
+    pub slots: Slots,
+    /// Cancelled when the process stops.
+    pub shutdown: CancellationToken,
+}
+
+/// A trigger starting: bound, or the reason it cannot be.
+pub type Starting = BoxFuture<'static, anyhow::Result<Running>>;
 
 /// A started trigger.
 pub struct Running {

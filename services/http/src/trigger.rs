@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::FutureExt as _;
-use futures::future::BoxFuture;
 use tempo_runtime_core::wasmtime::component::InstancePre;
-use tempo_runtime_core::{InterfaceName, LiveComponent, Running, Slots, State, Trigger};
-use tokio_util::sync::CancellationToken;
+use tempo_runtime_core::{InterfaceName, Running, ServeWith, Starting, State, Trigger};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
@@ -47,12 +45,12 @@ impl Trigger for HttpService {
         })
     }
 
-    fn start(
-        self: Arc<Self>,
-        live: LiveComponent,
-        slots: Slots,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<Running>> {
+    fn start(self: Arc<Self>, with: ServeWith) -> Starting {
+        let ServeWith {
+            live,
+            slots,
+            shutdown,
+        } = with;
         async move {
             let listen = self.config.listen;
             let listener = tokio::net::TcpListener::bind(listen)

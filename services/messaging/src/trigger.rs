@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use futures::future::BoxFuture;
 use futures::stream::SelectAll;
 use futures::{FutureExt as _, StreamExt as _};
 use tempo_runtime_core::admission::Slot;
@@ -16,9 +15,9 @@ use tempo_runtime_core::outcome::log_failure;
 use tempo_runtime_core::trace_context;
 use tempo_runtime_core::wasmtime::component::InstancePre;
 use tempo_runtime_core::{
-    Demand, InterfaceName, LiveComponent, RequestId, Running, Slots, State, Trigger, Version,
+    Demand, InterfaceName, LiveComponent, RequestId, Running, ServeWith, Starting, State, Trigger,
+    Version,
 };
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::backend::{Durable, Envelope, Settle, Subscription, count_handled};
@@ -50,15 +49,10 @@ impl Trigger for MessagingService {
         }
     }
 
-    fn start(
-        self: Arc<Self>,
-        live: LiveComponent,
-        slots: Slots,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<Running>> {
+    fn start(self: Arc<Self>, with: ServeWith) -> Starting {
         async move {
             let config = &self.shared.config;
-            let name = live.current().name().to_owned();
+            let name = with.live.current().name().to_owned();
             if config.subscriptions.is_empty() {
                 bail!(
                     "`{name}` handles messages but subscribes to no subject: set {}",
@@ -69,7 +63,7 @@ impl Trigger for MessagingService {
                 subject::check_pattern(pattern)
                     .map_err(|reason| anyhow!("cannot subscribe to {reason}"))?;
             }
-            let deadline = live.current().limits().deadline;
+            let deadline = with.live.current().limits().deadline;
             let queue = config.queue_group.clone().unwrap_or(name);
             let broker = self.shared.broker.get().await?;
             let mut streams = Vec::new();
@@ -99,13 +93,8 @@ impl Trigger for MessagingService {
             };
             // Once the server has the subscriptions, "Serving" is true.
             broker.flush().await?;
-            let serve = dispatch(
-                futures::stream::select_all(streams),
-                live,
-                slots,
-                shutdown,
-                self.shared.config.shutdown_grace,
-            );
+            let grace = self.shared.config.shutdown_grace;
+            let serve = dispatch(futures::stream::select_all(streams), with, grace);
             Ok(Running {
                 address,
                 warnings: Vec::new(),
@@ -162,17 +151,20 @@ fn durable_spec(
     })
 }
 
-/// Hands each message to a task of its own, at most as many at once as `slots` has, until
-/// `shutdown`. Then it drains the subscriptions: the broker sends no more, and the queue group's
+/// Hands each message to a task of its own, at most as many at once as `with.slots` has, until
+/// `with.shutdown`. Then it drains the subscriptions: the broker sends no more, and the queue group's
 /// other members get what this one would have. What had already arrived is still handled, and
 /// the handlers get `grace` to finish.
 async fn dispatch(
     mut messages: SelectAll<Subscription>,
-    live: LiveComponent,
-    slots: Slots,
-    shutdown: CancellationToken,
+    with: ServeWith,
     grace: Duration,
 ) -> anyhow::Result<()> {
+    let ServeWith {
+        live,
+        slots,
+        shutdown,
+    } = with;
     loop {
         let slot = tokio::select! {
             biased;

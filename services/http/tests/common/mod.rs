@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tempo_http::{HttpConfig, HttpService};
 use tempo_runtime_core::{
-    Admission, EngineSettings, InstanceSettings, LiveComponent, Runtime, Version,
+    Admission, EngineSettings, InstanceSettings, LiveComponent, Runtime, ServeWith, Version,
     artifact::Artifact,
 };
 use tokio::task::JoinHandle;
@@ -48,10 +48,12 @@ impl Server {
         let shutdown = CancellationToken::new();
         let slots = Admission::default().divide(&[trigger.demand()]).unwrap();
         let slots = slots.into_iter().next().unwrap();
-        let running = trigger
-            .start(live.clone(), slots, shutdown.clone())
-            .await
-            .unwrap();
+        let with = ServeWith {
+            live: live.clone(),
+            slots,
+            shutdown: shutdown.clone(),
+        };
+        let running = trigger.start(with).await.unwrap();
         let serving = tokio::spawn(running.serve);
         Self {
             runtime,
