@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
+use tempo_http::OwnAddresses;
 use tempo_otel::{AdminServer, OTLP_ENDPOINT_VAR, Readiness, Telemetry};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::wasmtime::{Engine, Trap};
@@ -54,15 +55,18 @@ pub(crate) struct Observability {
     otlp: Option<String>,
     admin: Option<Admin>,
     default_admin: Option<SocketAddr>,
+    /// Where the admin server's bound address goes, for guests not to reach it.
+    own: OwnAddresses,
 }
 
 impl Observability {
     /// The admin server at `admin` if given, else at `default_admin` (or off when that is
-    /// `None`).
+    /// `None`); the address it binds is added to `own`.
     pub(crate) fn new(
         telemetry: &Telemetry,
         admin: Option<Admin>,
         default_admin: Option<SocketAddr>,
+        own: OwnAddresses,
     ) -> Self {
         Self {
             registry: telemetry.registry(),
@@ -70,6 +74,7 @@ impl Observability {
             otlp: telemetry.otlp_endpoint().map(str::to_owned),
             admin,
             default_admin,
+            own,
         }
     }
 
@@ -105,6 +110,8 @@ impl Observability {
             }
         };
         let address = server.local_addr()?;
+        // Guests do not reach it (a port 0 or a taken default is only known now).
+        self.own.add(address);
         shell.status_always("Metrics", format!("http://{address}/metrics"));
         Ok(Some(
             server

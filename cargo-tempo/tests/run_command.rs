@@ -468,15 +468,21 @@ fn outgoing_requests_reach_public_hosts_and_only_the_listed_others() {
     served.wait_for_stderr("allowed-outbound-hosts");
 
     // 0.0.0.0 connects to whatever listens here: tempo counts it as its own address, so even a
-    // rule for every address reaches tempo only through one that names its port.
-    let everything = Served::start_with(
+    // rule for every address reaches tempo only through one that names its port. So is the
+    // admin server's, bound on a port only known once it listens.
+    let mut everything = Served::start_with(
         tempo_test_fixtures::http(),
-        &[("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://0.0.0.0/0:*")],
+        &[
+            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://0.0.0.0/0:*"),
+            ("TEMPO_ADMIN", "127.0.0.1:0"),
+        ],
     );
+    let admin = everything.wait_for_admin();
     let own_port = everything.url.rsplit(':').next().unwrap().to_owned();
     for own in [
         format!("http://0.0.0.0:{own_port}/x"),
         format!("http://127.0.0.1:{own_port}/x"),
+        format!("http://{admin}/metrics"),
     ] {
         let (status, body) = fetch(&everything, &own);
         assert!(

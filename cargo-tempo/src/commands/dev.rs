@@ -74,13 +74,13 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
         ..EngineSettings::default()
     }
     .build()?;
-    if settings.admin.is_none() {
-        // Guests do not reach the admin server at its default address either.
-        let own = tempo_http::OwnAddresses(vec![host::DEV_ADMIN]);
-        settings.sources.share(own);
-    }
     // `dev` serves metrics unless told `--admin off`: watching them is part of developing.
-    let observability = Observability::new(telemetry, settings.admin, Some(host::DEV_ADMIN));
+    let observability = Observability::new(
+        telemetry,
+        settings.admin,
+        Some(host::DEV_ADMIN),
+        settings.own_addresses(),
+    );
     // `dev` stops at once unless told to wait: no load balancer is in front of it.
     let shutdown_delay =
         tempo_http::settings::shutdown_delay(&settings.sources)?.unwrap_or(Duration::ZERO);

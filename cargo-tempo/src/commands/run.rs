@@ -72,7 +72,8 @@ pub(crate) fn exec(shell: &Shell, telemetry: &Telemetry, args: Args) -> anyhow::
         ),
     );
 
-    let observability = Observability::new(telemetry, settings.admin, None);
+    let observability =
+        Observability::new(telemetry, settings.admin, None, settings.own_addresses());
     let drain = Drain {
         readiness: observability.readiness(),
         delay: tempo_http::settings::shutdown_delay(&settings.sources)?

@@ -294,9 +294,12 @@ impl Settings {
                 })
                 .transpose()?,
         };
+        // The admin server's address, once bound, joins it (`host::Observability`).
+        let own = tempo_http::OwnAddresses::default();
         if let Some(Admin::On(address)) = admin {
-            sources.share(tempo_http::OwnAddresses(vec![address]));
+            own.add(address);
         }
+        sources.share(own);
         Ok(Self {
             sources,
             matches: args.matches.clone(),
@@ -304,6 +307,15 @@ impl Settings {
             limits: limits_settings,
             admission,
         })
+    }
+
+    /// This process's own addresses, which guests may not reach: the list the HTTP service
+    /// checks, to which the admin server adds the address it binds.
+    pub(crate) fn own_addresses(&self) -> tempo_http::OwnAddresses {
+        self.sources
+            .shared::<tempo_http::OwnAddresses>()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every service, as the settings make it; nothing is opened yet.

@@ -21,10 +21,11 @@ fn the_admin_address_is_a_flag_or_tempo_admin() {
         Some(Admin::On("127.0.0.1:9999".parse().unwrap()))
     );
     assert_eq!(
-        settings.sources.shared::<tempo_http::OwnAddresses>(),
-        Some(&tempo_http::OwnAddresses(vec![
-            "127.0.0.1:9999".parse::<SocketAddr>().unwrap()
-        ]))
+        settings
+            .sources
+            .shared::<tempo_http::OwnAddresses>()
+            .map(tempo_http::OwnAddresses::to_vec),
+        Some(vec!["127.0.0.1:9999".parse::<SocketAddr>().unwrap()])
     );
     let off = args(&["--admin", "off"]);
     assert_eq!(resolve(&off, None, &env).unwrap().admin, Some(Admin::Off));

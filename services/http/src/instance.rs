@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tempo_runtime_core::{CurrentWork, State};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView};
 
-use crate::outbound::{GuestHttpHooks, Outbound, Policy};
+use crate::outbound::{GuestHttpHooks, Outbound, OwnAddresses, Policy};
 
 /// An instance's wasi:http part, put in it by the service's `init_instance`.
 #[derive(Clone)]
@@ -27,7 +27,8 @@ impl InstanceHttp {
 
     /// What an instance the service did not set up gets: outgoing requests to nowhere.
     fn refusing(work: CurrentWork) -> Self {
-        let nowhere = Policy::new(Some(&[]), Vec::new()).unwrap_or_else(|_| unreachable!());
+        let nowhere =
+            Policy::new(Some(&[]), OwnAddresses::default()).unwrap_or_else(|_| unreachable!());
         let outbound = Outbound::new(
             nowhere,
             crate::DEFAULT_CONNECT_TIMEOUT,

@@ -31,7 +31,7 @@ mod trace_context;
 mod trigger;
 
 pub use handler::{CLIENT_CERT_SUBJECT_HEADER, Prepared, REQUEST_ID_HEADER, STALE_HEADER};
-pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
+pub use outbound::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, OwnAddresses};
 pub use settings::{HttpArgs, HttpToml};
 pub use tls::TlsFiles;
 
@@ -75,8 +75,9 @@ pub struct HttpConfig {
     /// body.
     pub outbound_response_timeout: Duration,
     /// Other addresses of this tempo's (the admin server's) that guests may not reach unless
-    /// a rule names them; the listener's own address is added once it is bound.
-    pub own_addresses: Vec<SocketAddr>,
+    /// a rule names them, shared with the host that binds them; the listener's own address is
+    /// added once it is bound.
+    pub own_addresses: OwnAddresses,
     /// How WASI 0.3 handlers' instances are reused (a WASI 0.2 handler gets a fresh instance
     /// for every request).
     pub reuse: Reuse,
@@ -107,12 +108,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// The default largest request body: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
 
-/// Addresses of this process beside the listener (the admin server's), which guests may not
-/// reach unless a rule names them: what the host [shares](tempo_runtime_core::settings::Sources::share)
-/// with the HTTP settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OwnAddresses(pub Vec<SocketAddr>);
-
 /// The default listen address, `127.0.0.1:8080`.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
@@ -128,7 +123,7 @@ impl Default for HttpConfig {
             allowed_outbound_hosts: None,
             outbound_connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             outbound_response_timeout: DEFAULT_RESPONSE_TIMEOUT,
-            own_addresses: Vec::new(),
+            own_addresses: OwnAddresses::default(),
             reuse: Reuse {
                 requests: DEFAULT_INSTANCE_REUSE,
                 concurrent: DEFAULT_INSTANCE_CONCURRENCY,
@@ -146,8 +141,8 @@ pub struct HttpService {
     export: InterfaceName,
     /// The WASI 0.3 handler, served as the 0.2 one is.
     p3_export: [InterfaceName; 1],
-    /// Guests' outgoing requests; replaced once the listener's address is known.
-    outbound: arc_swap::ArcSwap<outbound::Outbound>,
+    /// Guests' outgoing requests; the listener's address joins their own addresses once bound.
+    outbound: Arc<outbound::Outbound>,
     /// The server's TLS, loaded when the service is made so that a bad file stops the start.
     tls: Option<Arc<tls::Tls>>,
 }
@@ -188,7 +183,7 @@ impl HttpService {
             ],
             export: name("incoming-handler"),
             p3_export: [p3_name("handler")],
-            outbound: arc_swap::ArcSwap::from_pointee(outbound),
+            outbound: Arc::new(outbound),
             tls,
         })
     }
@@ -234,14 +229,14 @@ impl Service for HttpService {
             config.header_timeout,
             config.max_body_bytes,
             config.stall_timeout,
-            self.outbound.load().describe()
+            self.outbound.describe()
         )
     }
 
     fn init_instance(&self, state: &mut State) {
         // The work is read when a request goes out: a reused instance's requests continue each
         // request's own trace.
-        let http = InstanceHttp::new(self.outbound.load_full(), state.current_work().clone());
+        let http = InstanceHttp::new(self.outbound.clone(), state.current_work().clone());
         state.extensions_mut().insert(http);
     }
 

@@ -206,7 +206,7 @@ impl HttpConfig {
                 .map_or(DEFAULT_RESPONSE_TIMEOUT, Duration::from_millis),
             own_addresses: sources
                 .shared::<OwnAddresses>()
-                .map(|own| own.0.clone())
+                .cloned()
                 .unwrap_or_default(),
             reuse,
             ..Self::default()

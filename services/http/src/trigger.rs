@@ -13,7 +13,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use crate::handler::{Handler, Prepared};
 use crate::handler_p3::P3Handler;
 use crate::metrics::StatusMetrics;
-use crate::{HttpService, outbound, server, settings};
+use crate::{HttpService, server, settings};
 
 impl Trigger for HttpService {
     type Prepared = Prepared;
@@ -65,14 +65,7 @@ impl Trigger for HttpService {
                 .local_addr()
                 .context("cannot read the bound address")?;
             // Guests do not reach their own server unless a rule names it.
-            let current = self.outbound.load();
-            let mut policy = current.policy.clone();
-            policy.add_own(address);
-            self.outbound.store(Arc::new(outbound::Outbound::new(
-                policy,
-                current.connect_timeout,
-                current.response_timeout,
-            )));
+            self.outbound.policy.add_own(address);
             let mut warnings = Vec::new();
             if let Some(tls) = &self.tls {
                 warnings.extend(tls.identity().expiry_warning(&tls.files().cert));

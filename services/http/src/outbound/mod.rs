@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+pub use policy::OwnAddresses;
 pub(crate) use policy::Policy;
 use policy::{Scheme, Target};
 

@@ -11,7 +11,7 @@
 //! listener), and so does every interface address when tempo listens on all of them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use super::machine::MachineAddresses;
 
@@ -59,13 +59,44 @@ enum Port {
     Exact(u16),
 }
 
+/// Addresses of this process (its listener, its admin server), which guests may not reach
+/// unless a rule names them with their port. One list shared by its clones: the host adds an
+/// address once it is bound (a port 0 becomes a real one), and every policy holding the list
+/// sees it from then on.
+#[derive(Clone, Debug, Default)]
+pub struct OwnAddresses(Arc<RwLock<Vec<SocketAddr>>>);
+
+impl OwnAddresses {
+    /// Adds `address`.
+    pub fn add(&self, address: SocketAddr) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(address);
+    }
+
+    /// The addresses now.
+    pub fn to_vec(&self) -> Vec<SocketAddr> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl From<Vec<SocketAddr>> for OwnAddresses {
+    fn from(addresses: Vec<SocketAddr>) -> Self {
+        Self(Arc::new(RwLock::new(addresses)))
+    }
+}
+
 /// The outbound rules, parsed.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Policy {
     /// `None`: any public address.
     rules: Option<Vec<Rule>>,
     /// Tempo's own listen and admin addresses.
-    own: Vec<SocketAddr>,
+    own: OwnAddresses,
     /// This machine's interface addresses.
     machine: Arc<MachineAddresses>,
 }
@@ -80,7 +111,7 @@ pub(crate) struct Target<'a> {
 
 impl Policy {
     /// Parses `[http] allowed-outbound-hosts`; `None` is the default policy.
-    pub(crate) fn new(allowed: Option<&[String]>, own: Vec<SocketAddr>) -> Result<Self, String> {
+    pub(crate) fn new(allowed: Option<&[String]>, own: OwnAddresses) -> Result<Self, String> {
         let rules = allowed
             .map(|rules| rules.iter().map(|rule| parse(rule)).collect())
             .transpose()?;
@@ -92,8 +123,8 @@ impl Policy {
     }
 
     /// Adds one of tempo's own addresses (the listener, once bound).
-    pub(crate) fn add_own(&mut self, address: SocketAddr) {
-        self.own.push(address);
+    pub(crate) fn add_own(&self, address: SocketAddr) {
+        self.own.add(address);
     }
 
     /// Whether a request to `target` may connect to `address`, one of those its host resolved to.
@@ -149,7 +180,8 @@ impl Policy {
     /// when tempo listens on all of them.
     fn is_own(&self, address: SocketAddr) -> bool {
         let ip = address.ip();
-        self.own.iter().any(|own| {
+        let own = self.own.0.read().unwrap_or_else(PoisonError::into_inner);
+        own.iter().any(|own| {
             let own_ip = canonical(own.ip());
             own.port() == address.port()
                 && (own_ip == ip
@@ -367,7 +399,8 @@ mod tests {
 
     fn policy(rules: &[&str]) -> Policy {
         let rules: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
-        Policy::new(Some(&rules), vec!["127.0.0.1:8080".parse().unwrap()]).unwrap()
+        let own = vec!["127.0.0.1:8080".parse().unwrap()];
+        Policy::new(Some(&rules), own.into()).unwrap()
     }
 
     #[test]
@@ -425,7 +458,7 @@ mod tests {
         assert!(!everything.permits(&own, ip("::")));
         assert!(everything.permits(&target(Scheme::Http, "0.0.0.0", 9000), ip("0.0.0.0")));
         // Listening on all interfaces, tempo is reached through every address of the machine.
-        let mut all = with_machine(policy(&["http://0.0.0.0/0:*"]));
+        let all = with_machine(policy(&["http://0.0.0.0/0:*"]));
         all.add_own("0.0.0.0:7000".parse().unwrap());
         let through = target(Scheme::Http, "93.184.215.14", 7000);
         assert!(!all.permits(&through, machine_ip));
@@ -479,7 +512,7 @@ mod tests {
         assert!(network.permits(&target(Scheme::Http, "127.0.0.1", 9000), ip("127.0.0.1")));
         let exact = policy(&["http://127.0.0.1:8080"]);
         assert!(exact.permits(&own, ip("127.0.0.1")));
-        let mut public = Policy::default();
+        let public = Policy::default();
         public.add_own("0.0.0.0:8080".parse().unwrap());
         assert!(!public.permits(&own, ip("127.0.0.1")));
     }
