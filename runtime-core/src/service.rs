@@ -141,8 +141,9 @@ impl<S: SharedService> Service for S {
 /// The runtime keeps triggers as [`AnyTrigger`], which every `Trigger` is.
 pub trait Trigger: Send + Sync + 'static {
     /// What the trigger keeps for each version it serves (typed export handles, say): made once
-    /// by [`Trigger::prepare`], read on each unit of work through [`Version::prepared`](crate::Version::prepared), which
-    /// hands a trigger its own type and no other.
+    /// by [`Trigger::prepare`], read on each unit of work through
+    /// [`Version::prepared`](crate::Version::prepared), which hands a trigger its own type and
+    /// no other.
     type Prepared: Send + Sync + 'static;
 
     /// The export of the guest that this trigger calls, e.g. `wasi:http/incoming-handler@0.2.12`.
@@ -192,8 +193,8 @@ impl PreparedAny {
     }
 }
 
-/// A [`Trigger`] whatever it prepares: what the runtime and a [`Version`](crate::Version) keep. Every `Trigger`
-/// is one; see there for what each method does.
+/// A [`Trigger`] whatever it prepares: what the runtime and a [`Version`](crate::Version) keep.
+/// Every `Trigger` is one; see there for what each method does.
 pub trait AnyTrigger: Send + Sync + 'static {
     /// See [`Trigger::export`].
     fn export(&self) -> &InterfaceName;
@@ -266,4 +267,39 @@ pub struct Running {
     pub warnings: Vec<String>,
     /// Serves until shutdown, then lets work in flight finish.
     pub serve: BoxFuture<'static, anyhow::Result<()>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trigger that prepares a number and serves nothing.
+    struct Counting<const N: u8>;
+
+    impl<const N: u8> Trigger for Counting<N> {
+        type Prepared = u32;
+
+        fn export(&self) -> &InterfaceName {
+            unimplemented!("not called")
+        }
+
+        fn prepare(&self, _: &InstancePre<State>) -> anyhow::Result<u32> {
+            Ok(u32::from(N))
+        }
+
+        fn start(self: Arc<Self>, _: ServeWith) -> Starting {
+            Box::pin(async { anyhow::bail!("not started") })
+        }
+    }
+
+    #[test]
+    fn what_a_trigger_prepared_is_read_back_by_that_trigger_alone() {
+        let prepared = PreparedAny {
+            trigger: TypeId::of::<Counting<1>>(),
+            prepared: Box::new(7_u32),
+        };
+        assert_eq!(prepared.get::<Counting<1>>(), Some(&7));
+        // Another trigger preparing the same type does not read it.
+        assert_eq!(prepared.get::<Counting<2>>(), None);
+    }
 }
