@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use tempo_runtime_core::{ContextView, ServiceData, ServiceView, State};
-use wasmtime::component::{Linker, Resource, ResourceTable};
+use tempo_runtime_core::ServiceView;
+use wasmtime::component::{Resource, ResourceTable};
 
 use crate::backend::Bucket;
 use crate::{KvError, Shared};
@@ -39,16 +39,11 @@ pub struct BucketHandle {
 /// The host functions' view of an instance: its resource table and the service's shared part.
 type KvView<'a> = ServiceView<'a, Shared>;
 
-/// Adds the store, atomics and batch interfaces to `linker`.
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<State>,
-    view: ContextView<Shared>,
-) -> wasmtime::Result<()> {
-    store::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    atomics::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    batch::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    Ok(())
-}
+/// The bindings of the interfaces the service provides, linked all at once on `Data`.
+pub(crate) type Bindings = generated::Imports;
+
+/// What the bindings are implemented on: [`ServiceView`] of the service's shared part.
+pub(crate) type Data = tempo_runtime_core::ServiceData<Shared>;
 
 /// The name and the bucket behind a guest's handle.
 fn opened_bucket(

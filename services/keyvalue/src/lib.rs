@@ -177,7 +177,9 @@ impl SharedService for KeyValueService {
     }
 
     fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
-        Ok(host::add_to_linker(linker, view)?)
+        Ok(host::Bindings::add_to_linker::<_, host::Data>(
+            linker, view,
+        )?)
     }
 
     fn describe(&self) -> String {

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::Context;
+use tempo_runtime_core::ServiceView;
 use tempo_runtime_core::trace_context;
-use tempo_runtime_core::{ContextView, ServiceData, ServiceView, State};
-use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable};
 
 use crate::backend::{self, Broker, Envelope};
 use crate::{MsgError, Shared, subject};
@@ -53,16 +53,11 @@ pub struct RequestOptions {
 /// The host functions' view of an instance: its resource table and the service's shared part.
 type MsgView<'a> = ServiceView<'a, Shared>;
 
-/// Adds the types, producer and request-reply interfaces to `linker`.
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<State>,
-    view: ContextView<Shared>,
-) -> wasmtime::Result<()> {
-    types::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    producer::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    request_reply::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    Ok(())
-}
+/// The bindings of the interfaces the service provides, linked all at once on `Data`.
+pub(crate) type Bindings = generated::MessagingRequestReply;
+
+/// What the bindings are implemented on: [`ServiceView`] of the service's shared part.
+pub(crate) type Data = tempo_runtime_core::ServiceData<Shared>;
 
 /// The service's shared part and its broker, connected. It owns what it needs, so the host
 /// functions await it without holding the view (which is not `Sync`).

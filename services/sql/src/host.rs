@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use tempo_runtime_core::ServiceView;
 use tempo_runtime_core::metrics::{component, metrics};
-use tempo_runtime_core::{ContextView, ServiceData, ServiceView, State};
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::Resource;
 
 use crate::backend::Session;
 use crate::result::{Cell, Value};
@@ -39,15 +39,11 @@ pub struct SqlError(String);
 /// The host functions' view of an instance.
 type SqlView<'a> = ServiceView<'a, Shared>;
 
-/// Adds the `types` and `readwrite` interfaces to `linker`.
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<State>,
-    view: ContextView<Shared>,
-) -> wasmtime::Result<()> {
-    types::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    readwrite::add_to_linker::<State, ServiceData<Shared>>(linker, view)?;
-    Ok(())
-}
+/// The bindings of the interfaces the service provides, linked all at once on `Data`.
+pub(crate) type Bindings = generated::Imports;
+
+/// What the bindings are implemented on: [`ServiceView`] of the service's shared part.
+pub(crate) type Data = tempo_runtime_core::ServiceData<Shared>;
 
 /// An outcome the guest gets: the value, or an error resource with the text.
 type Answer<T> = wasmtime::Result<Result<T, Resource<SqlError>>>;

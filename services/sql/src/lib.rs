@@ -238,7 +238,9 @@ impl SharedService for SqlService {
     }
 
     fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
-        Ok(host::add_to_linker(linker, view)?)
+        Ok(host::Bindings::add_to_linker::<_, host::Data>(
+            linker, view,
+        )?)
     }
 
     /// Opens every declared database. A PostgreSQL server that cannot be reached or refuses
