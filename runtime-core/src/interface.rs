@@ -42,6 +42,15 @@ impl InterfaceName {
         Self::parse(name).unwrap_or_else(|| panic!("`{name}` is not a WIT interface name"))
     }
 
+    /// The interfaces `names` of `package` at `version`, as a service declares what it provides:
+    /// `all("wasi:config", "0.2.0-draft", &["store"])` is `wasi:config/store@0.2.0-draft`.
+    pub fn all(package: &str, version: &str, names: &[&str]) -> Vec<Self> {
+        names
+            .iter()
+            .map(|name| Self::known(&format!("{package}/{name}@{version}")))
+            .collect()
+    }
+
     /// `namespace:package/interface`, without the version.
     pub fn unversioned(&self) -> String {
         format!("{}:{}/{}", self.namespace, self.package, self.interface)
@@ -91,6 +100,19 @@ impl fmt::Display for InterfaceName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_package_s_interfaces_are_named_at_its_version() {
+        let names = InterfaceName::all("wasi:keyvalue", "0.2.0-draft", &["store", "atomics"]);
+        let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "wasi:keyvalue/store@0.2.0-draft",
+                "wasi:keyvalue/atomics@0.2.0-draft"
+            ]
+        );
+    }
 
     #[test]
     fn parses_and_prints() {

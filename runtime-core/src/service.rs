@@ -69,7 +69,12 @@ pub trait SharedService: Send + Sync + 'static {
     /// What every instance shares.
     type Context: ServiceContext;
 
-    /// The interfaces guests import, as WIT spells them: `wasi:keyvalue/store@0.2.0-draft`.
+    /// The version of the WIT package (the context's [`ServiceContext::SERVICE`]) that the
+    /// service implements, e.g. `0.2.0-draft`.
+    const VERSION: &'static str;
+
+    /// The package's interfaces that guests import, e.g. `store` for
+    /// `wasi:keyvalue/store@0.2.0-draft`.
     const INTERFACES: &'static [&'static str];
 
     /// The context each instance gets.
@@ -105,10 +110,7 @@ impl<S: SharedService> Service for S {
     }
 
     fn provides(&self) -> Vec<InterfaceName> {
-        S::INTERFACES
-            .iter()
-            .map(|name| InterfaceName::known(name))
-            .collect()
+        InterfaceName::all(S::Context::SERVICE, S::VERSION, S::INTERFACES)
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
@@ -134,6 +136,44 @@ impl<S: SharedService> Service for S {
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn AnyTrigger>> {
         SharedService::trigger(self)
     }
+}
+
+/// Declares, inside `impl SharedService`, what every such service declares alike: its context,
+/// kept in the service's field `shared`; the bindgen function that links the context's host
+/// functions; and the interfaces of the package they provide, at its version.
+///
+/// ```ignore
+/// impl SharedService for KeyValueService {
+///     tempo_runtime_core::shared_service! {
+///         context: Shared, link: host::Bindings::add_to_linker::<_, host::Data>,
+///         interfaces: ["store", "atomics", "batch"] @ "0.2.0-draft",
+///     }
+///     fn describe(&self) -> String { /* … */ }
+/// }
+/// ```
+#[macro_export]
+macro_rules! shared_service {
+    (
+        context: $context:ty, link: $link:expr,
+        interfaces: [$($interface:literal),+ $(,)?] @ $version:expr $(,)?
+    ) => {
+        type Context = $context;
+
+        const VERSION: &'static str = $version;
+
+        const INTERFACES: &'static [&'static str] = &[$($interface),+];
+
+        fn context(&self) -> &::std::sync::Arc<$context> {
+            &self.shared
+        }
+
+        fn link(
+            linker: &mut $crate::wasmtime::component::Linker<$crate::State>,
+            view: $crate::ContextView<$context>,
+        ) -> ::anyhow::Result<()> {
+            Ok($link(linker, view)?)
+        }
+    };
 }
 
 /// The part of a service that invokes the guest for each unit of work: a request, a message.

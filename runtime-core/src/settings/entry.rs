@@ -45,6 +45,21 @@ pub struct GuestSide {
     pub template: Option<&'static str>,
 }
 
+impl GuestSide {
+    /// The guest side with the manual's heading, the SDK module and the template, in that order.
+    pub const fn new(
+        manual: &'static str,
+        sdk_module: &'static str,
+        template: Option<&'static str>,
+    ) -> Self {
+        Self {
+            manual,
+            sdk_module,
+            template,
+        }
+    }
+}
+
 /// A service with no flags.
 #[derive(Clone, Copy, Debug, Default, clap::Args)]
 #[group(skip)]

@@ -28,8 +28,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
-use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{ContextView, LazyBackend, ServiceContext, SharedService, State};
+use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService};
 
 pub use access::check_container_name;
 pub use error::BlobError;
@@ -135,20 +134,9 @@ impl BlobstoreService {
 }
 
 impl SharedService for BlobstoreService {
-    type Context = Shared;
-
-    const INTERFACES: &'static [&'static str] = &[
-        "wasi:blobstore/blobstore@0.2.0-draft",
-        "wasi:blobstore/container@0.2.0-draft",
-        "wasi:blobstore/types@0.2.0-draft",
-    ];
-
-    fn context(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
-        Ok(host::add_to_linker(linker, view)?)
+    tempo_runtime_core::shared_service! {
+        context: Shared, link: host::add_to_linker,
+        interfaces: ["blobstore", "container", "types"] @ "0.2.0-draft",
     }
 
     fn describe(&self) -> String {

@@ -73,11 +73,7 @@ impl Configured for BlobstoreService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[BACKEND, CONTAINERS, MAX_OBJECT_BYTES];
     type Args = BlobstoreArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:blobstore",
-        sdk_module: "blobstore",
-        template: Some("blobstore"),
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:blobstore", "blobstore", Some("blobstore"));
     const TEST_FLAGS: &'static [&'static str] = &["--blobstore", "embedded"];
 
     fn configure(args: BlobstoreArgs, sources: &Sources) -> anyhow::Result<Self> {

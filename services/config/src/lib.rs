@@ -156,9 +156,7 @@ impl Service for ConfigService {
     }
 
     fn provides(&self) -> Vec<InterfaceName> {
-        vec![InterfaceName::known(&format!(
-            "wasi:config/store@{CONFIG_VERSION}"
-        ))]
+        InterfaceName::all("wasi:config", CONFIG_VERSION, &["store"])
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {

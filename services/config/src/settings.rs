@@ -76,11 +76,7 @@ impl Configured for ConfigService {
         secrets::ON_MISSING,
     ];
     type Args = NoArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:config",
-        sdk_module: "config",
-        template: None,
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:config", "config", None);
 
     fn configure(_: NoArgs, sources: &Sources) -> anyhow::Result<Self> {
         let (values, secrets) = declared_from(sources)?;

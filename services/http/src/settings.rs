@@ -267,11 +267,7 @@ impl Configured for HttpService {
         MAX_CONCURRENT_STREAMS,
     ];
     type Args = HttpArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:http",
-        sdk_module: "http",
-        template: Some("http"),
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:http", "http", Some("http"));
 
     fn configure(args: HttpArgs, sources: &Sources) -> anyhow::Result<Self> {
         HttpService::new(HttpConfig::from_settings(&args, sources)?)

@@ -31,8 +31,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
-use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{ContextView, LazyBackend, ServiceContext, SharedService, State};
+use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService};
 
 pub use error::KvError;
 pub use host::{BucketHandle, MAX_KEY_BYTES};
@@ -164,22 +163,9 @@ impl KeyValueService {
 }
 
 impl SharedService for KeyValueService {
-    type Context = Shared;
-
-    const INTERFACES: &'static [&'static str] = &[
-        "wasi:keyvalue/store@0.2.0-draft",
-        "wasi:keyvalue/atomics@0.2.0-draft",
-        "wasi:keyvalue/batch@0.2.0-draft",
-    ];
-
-    fn context(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
-        Ok(host::Bindings::add_to_linker::<_, host::Data>(
-            linker, view,
-        )?)
+    tempo_runtime_core::shared_service! {
+        context: Shared, link: host::Bindings::add_to_linker::<_, host::Data>,
+        interfaces: ["store", "atomics", "batch"] @ "0.2.0-draft",
     }
 
     fn describe(&self) -> String {

@@ -68,11 +68,7 @@ impl Configured for KeyValueService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[BACKEND, BUCKETS, MAX_VALUE_BYTES];
     type Args = KeyValueArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:keyvalue",
-        sdk_module: "keyvalue",
-        template: Some("keyvalue"),
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:keyvalue", "keyvalue", Some("keyvalue"));
     const TEST_FLAGS: &'static [&'static str] = &["--keyvalue", "embedded"];
 
     fn configure(args: KeyValueArgs, sources: &Sources) -> anyhow::Result<Self> {

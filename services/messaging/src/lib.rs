@@ -35,10 +35,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
-use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{
-    AnyTrigger, ContextView, InterfaceName, LazyBackend, ServiceContext, SharedService, State,
-};
+use tempo_runtime_core::{AnyTrigger, InterfaceName, LazyBackend, ServiceContext, SharedService};
 
 pub use backend::subscription_capacity;
 pub use error::MsgError;
@@ -209,22 +206,9 @@ impl MessagingService {
 }
 
 impl SharedService for MessagingService {
-    type Context = Shared;
-
-    const INTERFACES: &'static [&'static str] = &[
-        "wasi:messaging/types@0.2.0-draft",
-        "wasi:messaging/producer@0.2.0-draft",
-        "wasi:messaging/request-reply@0.2.0-draft",
-    ];
-
-    fn context(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
-        Ok(host::Bindings::add_to_linker::<_, host::Data>(
-            linker, view,
-        )?)
+    tempo_runtime_core::shared_service! {
+        context: Shared, link: host::Bindings::add_to_linker::<_, host::Data>,
+        interfaces: ["types", "producer", "request-reply"] @ MESSAGING_VERSION,
     }
 
     fn open(&self) -> BoxFuture<'_, anyhow::Result<()>> {

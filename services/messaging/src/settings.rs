@@ -185,11 +185,7 @@ impl Configured for MessagingService {
         INSTANCE_REUSE,
     ];
     type Args = MessagingArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:messaging",
-        sdk_module: "messaging",
-        template: Some("messaging"),
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:messaging", "messaging", Some("messaging"));
     const TEST_FLAGS: &'static [&'static str] = &["--messaging", "embedded"];
 
     fn configure(args: MessagingArgs, sources: &Sources) -> anyhow::Result<Self> {

@@ -91,11 +91,7 @@ impl Configured for LoggingService {
     const SECTION: Option<&'static str> = None;
     const SETTINGS: &'static [Setting] = &[];
     type Args = NoArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:logging",
-        sdk_module: "telemetry",
-        template: None,
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:logging", "telemetry", None);
 
     fn configure(_: NoArgs, _: &Sources) -> anyhow::Result<Self> {
         Ok(Self)
@@ -108,9 +104,7 @@ impl Service for LoggingService {
     }
 
     fn provides(&self) -> Vec<InterfaceName> {
-        vec![InterfaceName::known(&format!(
-            "wasi:logging/logging@{LOGGING_VERSION}"
-        ))]
+        InterfaceName::all("wasi:logging", LOGGING_VERSION, &["logging"])
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {

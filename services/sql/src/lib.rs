@@ -38,8 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{ContextView, LazyBackend, ServiceContext, SharedService, State};
+use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService};
 
 use crate::backend::Database;
 
@@ -226,21 +225,9 @@ impl SqlService {
 }
 
 impl SharedService for SqlService {
-    type Context = Shared;
-
-    const INTERFACES: &'static [&'static str] = &[
-        "wasi:sql/types@0.2.0-draft",
-        "wasi:sql/readwrite@0.2.0-draft",
-    ];
-
-    fn context(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    fn link(linker: &mut Linker<State>, view: ContextView<Shared>) -> anyhow::Result<()> {
-        Ok(host::Bindings::add_to_linker::<_, host::Data>(
-            linker, view,
-        )?)
+    tempo_runtime_core::shared_service! {
+        context: Shared, link: host::Bindings::add_to_linker::<_, host::Data>,
+        interfaces: ["types", "readwrite"] @ "0.2.0-draft",
     }
 
     /// Opens every declared database. A PostgreSQL server that cannot be reached or refuses

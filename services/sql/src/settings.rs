@@ -103,11 +103,7 @@ impl Configured for SqlService {
     const SECTION: Option<&'static str> = Some(SECTION);
     const SETTINGS: &'static [Setting] = &[DATABASES, MAX_ROWS, MAX_BYTES, POOL_SIZE, MEMORY_MIB];
     type Args = SqlArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:sql",
-        sdk_module: "sql",
-        template: Some("sql"),
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:sql", "sql", Some("sql"));
     const TEST_FLAGS: &'static [&'static str] = &["--sql-embedded"];
 
     fn configure(args: SqlArgs, sources: &Sources) -> anyhow::Result<Self> {

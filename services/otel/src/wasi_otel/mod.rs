@@ -258,11 +258,7 @@ impl Configured for OtelService {
     const SECTION: Option<&'static str> = None;
     const SETTINGS: &'static [Setting] = &[];
     type Args = NoArgs;
-    const GUEST: GuestSide = GuestSide {
-        manual: "wasi:otel",
-        sdk_module: "telemetry",
-        template: None,
-    };
+    const GUEST: GuestSide = GuestSide::new("wasi:otel", "telemetry", None);
 
     /// Guests' spans go where tempo's go: the [`GuestSpans`] the sources share, else nowhere.
     fn configure(_: NoArgs, sources: &Sources) -> anyhow::Result<Self> {
@@ -278,10 +274,8 @@ impl Service for OtelService {
     }
 
     fn provides(&self) -> Vec<InterfaceName> {
-        ["types", "tracing", "metrics", "logs"]
-            .iter()
-            .map(|interface| InterfaceName::known(&format!("wasi:otel/{interface}@{OTEL_VERSION}")))
-            .collect()
+        let interfaces = ["types", "tracing", "metrics", "logs"];
+        InterfaceName::all(InstanceOtel::SERVICE, OTEL_VERSION, &interfaces)
     }
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
