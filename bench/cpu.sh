@@ -16,7 +16,7 @@ for tempo in "$@"; do builds+=("$(realpath "$tempo")"); done
 cd "$(dirname "$0")/.."
 source bench/common.sh
 ROUNDS=${ROUNDS:-8} DURATION=${DURATION:-4s} PORT=${PORT:-18100}
-command -v wrk >/dev/null || { echo "bench/cpu.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+need "Debian: apt-get install wrk" wrk
 [ "$(nproc)" -ge 2 ] || { echo "bench/cpu.sh pins the server and wrk to two cores; this machine has $(nproc)" >&2; exit 1; }
 ticks=$(getconf CLK_TCK)
 

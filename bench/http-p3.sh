@@ -13,22 +13,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10s} CONNECTIONS=${CONNECTIONS:-32} THREADS=${THREADS:-1}
 PORT=${PORT:-18083}
 tools=$PWD/target/bench-tools
 
-command -v wrk >/dev/null || { echo "bench/http-p3.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
 # shellcheck source=bench/common.sh
 source bench/common.sh
+need "Debian: apt-get install wrk" wrk
 wasmtime48=$(wasmtime_bin 48 "$tools")
 wasmtime49=$(wasmtime_bin 49 "$tools")
 
 echo "==> building tempo (release), the http-p3 template's hello and examples/hello-http" >&2
-cargo build --release --quiet -p cargo-tempo
-tempo=$PWD/target/release/cargo-tempo
+build_tempo
 project=$PWD/target/bench-p3/hello-p3
 rm -rf "$project"
 "$tempo" new hello-p3 --template http-p3 --path "$project" --quiet
@@ -69,13 +65,5 @@ done
 echo
 echo "p3 hello (templates/http-p3 GET /), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds"
 echo "tempo reuse: ${TEMPO_HTTP_INSTANCE_REUSE:-128} requests per instance, ${TEMPO_HTTP_INSTANCE_CONCURRENCY:-16} at once"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
-printf '%-24s %11s %9s %16s   %s\n' server "requests/s" "p99 (ms)" "tempo p3's ratio" "rounds (req/s)"
-for i in 0 1 2 3 4; do
-  declare -n rps="rps$i" p99="p99$i"
-  r=$(median "${rps[@]}"); p=$(median "${p99[@]}")
-  [ "$i" = 0 ] && { tr=$r; tp=$p; }
-  ratio=$(awk -v t="$tr" -v r="$r" -v tp="$tp" -v p="$p" 'BEGIN { printf "%.2fx / %.2fx", t / r, tp / p }')
-  printf '%-24s %11s %9s %16s   %s\n' "${names[$i]}" "$r" "$p" "$ratio" "${rps[*]}"
-done
-echo "(tempo p3's ratio: its requests/s over the row's, its p99 over the row's)"
+machine
+report "tempo p3"

