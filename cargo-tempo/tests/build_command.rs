@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{hello_http, scratch, stderr, stdout, tempo};
+use common::{assert_contains, hello_http, scratch, stderr, stdout, tempo};
 
 #[test]
 fn builds_the_example_and_prints_the_component_path() {
@@ -69,11 +69,7 @@ fn a_compile_error_shows_rustc_and_exits_with_cargos_code() {
     );
     let output = build(&manifest, "broken").output().unwrap();
     assert_eq!(output.status.code(), Some(101), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("error: could not compile `scratch`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "error: could not compile `scratch`");
     assert!(
         stderr(&output).contains("src/lib.rs"),
         "diagnostics not shown:\n{}",
@@ -88,11 +84,7 @@ fn a_crate_without_a_component_target_is_told_how_to_get_one() {
     let manifest = write_crate(dir.path(), "", "pub fn library() {}\n");
     let output = build(&manifest, "rlib-only").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("crate-type = [\"cdylib\"]"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "crate-type = [\"cdylib\"]");
 }
 
 #[test]
@@ -140,11 +132,8 @@ fn without_the_target_and_without_rustup_one_line_says_how_to_get_it() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("the wasm32-wasip2 target is not installed"),
-        "{err}"
-    );
-    assert!(err.contains("rustup target add wasm32-wasip2"), "{err}");
+    assert_contains(&err, "the wasm32-wasip2 target is not installed");
+    assert_contains(&err, "rustup target add wasm32-wasip2");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Served, get, get_with_request_id as request};
+use common::{Served, assert_contains, get, get_with_request_id as request};
 
 #[test]
 fn guest_log_lines_carry_the_request_id() {
@@ -113,9 +113,9 @@ fn a_config_value_that_is_neither_a_scalar_nor_a_secret_names_the_file() {
     let mut served = Served::launch_in(folder.path(), tempo_test_fixtures::config(), &[]);
     assert_ne!(served.wait(), Some(0));
     let stderr = served.stderr();
-    assert!(
-        stderr.contains("tempo.toml`: `[config] list` must be text, a number, a boolean or"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "tempo.toml`: `[config] list` must be text, a number, a boolean or",
     );
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Served};
+use common::{PATIENCE, Served, assert_contains};
 use futures::{StreamExt as _, TryStreamExt as _};
 use tempo_test_fixtures::NatsServer;
 
@@ -131,7 +131,7 @@ fn durable_messages_outlive_a_killed_process_and_a_poison_one_is_dead_lettered()
             "jobs.poison"
         );
         let reason = headers.get("Tempo-Dead-Letter-Reason").unwrap().as_str();
-        assert!(reason.contains("asked to fail"), "{reason}");
+        assert_contains(reason, "asked to fail");
     });
 }
 

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{Served, example_copy, get, get_with_request_id, tempo, wait_for_body};
+use common::{
+    Served, assert_contains, example_copy, get, get_with_request_id, tempo, wait_for_body,
+};
 
 #[test]
 fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
@@ -28,9 +30,9 @@ fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
 
     let (status, text) = get(&metrics);
     assert_eq!(status, 200);
-    assert!(
-        text.contains(r#"tempo_http_requests_total{component="greeter",status="200"} 1"#),
-        "{text}"
+    assert_contains(
+        &text,
+        r#"tempo_http_requests_total{component="greeter",status="200"} 1"#,
     );
 
     let source = project.join("src/lib.rs");
@@ -43,8 +45,8 @@ fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
     dev.wait_for_stderr("Reloaded greeter");
     wait_for_body(&format!("{}/bo", dev.url), "Hello again, bo!");
     let (_, text) = get(&metrics);
-    assert!(
-        text.contains(r#"tempo_reloads_total{component="greeter",outcome="ok"} 1"#),
-        "{text}"
+    assert_contains(
+        &text,
+        r#"tempo_reloads_total{component="greeter",outcome="ok"} 1"#,
     );
 }

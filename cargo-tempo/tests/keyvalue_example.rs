@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{PATIENCE, Served, example, get, scratch, tempo, wait_for_body};
+use common::{PATIENCE, Served, assert_contains, example, get, scratch, tempo, wait_for_body};
 use tempo_test_fixtures::NatsServer;
 
 /// The number in `"visits":N` of a body.
@@ -116,7 +116,7 @@ fn while_nats_is_down_requests_fail_cleanly_and_tempo_serves_on() {
     server.stop();
     let (status, body) = get(&served.url);
     assert_eq!(status, 500, "{body}");
-    assert!(body.contains("NATS"), "{body}");
+    assert_contains(&body, "NATS");
     // The server itself is fine: a route that needs no store still answers.
     assert_eq!(get(&format!("{}/nowhere", served.url)).0, 404);
 
@@ -153,20 +153,11 @@ fn on_a_three_node_cluster_every_answered_write_outlives_the_node_tempo_was_on()
     let built = example("keyvalue", false);
     // Given one node only: tempo learns the others from the cluster.
     let node = cluster.url(0);
-    let mut served = Served::start_with(
+    let (served, admin) = Served::with_admin(
         &built.wasm,
-        &[
-            ("NATS_ADDR", &node),
-            ("TEMPO_NATS_REPLICAS", "3"),
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
-        ],
+        &[("NATS_ADDR", &node), ("TEMPO_NATS_REPLICAS", "3")],
     );
-    let admin = served.wait_for_admin();
-    assert!(
-        served.stderr().contains(", 3 replicas"),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&served.stderr(), ", 3 replicas");
 
     let mut answered = Vec::new();
     for id in 0..20 {
@@ -197,10 +188,7 @@ fn on_a_three_node_cluster_every_answered_write_outlives_the_node_tempo_was_on()
     );
     // The loss of the connection was logged once and counted.
     let metrics = get(&format!("http://{admin}/metrics")).1;
-    assert!(
-        metrics.contains("tempo_nats_events_total{event=\"disconnected\""),
-        "{metrics}"
-    );
+    assert_contains(&metrics, "tempo_nats_events_total{event=\"disconnected\"");
     assert_eq!(
         served.stderr().matches("lost NATS at").count(),
         1,

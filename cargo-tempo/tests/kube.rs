@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{stderr, stdout, tempo};
+use common::{assert_contains, stderr, stdout, tempo};
 use serde_json::Value;
 
 /// The oldest and the newest Kubernetes the manifests are checked against.
@@ -265,11 +265,7 @@ fn a_written_folder_is_kustomize_ready_and_the_example_is_what_kube_writes() {
     std::fs::write(deploy.join("service.yaml"), "# mine\n").unwrap();
     let output = write("deploy");
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("was not written by `cargo tempo kube`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "was not written by `cargo tempo kube`");
     assert_eq!(
         std::fs::read_to_string(deploy.join("service.yaml")).unwrap(),
         "# mine\n"

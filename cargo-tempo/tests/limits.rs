@@ -158,15 +158,13 @@ fn assert_cut_off(stream: &mut TcpStream) {
 
 #[test]
 fn idle_connections_hold_nothing_and_past_the_cap_new_ones_wait() {
-    let mut served = Served::start_with(
+    let (served, admin) = Served::with_admin(
         tempo_test_fixtures::http(),
         &[
             ("TEMPO_HTTP_MAX_CONNECTIONS", "1001"),
             ("TEMPO_HTTP_HEADER_TIMEOUT_MS", "20000"),
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
         ],
     );
-    let admin = served.wait_for_admin();
     let address = served.url.trim_start_matches("http://").to_owned();
 
     // A thousand connections that send nothing: a request on one more is still answered.

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use common::{PATIENCE, Served, example, get, tempo};
+use common::{PATIENCE, Served, assert_contains, example, get, tempo};
 use futures::StreamExt as _;
 use tempo_test_fixtures::NatsServer;
 
@@ -173,7 +173,7 @@ fn a_handler_past_its_deadline_is_stopped_and_the_next_message_handled() {
         assert_eq!(ask(&client, "fixture.a", "hi").await.unwrap(), "echo: hi");
     });
     let line = served.wait_for_stderr("ran past its deadline of 500ms");
-    assert!(line.contains("the message on `fixture.a` failed"), "{line}");
+    assert_contains(&line, "the message on `fixture.a` failed");
 
     // Each message is counted by its outcome (the reply may come before its count).
     let counted = |text: &str, outcome: &str| {
@@ -206,12 +206,8 @@ fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
         assert_eq!(ask(&client, "fixture.a", "hi").await.unwrap(), "echo: hi");
     });
     let line = served.wait_for_stderr("asked to fail");
-    assert!(line.contains("the message on `fixture.a` failed"), "{line}");
-    assert!(
-        served.stderr().contains("asked to trap"),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&line, "the message on `fixture.a` failed");
+    assert_contains(&served.stderr(), "asked to trap");
 }
 
 #[test]
@@ -439,9 +435,9 @@ fn a_handler_with_no_subscription_is_refused_with_where_to_set_one() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("subscribes to no subject: set `--subscribe`, `TEMPO_SUBSCRIBE`"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "subscribes to no subject: set `--subscribe`, `TEMPO_SUBSCRIBE`",
     );
 }
 
@@ -492,11 +488,7 @@ fn with_every_http_instance_held_requests_get_503_and_messages_are_still_handled
         ("TEMPO_MAX_INSTANCES", "66"),
         ("TEMPO_QUEUE_TIMEOUT_MS", "200"),
     ]);
-    assert!(
-        served.stderr().contains("at most 66 instances at once"),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&served.stderr(), "at most 66 instances at once");
 
     // Two uploads that never finish hold both HTTP instances.
     let address = served.url.trim_start_matches("http://");
@@ -544,11 +536,7 @@ fn with_every_http_instance_held_requests_get_503_and_messages_are_still_handled
     // Once the uploads go away, so do their instances.
     drop(holders);
     common::wait_for_body(&stats, r#""handled":1"#);
-    assert!(
-        served.stderr().contains("turning requests away with 503"),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&served.stderr(), "turning requests away with 503");
 }
 
 #[test]

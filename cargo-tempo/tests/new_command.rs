@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Served, scratch, stderr, stdout, tempo, workspace};
+use common::{Served, assert_contains, scratch, stderr, stdout, tempo, workspace};
 
 /// A request a generated crate must answer: path, status, a piece of the body.
 type Check = (&'static str, u16, &'static str);
@@ -131,11 +131,7 @@ fn every_template_builds_serves_and_passes_its_tests() {
 
         let tested = on_crate("test", &folder);
         assert!(tested.status.success(), "{template}: {}", stderr(&tested));
-        assert!(
-            stdout(&tested).contains("test result: ok."),
-            "{}",
-            stdout(&tested)
-        );
+        assert_contains(&stdout(&tested), "test result: ok.");
         assert!(
             !stdout(&tested).contains(" 0 passed"),
             "{template} ran no test"
@@ -161,11 +157,7 @@ fn a_failing_test_fails_the_run_and_says_how_to_see_why() {
     let output = on_crate("test", &folder);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("trapped"), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("-- --nocapture"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "-- --nocapture");
 }
 
 #[test]
@@ -229,10 +221,9 @@ fn a_folder_that_is_not_empty_is_left_alone() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("`taken` already exists and is not empty: choose another name or `--path`; nothing was written"),
-        "{}",
-        stderr(&output)
+    assert_contains(
+        &stderr(&output),
+        "`taken` already exists and is not empty: choose another name or `--path`; nothing was written",
     );
     let left: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
     assert_eq!(left.len(), 1);

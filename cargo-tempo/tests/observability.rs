@@ -12,18 +12,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Served, get, get_with_request_id};
+use common::{PATIENCE, Served, assert_contains, get, get_with_request_id};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otlp::{Receiver, attribute, exporting_to, hex, stop, text, traced_get};
 use tempo_test_fixtures::free_port;
 
 #[test]
 fn metrics_answer_on_the_admin_address() {
-    let mut served = Served::start_with(
-        tempo_test_fixtures::config(),
-        &[("TEMPO_ADMIN", "127.0.0.1:0")],
-    );
-    let admin = served.wait_for_admin();
+    let (served, admin) = Served::with_admin(tempo_test_fixtures::config(), &[]);
     assert_eq!(get(&format!("{}/log", served.url)).0, 200);
     let (status, text) = get(&format!("http://{admin}/metrics"));
     assert_eq!(status, 200);
@@ -45,11 +41,7 @@ fn metrics_answer_on_the_admin_address() {
 /// the unusual ones too, and the server goes on serving.
 #[test]
 fn every_status_a_guest_answers_with_is_counted() {
-    let mut served = Served::start_with(
-        tempo_test_fixtures::config(),
-        &[("TEMPO_ADMIN", "127.0.0.1:0")],
-    );
-    let admin = served.wait_for_admin();
+    let (served, admin) = Served::with_admin(tempo_test_fixtures::config(), &[]);
     let statuses = [204, 599, 600, 999];
     for status in statuses.iter().chain(&statuses) {
         assert_eq!(get(&format!("{}/status?{status}", served.url)).0, *status);
@@ -81,10 +73,7 @@ fn run_serves_no_metrics_unless_asked_and_a_taken_admin_address_names_the_flag()
     let mut served = Served::launch(tempo_test_fixtures::config(), &[("TEMPO_ADMIN", &address)]);
     assert_eq!(served.wait(), Some(1));
     let stderr = served.stderr();
-    assert!(
-        stderr.contains(&format!("cannot listen on {address} (`--admin`)")),
-        "{stderr}"
-    );
+    assert_contains(&stderr, &format!("cannot listen on {address} (`--admin`)"));
 }
 
 /// A Prometheus server, killed when dropped.
@@ -170,11 +159,7 @@ fn which_prometheus() -> PathBuf {
 
 #[test]
 fn a_real_prometheus_scrapes_the_request_count() {
-    let mut served = Served::start_with(
-        tempo_test_fixtures::config(),
-        &[("TEMPO_ADMIN", "127.0.0.1:0")],
-    );
-    let admin = served.wait_for_admin();
+    let (served, admin) = Served::with_admin(tempo_test_fixtures::config(), &[]);
     let prometheus = Prometheus::start(&admin);
     for _ in 0..3 {
         assert_eq!(get(&format!("{}/log", served.url)).0, 200);
@@ -408,7 +393,7 @@ fn a_guests_own_spans_join_the_request_trace_through_wasi_otel() {
     ));
     assert_eq!(flood.0, 200);
     let log_line = served.wait_for_stderr("otel log line");
-    assert!(log_line.contains("otel-1"), "{log_line}");
+    assert_contains(&log_line, "otel-1");
     stop(served);
 
     let spans = receiver.spans();
@@ -443,14 +428,10 @@ fn a_guest_cannot_hoard_memory_or_stall_a_host_call_through_its_metrics() {
     // with one worker the host's memory after the first export stays put, while with several it
     // grows once more for each worker that lifts an export. A host that kept the attributes
     // grows by 40 MB with every export either way.
-    let mut served = Served::start_with(
+    let (served, admin) = Served::with_admin(
         tempo_test_fixtures::otel_compat(),
-        &[
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
-            ("TOKIO_WORKER_THREADS", "1"),
-        ],
+        &[("TOKIO_WORKER_THREADS", "1")],
     );
-    let admin = served.wait_for_admin();
     // The first export grows the guest's own memory (it builds 40 MB of attributes); then the
     // host's is measured.
     let hoard = |seed: usize| get(&format!("{}/hoard?{seed}", served.url));
@@ -474,7 +455,7 @@ fn a_guest_cannot_hoard_memory_or_stall_a_host_call_through_its_metrics() {
     );
     for seed in 0..3 {
         let (_, answer) = get(&format!("{}/flood?{seed}", served.url));
-        assert!(answer.contains("measurements in all"), "{answer}");
+        assert_contains(&answer, "measurements in all");
     }
     let (_, scraped) = get(&format!("http://{admin}/metrics"));
     let recorded: Vec<&str> = scraped

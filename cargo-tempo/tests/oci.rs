@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::Instant;
 
-use common::{Served, get, stderr, stdout, tempo};
+use common::{Served, assert_contains, get, stderr, stdout, tempo};
 use serde_json::Value;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -374,11 +374,7 @@ fn push_writes_the_wasm_artifact_layout_and_pull_brings_back_the_same_component(
         serve_oci(command, reference)
     };
     let served = run(&reference);
-    assert!(
-        served.stderr().contains(&format!("Pulled {pinned}")),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&served.stderr(), &format!("Pulled {pinned}"));
     assert_eq!(get(&format!("{}/", served.url)).0, 200);
     drop(served);
     let hex = pinned.rsplit(':').next().unwrap();
@@ -390,11 +386,7 @@ fn push_writes_the_wasm_artifact_layout_and_pull_brings_back_the_same_component(
     );
     drop(registry);
     let served = run(&pinned);
-    assert!(
-        served.stderr().contains(&format!("Cached {pinned}")),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&served.stderr(), &format!("Cached {pinned}"));
     assert_eq!(get(&format!("{}/", served.url)).0, 200);
     drop(served);
     // `compile oci://` makes a .bin of the cached component, which serves.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Served, stderr, tempo};
+use common::{Served, assert_contains, stderr, tempo};
 
 /// A CA, certificates it signed, and a stranger CA with a client of its own, in a temporary
 /// folder.
@@ -204,16 +204,8 @@ fn https_speaks_http1_and_http2_by_alpn_and_cleartext_speaks_h2c() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        common::stdout(&output).contains("ALPN protocol: h2"),
-        "{}",
-        common::stdout(&output)
-    );
-    assert!(
-        served.stderr().contains("HTTP/2 and HTTP/1.1 by ALPN"),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&common::stdout(&output), "ALPN protocol: h2");
+    assert_contains(&served.stderr(), "HTTP/2 and HTTP/1.1 by ALPN");
 
     let plain = Served::start(tempo_test_fixtures::http());
     let url = format!("{}/whoami", plain.url);
@@ -242,7 +234,7 @@ fn https_speaks_http1_and_http2_by_alpn_and_cleartext_speaks_h2c() {
             "%{http_code}",
         ],
     );
-    assert!(said.contains("431"), "{said}");
+    assert_contains(&said, "431");
     let (ok, said) = curl(&pki, &url, &["--http1.1"]);
     assert!(ok && said.ends_with("|1.1"), "{said}");
 }
@@ -256,10 +248,7 @@ fn mutual_tls_admits_only_clients_of_its_ca_and_tells_the_guest_who_they_are() {
     let forged = ["-H", "x-client-cert-subject: CN=admin"];
     let (ok, said) = curl(&pki, &whoami, &[&client[..], &forged[..]].concat());
     assert!(ok, "{said}");
-    assert!(
-        said.contains(r#"subjects=["CN=client-one,O=Tempo Tests"]"#),
-        "{said}"
-    );
+    assert_contains(&said, r#"subjects=["CN=client-one,O=Tempo Tests"]"#);
     for (shown, why) in [
         (&[][..], "no certificate"),
         (
@@ -319,10 +308,9 @@ fn tls_files_that_do_not_load_are_named_and_exit_1_and_an_expired_one_is_a_warni
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("`[http] tls-client-ca` needs the server's own certificate"),
-        "{}",
-        stderr(&output)
+    assert_contains(
+        &stderr(&output),
+        "`[http] tls-client-ca` needs the server's own certificate",
     );
 
     // A certificate that expired in 2020, from `openssl ca`, which can backdate.
@@ -494,10 +482,7 @@ fn a_rapid_reset_burst_closes_that_connection_and_others_are_served() {
     );
     // hyper's bound, not a write error, ended it.
     let said = served.wait_for_stderr("connection ended with an error");
-    assert!(
-        said.contains("excessive load generating behavior"),
-        "{said}"
-    );
+    assert_contains(&said, "excessive load generating behavior");
     assert_eq!(common::get(&format!("{}/", served.url)).0, 200);
 }
 
@@ -592,15 +577,13 @@ fn rotated_files_reach_new_handshakes_under_load_and_a_bad_pair_keeps_the_old() 
 #[test]
 fn sigterm_lets_an_http2_stream_in_flight_finish_then_exits_0() {
     let pki = Pki::new();
-    let mut served = Served::start_with(
+    let (mut served, admin) = Served::with_admin(
         tempo_test_fixtures::http(),
         &[
             ("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
             ("TEMPO_HTTP_SHUTDOWN_DELAY_MS", "500"),
         ],
     );
-    let admin = served.wait_for_admin();
     let gate = tempo_test_fixtures::Gate::start();
     let url = format!("{}/hold?url={}", served.url, gate.url);
     let folder = pki.path("");

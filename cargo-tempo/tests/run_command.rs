@@ -6,7 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{Served, get, get_with_request_id, hello_http, stderr, stdout, tempo};
+use common::{
+    Served, assert_contains, get, get_with_request_id, hello_http, stderr, stdout, tempo,
+};
 use tempo_test_fixtures::Gate;
 
 #[test]
@@ -31,11 +33,7 @@ fn release_build_gives_a_bin_that_serves_the_same() {
             "Hello from tempo! You asked for /from-bin\n".to_owned()
         )
     );
-    assert!(
-        served.stderr().contains("Linked wasi:http"),
-        "{}",
-        served.stderr()
-    );
+    assert_contains(&served.stderr(), "Linked wasi:http");
 }
 
 #[test]
@@ -54,11 +52,7 @@ fn compile_writes_a_bin_that_serves() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("Precompiled"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "Precompiled");
 
     let output = tempo().arg("compile").arg(&wasm).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
@@ -96,11 +90,7 @@ fn compile_writes_a_bin_that_serves() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("`-o app.wasm`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "`-o app.wasm`");
 }
 
 /// Runs `cargo tempo run FILE` on a file that must be refused and returns the one line it printed.
@@ -169,11 +159,7 @@ fn compile_refuses_what_is_not_a_component() {
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let output = tempo().arg("compile").arg(&core).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("is a core WebAssembly module"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "is a core WebAssembly module");
     assert!(!dir.path().join("core.bin").exists());
 }
 
@@ -220,11 +206,7 @@ fn a_cli_program_gets_its_arguments_and_its_exit_code_passes_through() {
     assert_eq!(run(&["fail"]).status.code(), Some(1));
     let trapped = run(&["trap"]);
     assert_eq!(trapped.status.code(), Some(134));
-    assert!(
-        stderr(&trapped).contains("error: `cli-fixture` trapped"),
-        "{}",
-        stderr(&trapped)
-    );
+    assert_contains(&stderr(&trapped), "error: `cli-fixture` trapped");
 }
 
 #[test]
@@ -243,28 +225,24 @@ fn a_guest_sees_no_host_environment_or_folders() {
         .args(["--", "fs"])
         .output()
         .unwrap();
-    assert!(
-        stdout(&output).contains("fs: denied"),
-        "{}",
-        stdout(&output)
-    );
+    assert_contains(&stdout(&output), "fs: denied");
 }
 
 #[test]
 fn an_import_nobody_provides_is_named() {
     let err = refused(tempo_test_fixtures::missing_import());
-    assert!(
-        err.contains("imports an interface that no tempo service provides: tempo-fixtures:missing/greeter@0.1.0"),
-        "{err}"
+    assert_contains(
+        &err,
+        "imports an interface that no tempo service provides: tempo-fixtures:missing/greeter@0.1.0",
     );
 }
 
 #[test]
 fn a_component_that_is_neither_served_nor_run_is_refused_with_its_exports_and_missing_imports() {
     let err = refused(tempo_test_fixtures::library_only());
-    assert!(
-        err.contains("exports no handler tempo serves (wasi:http/incoming-handler, wasi:http/handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports tempo-fixtures:library/api@0.1.0; it also imports what no tempo service provides: tempo-fixtures:library/host@0.1.0"),
-        "{err}"
+    assert_contains(
+        &err,
+        "exports no handler tempo serves (wasi:http/incoming-handler, wasi:http/handler, wasi:messaging/incoming-handler) and no wasi:cli/run to run; it exports tempo-fixtures:library/api@0.1.0; it also imports what no tempo service provides: tempo-fixtures:library/host@0.1.0",
     );
 }
 
@@ -282,7 +260,7 @@ fn a_trap_after_the_response_has_started_is_logged_and_the_body_cut_off() {
         assert!(response.text().is_err(), "a cut-off body read as whole");
     }
     let line = served.wait_for_stderr("GET /trap-late failed");
-    assert!(line.contains("late-trap-1"), "{line}");
+    assert_contains(&line, "late-trap-1");
     assert!(served.stderr().contains("trap late"), "{}", served.stderr());
     assert_eq!(get(&format!("{}/", served.url)).0, 200);
 }
@@ -316,10 +294,9 @@ fn a_bad_variable_is_named_and_an_empty_one_is_unset() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("`TEMPO_LISTEN=nowhere`: invalid value 'nowhere' for '--listen"),
-        "{}",
-        stderr(&output)
+    assert_contains(
+        &stderr(&output),
+        "`TEMPO_LISTEN=nowhere`: invalid value 'nowhere' for '--listen",
     );
     let output = tempo()
         .args(["run", "missing.wasm"])
@@ -328,28 +305,22 @@ fn a_bad_variable_is_named_and_an_empty_one_is_unset() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("cannot read `missing.wasm`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(&stderr(&output), "cannot read `missing.wasm`");
 }
 
 /// A rolling deploy's stop: `/readyz` fails at the first SIGTERM while tempo goes on serving for
 /// the shutdown delay; then it stops accepting, lets the request in flight finish and exits 0.
 #[test]
 fn sigterm_fails_readiness_serves_through_the_delay_then_finishes_what_is_in_flight() {
-    let mut served = Served::start_with(
+    let (mut served, admin) = Served::with_admin(
         tempo_test_fixtures::http(),
         &[
             ("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
             ("TEMPO_HTTP_SHUTDOWN_DELAY_MS", "5000"),
         ],
     );
-    let admin = served.wait_for_admin();
     let banner = served.wait_for_stderr("Shutdown");
-    assert!(banner.contains("serving 5s more"), "{banner}");
+    assert_contains(&banner, "serving 5s more");
     let probe = |path: &str| get(&format!("http://{admin}{path}"));
     assert_eq!(probe("/readyz"), (200, "ready\n".to_owned()));
     assert_eq!(probe("/livez"), (200, "ok\n".to_owned()));
@@ -470,14 +441,10 @@ fn outgoing_requests_reach_public_hosts_and_only_the_listed_others() {
     // 0.0.0.0 connects to whatever listens here: tempo counts it as its own address, so even a
     // rule for every address reaches tempo only through one that names its port. So is the
     // admin server's, bound on a port only known once it listens.
-    let mut everything = Served::start_with(
+    let (everything, admin) = Served::with_admin(
         tempo_test_fixtures::http(),
-        &[
-            ("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://0.0.0.0/0:*"),
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
-        ],
+        &[("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://0.0.0.0/0:*")],
     );
-    let admin = everything.wait_for_admin();
     let own_port = everything.url.rsplit(':').next().unwrap().to_owned();
     for own in [
         format!("http://0.0.0.0:{own_port}/x"),

@@ -6,7 +6,7 @@
 mod common;
 mod otlp;
 
-use common::{Served, get};
+use common::{Served, assert_contains, get};
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use otlp::{Receiver, attribute, exporting_with, hex, stop, traced_get};
 
@@ -208,9 +208,9 @@ fn a_guest_cannot_take_the_hosts_metric_names_or_change_a_metrics_kind() {
     );
     assert!(metrics.contains("sdk_fixture_kinds_total{component=\"sdk_fixture\"} 1"));
     // Refusals are counted, and serving goes on.
-    assert!(
-        metrics.contains("tempo_limits_hit_total{component=\"sdk_fixture\",limit=\"metrics\"} 3"),
-        "{metrics}"
+    assert_contains(
+        &metrics,
+        "tempo_limits_hit_total{component=\"sdk_fixture\",limit=\"metrics\"} 3",
     );
     assert_eq!(get(&format!("{}/hello/Ada", served.url)).0, 200);
 }

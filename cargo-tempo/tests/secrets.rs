@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{PATIENCE, Served, get};
+use common::{PATIENCE, Served, assert_contains, get};
 use serde_json::{Value, json};
 use tempo_test_fixtures::OpenBaoServer;
 
@@ -100,9 +100,9 @@ fn a_secret_reaches_the_guest_is_refreshed_and_is_never_shown() {
     let (_folder, mut refused) = launch(missing, &env);
     assert_ne!(refused.wait(), Some(0));
     let stderr = refused.stderr();
-    assert!(
-        stderr.contains("`[config] api_key`: there is no secret `app/none#key`"),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "`[config] api_key`: there is no secret `app/none#key`",
     );
     // …or, when told, leaves the key undefined.
     let undefined = format!("{missing}\n[secrets]\non-missing = \"undefined\"\n");

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Served, tempo};
+use common::{PATIENCE, Served, assert_contains, tempo};
 use serde_json::{Value, json};
 use tempo_test_fixtures::{Gate, PostgresServer};
 
@@ -148,9 +148,9 @@ fn suite(served: &Served, dialect: Dialect) {
 
     // Errors are the guest's, and the server goes on.
     let err = refused(url, "/query/main", "SELECT $1 AS a", &[]);
-    assert!(err.contains("parameter"), "{err}");
+    assert_contains(&err, "parameter");
     let err = refused(url, "/query/main", "SELEC 1", &[]);
-    assert!(err.contains("syntax"), "{err}");
+    assert_contains(&err, "syntax");
     let err = refused(
         url,
         "/exec/main",
@@ -162,19 +162,16 @@ fn suite(served: &Served, dialect: Dialect) {
         "{err}"
     );
     let err = refused(url, "/query/other", "SELECT 1", &[]);
-    assert!(err.contains("no database `other` is declared"), "{err}");
+    assert_contains(&err, "no database `other` is declared");
 
     // Results are bounded, whatever the query makes.
     let count = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
                  SELECT i FROM n";
     let err = refused(url, "/query/main", count, &[]);
-    assert!(err.contains("more than 50 rows (sql max-rows)"), "{err}");
+    assert_contains(&err, "more than 50 rows (sql max-rows)");
     let big = "x".repeat(5000);
     let err = refused(url, "/query/main", "SELECT $1 AS big", &[&big]);
-    assert!(
-        err.contains("more than 4096 bytes (sql max-bytes)"),
-        "{err}"
-    );
+    assert_contains(&err, "more than 4096 bytes (sql max-bytes)");
 
     // A transaction stays on its connection: committed, it is kept; left open, it is rolled
     // back and holds nothing.
@@ -319,7 +316,7 @@ fn postgres_runs_the_same_suite_heals_after_a_restart_and_never_shows_its_passwo
     // A server that goes away gives errors; back, it is used again with no restart of tempo.
     server.stop();
     let err = refused(&served.url, "/query/main", "SELECT 1 AS one", &[]);
-    assert!(err.contains("cannot be reached"), "{err}");
+    assert_contains(&err, "cannot be reached");
     server.start_again();
     let started = Instant::now();
     loop {
@@ -437,21 +434,21 @@ fn a_hostile_guest_neither_crashes_nor_hoards_nor_breaks_an_embedded_database() 
         "SELECT fts3_tokenizer($1) AS p",
         &["simple"],
     );
-    assert!(err.contains("the function `fts3_tokenizer`"), "{err}");
+    assert_contains(&err, "the function `fts3_tokenizer`");
     let err = refused(
         &url,
         "/query/main",
         "SELECT fts3_tokenizer($1, $2) AS p",
         &["evil", "AAAAAAAA"],
     );
-    assert!(err.contains("fts3_tokenizer"), "{err}");
+    assert_contains(&err, "fts3_tokenizer");
     let err = refused(
         &url,
         "/exec/main",
         "CREATE VIRTUAL TABLE ft_evil USING fts3(body, tokenize=evil)",
         &[],
     );
-    assert!(err.contains("evil"), "{err}");
+    assert_contains(&err, "evil");
     assert_eq!(query(&url, "SELECT 1 AS alive", &[]).len(), 1);
 
     // TEMP tables would hold memory, and rows, on the pooled connection across requests.
@@ -477,7 +474,7 @@ fn a_hostile_guest_neither_crashes_nor_hoards_nor_breaks_an_embedded_database() 
             "CREATE TABLE temp.hoard(x)",
         ] {
             let err = refused(&url, "/exec/main", sql, &[]);
-            assert!(err.contains("TEMP objects"), "{err}");
+            assert_contains(&err, "TEMP objects");
         }
     }
     let grown = served.resident_bytes().saturating_sub(before);
@@ -502,14 +499,14 @@ fn a_hostile_guest_neither_crashes_nor_hoards_nor_breaks_an_embedded_database() 
     // The schema cannot be broken, and the host's paths stay hidden.
     exec(&url, "CREATE TABLE t2 (x)", &[], 0);
     let err = refused(&url, "/exec/main", "PRAGMA writable_schema = ON", &[]);
-    assert!(err.contains("writable_schema"), "{err}");
+    assert_contains(&err, "writable_schema");
     let err = refused(
         &url,
         "/exec/main",
         "UPDATE sqlite_schema SET sql = $1 WHERE name = $2",
         &["CREATE TABLE t2(", "t2"],
     );
-    assert!(err.contains("may not be modified"), "{err}");
+    assert_contains(&err, "may not be modified");
     let where_it_is = folder.path().display().to_string();
     for sql in [
         "SELECT file FROM pragma_database_list",
@@ -529,7 +526,7 @@ fn a_hostile_guest_neither_crashes_nor_hoards_nor_breaks_an_embedded_database() 
     std::fs::write(&damaged, vec![b'x'; 8192]).unwrap();
     let mut again = serve(folder.path(), &[]);
     let logged = again.wait_for_stderr("other.sqlite3");
-    assert!(logged.contains("integrity_check"), "{logged}");
+    assert_contains(&logged, "integrity_check");
     assert_eq!(
         query(&again.url, "SELECT x FROM t2", &[]),
         Vec::<Value>::new()

@@ -10,7 +10,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 
-use common::{Served, get, get_with_request_id, scratch, stderr, tempo};
+use common::{Served, assert_contains, get, get_with_request_id, scratch, stderr, tempo};
 
 /// A loopback server answering its first request with a 204.
 fn answer_once() -> String {
@@ -30,15 +30,13 @@ fn answer_once() -> String {
 #[test]
 fn a_wasi_p3_handler_is_served_with_its_instances_reused() {
     let allowed = answer_once();
-    let mut served = Served::start_with(
+    let (mut served, admin) = Served::with_admin(
         tempo_test_fixtures::http_p3(),
         &[
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
             ("TEMPO_ALLOWED_OUTBOUND_HOSTS", &allowed),
             ("TEMPO_HTTP_INSTANCE_REUSE", "3"),
         ],
     );
-    let admin = served.wait_for_admin();
     let url = &served.url.clone();
 
     let (status, body, echoed) = get_with_request_id(&format!("{url}/hello"), Some("p3-1"));
@@ -73,7 +71,7 @@ fn a_wasi_p3_handler_is_served_with_its_instances_reused() {
     assert_eq!(status, 500);
     served.wait_for_stderr("the fixture traps on purpose");
     let failed = served.wait_for_stderr("GET /trap failed");
-    assert!(failed.contains("p3-trap"), "{failed}");
+    assert_contains(&failed, "p3-trap");
     assert_eq!(
         served.stderr().matches("ERROR").count(),
         1,
@@ -129,10 +127,7 @@ fn a_reused_instance_logs_each_request_under_its_own_id() {
     first.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let ended = served.wait_for_stderr("first ends");
-    assert!(
-        ended.contains("[http_p3_fixture p3-first] first ends"),
-        "{ended}"
-    );
+    assert_contains(&ended, "[http_p3_fixture p3-first] first ends");
 }
 
 /// A request whose response ended whole is never blamed when its instance fails later: here the
@@ -203,21 +198,16 @@ fn a_wasi_p3_handler_compiles_to_a_bin_that_runs() {
 
 #[test]
 fn a_wasi_p3_handler_meets_the_deadline_and_the_memory_limit() {
-    let mut served = Served::start_with(
+    let (mut served, admin) = Served::with_admin(
         tempo_test_fixtures::http_p3(),
-        &[
-            ("TEMPO_DEADLINE_MS", "1000"),
-            ("TEMPO_MEMORY_MIB", "32"),
-            ("TEMPO_ADMIN", "127.0.0.1:0"),
-        ],
+        &[("TEMPO_DEADLINE_MS", "1000"), ("TEMPO_MEMORY_MIB", "32")],
     );
-    let admin = served.wait_for_admin();
     let url = &served.url.clone();
     // A guest that computes for ever is stopped at its deadline.
     let (status, _, _) = get_with_request_id(&format!("{url}/spin"), Some("p3-spin"));
     assert_eq!(status, 504);
     let stopped = served.wait_for_stderr("GET /spin failed");
-    assert!(stopped.contains("p3-spin"), "{stopped}");
+    assert_contains(&stopped, "p3-spin");
     // One that allocates past its memory limit fails alone.
     assert_eq!(
         get(&format!("{url}/alloc?4")),

@@ -36,6 +36,12 @@ pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Asserts that `text` holds `needle`, showing both when it does not.
+#[track_caller]
+pub(crate) fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "expected `{needle}` in:\n{text}");
+}
+
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -113,6 +119,15 @@ impl Served {
         let mut served = Self::launch(component, env);
         served.wait_for_serving();
         served
+    }
+
+    /// [`Served::start_with`] with its admin server on a free port too; returns the admin
+    /// server's address beside it.
+    pub(crate) fn with_admin(component: &Path, env: &[(&str, &str)]) -> (Self, String) {
+        let env = [env, &[("TEMPO_ADMIN", "127.0.0.1:0")]].concat();
+        let mut served = Self::start_with(component, &env);
+        let admin = served.wait_for_admin();
+        (served, admin)
     }
 
     /// `cargo tempo run COMPONENT --listen 127.0.0.1:0` in a fresh folder, with these
