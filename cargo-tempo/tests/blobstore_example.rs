@@ -71,12 +71,8 @@ fn with_nats_addr_the_files_are_in_a_jetstream_object_store() {
         served.stderr()
     );
     let data = payload();
-    let put = crate::common::client()
-        .put(format!("{}/files/photo.jpg", served.url))
-        .body(data.clone())
-        .send()
-        .unwrap();
-    assert_eq!(put.status(), 201);
+    let url = format!("{}/files/photo.jpg", served.url);
+    assert_eq!(crate::common::put(&url, data.clone()), 201);
 
     let tokio = tokio::runtime::Runtime::new().unwrap();
     tokio.block_on(async {

@@ -36,6 +36,9 @@ fn release_prints_the_wasm_and_the_bin_beside_it() {
     assert!(std::fs::read(bin).unwrap().starts_with(b"TEMPOAOT"));
 }
 
+/// The manifest lines of a crate that builds a component.
+const CDYLIB: &str = "[lib]\ncrate-type = [\"cdylib\"]\n";
+
 /// A dependency-free crate written to a fresh folder.
 fn write_crate(dir: &Path, manifest_extra: &str, source: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("src")).unwrap();
@@ -62,11 +65,7 @@ fn build(manifest: &Path, target_dir: &str) -> Command {
 #[test]
 fn a_compile_error_shows_rustc_and_exits_with_cargos_code() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_crate(
-        dir.path(),
-        "[lib]\ncrate-type = [\"cdylib\"]\n",
-        "pub fn broken( {}\n",
-    );
+    let manifest = write_crate(dir.path(), CDYLIB, "pub fn broken( {}\n");
     let output = build(&manifest, "broken").output().unwrap();
     assert_eq!(output.status.code(), Some(101), "{}", stderr(&output));
     assert_contains(&stderr(&output), "error: could not compile `scratch`");
@@ -119,11 +118,7 @@ fn without_the_target_and_without_rustup_one_line_says_how_to_get_it() {
     let rustc = script(dir.path(), "rustc", "echo /no/such/sysroot");
     let empty = dir.path().join("empty-path");
     std::fs::create_dir(&empty).unwrap();
-    let manifest = write_crate(
-        &dir.path().join("crate"),
-        "[lib]\ncrate-type = [\"cdylib\"]\n",
-        "",
-    );
+    let manifest = write_crate(&dir.path().join("crate"), CDYLIB, "");
     let output = build(&manifest, "no-target")
         .env("RUSTC", &rustc)
         .env("PATH", &empty)
@@ -153,11 +148,7 @@ fn without_the_target_rustup_installs_it_first() {
     std::fs::create_dir(&bin).unwrap();
     script(&bin, "rustup", &format!("echo \"$@\" >> {}", log.display()));
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let manifest = write_crate(
-        &dir.path().join("crate"),
-        "[lib]\ncrate-type = [\"cdylib\"]\n",
-        "",
-    );
+    let manifest = write_crate(&dir.path().join("crate"), CDYLIB, "");
     let output = build(&manifest, "install-target")
         .env("RUSTC", &rustc)
         .env("PATH", path)

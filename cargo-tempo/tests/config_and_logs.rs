@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Served, assert_contains, get, get_with_request_id as request};
+use common::{Served, assert_contains, folder_with, get, get_with_request_id as request};
 
 #[test]
 fn guest_log_lines_carry_the_request_id() {
@@ -50,12 +50,10 @@ fn guest_log_lines_carry_the_request_id() {
 
 #[test]
 fn a_guest_reads_declared_config_and_nothing_of_the_host() {
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(
-        folder.path().join("tempo.toml"),
+    let folder = folder_with(
+        "tempo.toml",
         "[config]\ngreeting = \"from tempo.toml\"\ncolour = \"overridden by .env\"\nretries = 3\n",
-    )
-    .unwrap();
+    );
     std::fs::write(
         folder.path().join(".env"),
         "TEMPO_CONFIG_COLOUR=blue\nDOTENV_SECRET=not-for-guests\n",
@@ -104,12 +102,7 @@ fn a_guest_reads_declared_config_and_nothing_of_the_host() {
 
 #[test]
 fn a_config_value_that_is_neither_a_scalar_nor_a_secret_names_the_file() {
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(
-        folder.path().join("tempo.toml"),
-        "[config]\nlist = [1, 2]\n",
-    )
-    .unwrap();
+    let folder = folder_with("tempo.toml", "[config]\nlist = [1, 2]\n");
     let mut served = Served::launch_in(folder.path(), tempo_test_fixtures::config(), &[]);
     assert_ne!(served.wait(), Some(0));
     let stderr = served.stderr();

@@ -11,21 +11,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use common::{Served, scratch, tempo, wait_for_body};
+use common::{Served, edit_source, scratch, tempo, wait_for_body};
 
 /// A copy of examples/hello-http in a fresh folder.
 fn copy_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     common::copy_example("hello-http", dir.path());
     dir
-}
-
-/// Rewrites `src/lib.rs`, replacing `from` with `to`.
-fn edit(project: &Path, from: &str, to: &str) {
-    let path = project.join("src/lib.rs");
-    let source = std::fs::read_to_string(&path).unwrap();
-    assert!(source.contains(from), "{from:?} not in the source");
-    std::fs::write(&path, source.replace(from, to)).unwrap();
 }
 
 fn dev(project: &Path, extra: &[&str]) -> Served {
@@ -125,12 +117,12 @@ fn edits_reload_the_running_server_without_a_failed_request() {
 
     let load = Load::start(&url);
 
-    edit(root, "Hello from tempo!", "Hello v2!");
+    edit_source(root, "Hello from tempo!", "Hello v2!");
     assert_eq!(wait_for_body(&url, "Hello v2!").1, None);
     dev.wait_for_stderr("Reloaded hello-http in");
 
     // A broken edit: v2 goes on serving, and says so.
-    edit(root, "struct HelloHttp;", "struct HelloHttp;\nfn broken( {");
+    edit_source(root, "struct HelloHttp;", "struct HelloHttp;\nfn broken( {");
     dev.wait_for_stderr("warning: the build failed; still serving the last good build");
     let (_, stale) = wait_for_body(&url, "Hello v2!");
     assert_eq!(
@@ -138,8 +130,8 @@ fn edits_reload_the_running_server_without_a_failed_request() {
         Some("the build failed; serving the last good build")
     );
 
-    edit(root, "struct HelloHttp;\nfn broken( {", "struct HelloHttp;");
-    edit(root, "Hello v2!", "Hello v3!");
+    edit_source(root, "struct HelloHttp;\nfn broken( {", "struct HelloHttp;");
+    edit_source(root, "Hello v2!", "Hello v3!");
     assert_eq!(wait_for_body(&url, "Hello v3!").1, None);
 
     // Writes under target/ start no build; the next real edit is the only change seen.
@@ -148,7 +140,7 @@ fn edits_reload_the_running_server_without_a_failed_request() {
     let mut contents = std::fs::read(&depfile).unwrap();
     contents.push(b'\n');
     std::fs::write(&depfile, contents).unwrap();
-    edit(root, "Hello v3!", "Hello v4!");
+    edit_source(root, "Hello v3!", "Hello v4!");
     assert_eq!(wait_for_body(&url, "Hello v4!").1, None);
 
     load.finish_without_failures();
@@ -178,13 +170,13 @@ fn edits_reload_the_running_server_without_a_failed_request() {
 fn a_failed_first_build_keeps_watching_and_serves_at_the_first_success() {
     let project = copy_example();
     let root = project.path();
-    edit(root, "struct HelloHttp;", "struct HelloHttp;\nfn broken( {");
+    edit_source(root, "struct HelloHttp;", "struct HelloHttp;\nfn broken( {");
     let target = scratch("dev-first-build");
     let mut dev = dev(root, &["--target-dir", target.to_str().unwrap()]);
     dev.wait_for_stderr("warning: the build failed; waiting for a change");
     assert!(!dev.stderr().contains("Serving"));
 
-    edit(root, "struct HelloHttp;\nfn broken( {", "struct HelloHttp;");
+    edit_source(root, "struct HelloHttp;\nfn broken( {", "struct HelloHttp;");
     dev.wait_for_serving();
     wait_for_body(
         &format!("{}/x", dev.url),
@@ -208,9 +200,9 @@ fn a_build_overtaken_by_an_edit_is_cancelled_and_edits_coalesce() {
     dev.wait_for_serving();
     let url = format!("{}/", dev.url);
 
-    edit(root, "Hello from tempo!", "Hello first!");
+    edit_source(root, "Hello from tempo!", "Hello first!");
     dev.wait_for_stderr("Changed src/lib.rs");
-    edit(root, "Hello first!", "Hello second!");
+    edit_source(root, "Hello first!", "Hello second!");
     dev.wait_for_stderr("Changed src/lib.rs; restarting the build");
     wait_for_body(&url, "Hello second!");
     dev.wait_for_stderr("Reloaded hello-http");
@@ -239,8 +231,8 @@ fn a_wasi_p3_component_is_swapped_and_requests_in_flight_finish_on_their_version
     // A response still being written when the new version comes: 60 lines, 200 ms apart.
     let in_flight = crate::common::http_get(format!("{}/countdown?60", dev.url)).unwrap();
     assert_eq!(in_flight.status(), 200);
-    edit(&project, "liftoff", "touchdown");
-    edit(&project, "Hello, {name}!", "Hi, {name}!");
+    edit_source(&project, "liftoff", "touchdown");
+    edit_source(&project, "Hello, {name}!", "Hi, {name}!");
     assert_eq!(wait_for_body(&hello, "Hi, Ada!").1, None);
     dev.wait_for_stderr("Reloaded p3-dev in");
 

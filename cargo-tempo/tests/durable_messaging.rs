@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Served, assert_contains};
+use common::{PATIENCE, Served, assert_contains, folder_with};
 use futures::{StreamExt as _, TryStreamExt as _};
 use tempo_test_fixtures::NatsServer;
 
@@ -39,12 +39,10 @@ fn durable_fixture(server: &NatsServer, folder: &Path) -> Served {
 #[test]
 fn durable_messages_outlive_a_killed_process_and_a_poison_one_is_dead_lettered() {
     let server = NatsServer::start();
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(
-        folder.path().join("tempo.toml"),
+    let folder = folder_with(
+        "tempo.toml",
         "[messaging]\nmax-deliver = 3\nretry-delay-ms = 100\ndead-letter = \"dead.jobs\"\n",
-    )
-    .unwrap();
+    );
     let mut first = durable_fixture(&server, folder.path());
     assert!(
         first

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    Served, assert_contains, example_copy, get, get_with_request_id, tempo, wait_for_body,
+    Served, assert_contains, edit_source, example_copy, get, get_with_request_id, tempo,
+    wait_for_body,
 };
 
 #[test]
@@ -35,13 +36,7 @@ fn dev_shows_guest_logs_with_request_ids_and_serves_metrics() {
         r#"tempo_http_requests_total{component="greeter",status="200"} 1"#,
     );
 
-    let source = project.join("src/lib.rs");
-    let code = std::fs::read_to_string(&source).unwrap();
-    std::fs::write(
-        &source,
-        code.replace("{greeting}, {name}!", "{greeting} again, {name}!"),
-    )
-    .unwrap();
+    edit_source(&project, "{greeting}, {name}!", "{greeting} again, {name}!");
     dev.wait_for_stderr("Reloaded greeter");
     wait_for_body(&format!("{}/bo", dev.url), "Hello again, bo!");
     let (_, text) = get(&metrics);

@@ -8,7 +8,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{PATIENCE, Served, assert_contains, example, get, scratch, tempo, wait_for_body};
+use common::{
+    PATIENCE, Served, assert_contains, edit_source, example, get, scratch, tempo, wait_for_body,
+};
 use tempo_test_fixtures::NatsServer;
 
 /// The number in `"visits":N` of a body.
@@ -45,13 +47,7 @@ fn the_count_survives_an_edit_and_a_restart_of_dev() {
     assert_eq!(visits(&get(&first.url).1), 1);
     assert_eq!(visits(&get(&first.url).1), 2);
 
-    let source = project.join("src/lib.rs");
-    let text = std::fs::read_to_string(&source).unwrap();
-    std::fs::write(
-        &source,
-        text.replace("Welcome to the keyvalue example", "Welcome back"),
-    )
-    .unwrap();
+    edit_source(&project, "Welcome to the keyvalue example", "Welcome back");
     let (body, _) = wait_for_body(&first.url, "Welcome back");
     let after_reload = visits(&body);
     assert!(
@@ -84,12 +80,8 @@ fn with_nats_addr_the_data_is_in_jetstream_for_any_client() {
     );
 
     assert_eq!(visits(&get(&served.url).1), 1);
-    let put = crate::common::client()
-        .put(format!("{}/docs/ada", served.url))
-        .body(r#"{"name":"Ada"}"#)
-        .send()
-        .unwrap();
-    assert_eq!(put.status(), 201);
+    let url = format!("{}/docs/ada", served.url);
+    assert_eq!(crate::common::put(&url, r#"{"name":"Ada"}"#), 201);
 
     let tokio = tokio::runtime::Runtime::new().unwrap();
     tokio.block_on(async {

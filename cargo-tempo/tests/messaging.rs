@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use common::{PATIENCE, Served, assert_contains, example, get, tempo};
+use common::{PATIENCE, Served, assert_contains, edit_source, example, folder_with, get, tempo};
 use futures::StreamExt as _;
 use tempo_test_fixtures::NatsServer;
 
@@ -459,9 +459,7 @@ fn under_dev_a_reload_swaps_the_handler_and_keeps_the_subscription() {
         (200, "Hello, Ada!".to_owned())
     );
 
-    let source = project.join("src/lib.rs");
-    let text = std::fs::read_to_string(&source).unwrap();
-    std::fs::write(&source, text.replace("Hello, {name}!", "Welcome, {name}!")).unwrap();
+    edit_source(&project, "Hello, {name}!", "Welcome, {name}!");
     common::wait_for_body(&format!("{}/ask/Ada", dev.url), "Welcome, Ada!");
     // A plain client is answered by the new version, through the same subscription.
     tokio().block_on(async {
@@ -547,12 +545,7 @@ fn on_shutdown_what_was_received_is_handled_and_the_queue_group_takes_the_rest()
         ("TEMPO_SUBSCRIBE", "fixture.>"),
     ];
     // One message at a time: the others wait in the process's subscription.
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(
-        folder.path().join("tempo.toml"),
-        "[messaging]\nconcurrency = 1\n",
-    )
-    .unwrap();
+    let folder = folder_with("tempo.toml", "[messaging]\nconcurrency = 1\n");
     let mut first = Served::launch_in(folder.path(), tempo_test_fixtures::messaging(), &env);
     first.wait_for_stderr("Serving messages on fixture.>");
 

@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    Served, assert_contains, get, get_with_request_id, hello_http, stderr, stdout, tempo,
+    Served, assert_contains, compile, get, get_with_request_id, hello_http, run_program, stderr,
+    stdout, tempo,
 };
 use tempo_test_fixtures::Gate;
 
@@ -44,14 +45,7 @@ fn compile_writes_a_bin_that_serves() {
 
     let explicit = dir.path().join("out").join("custom.bin");
     std::fs::create_dir_all(explicit.parent().unwrap()).unwrap();
-    let output = tempo()
-        .arg("compile")
-        .arg(&wasm)
-        .arg("-o")
-        .arg(&explicit)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = compile(&wasm, &explicit);
     assert_contains(&stderr(&output), "Precompiled");
 
     let output = tempo().arg("compile").arg(&wasm).output().unwrap();
@@ -128,14 +122,7 @@ fn bad_inputs_get_one_sentence_and_a_failure_code() {
     assert!(refused(&dir.path().join("absent.wasm")).contains("cannot read"));
 
     let bin = dir.path().join("good.bin");
-    let output = tempo()
-        .arg("compile")
-        .arg(tempo_test_fixtures::http())
-        .arg("-o")
-        .arg(&bin)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    compile(tempo_test_fixtures::http(), &bin);
     let bytes = std::fs::read(&bin).unwrap();
     assert!(refused(&write("truncated.bin", &bytes[..bytes.len() / 3])).contains("is truncated"));
     let mut doctored = bytes.clone();
@@ -188,15 +175,7 @@ fn guest_output_is_logged_with_the_component_name_and_request_id() {
 
 #[test]
 fn a_cli_program_gets_its_arguments_and_its_exit_code_passes_through() {
-    let run = |args: &[&str]| {
-        tempo()
-            .arg("run")
-            .arg(tempo_test_fixtures::cli())
-            .arg("--")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| run_program(tempo_test_fixtures::cli(), args);
     let output = run(&["hello", "world"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), "args: cli-fixture hello world\n");

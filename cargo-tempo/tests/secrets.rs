@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{PATIENCE, Served, assert_contains, get};
+use common::{PATIENCE, Served, assert_contains, folder_with, get};
 use serde_json::{Value, json};
 use tempo_test_fixtures::OpenBaoServer;
 
@@ -41,8 +41,7 @@ fn put_secret(server: &OpenBaoServer, path: &str, data: Value) {
 
 /// `cargo tempo run` of the config fixture in a folder with `toml` as tempo.toml.
 fn launch(toml: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, Served) {
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(folder.path().join("tempo.toml"), toml).unwrap();
+    let folder = folder_with("tempo.toml", toml);
     let served = Served::launch_in(folder.path(), tempo_test_fixtures::config(), env);
     (folder, served)
 }

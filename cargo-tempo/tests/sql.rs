@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Served, assert_contains, tempo};
+use common::{PATIENCE, Served, assert_contains, folder_with, tempo};
 use serde_json::{Value, json};
 use tempo_test_fixtures::{Gate, PostgresServer};
 
@@ -224,12 +224,10 @@ fn serve_component(folder: &Path, component: &Path, env: &[(&str, &str)]) -> Ser
 
 #[test]
 fn embedded_sqlite_keeps_to_its_file_reads_beside_a_writer_and_loses_no_acknowledged_write() {
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(
-        folder.path().join("tempo.toml"),
-        format!("{TEMPO_TOML}\n[sql.databases]\nmain = \"embedded\"\n"),
-    )
-    .unwrap();
+    let folder = folder_with(
+        "tempo.toml",
+        &format!("{TEMPO_TOML}\n[sql.databases]\nmain = \"embedded\"\n"),
+    );
     let outbound = [("TEMPO_ALLOWED_OUTBOUND_HOSTS", "http://127.0.0.1:*")];
     let mut served = serve(folder.path(), &outbound);
     suite(&served, Dialect::Sqlite);
@@ -291,8 +289,7 @@ fn postgres_runs_the_same_suite_heals_after_a_restart_and_never_shows_its_passwo
     let mut server = PostgresServer::start();
     // The server trusts local clients, so the password is only there to be hidden.
     let with_password = server.url.replace("postgres@", "postgres:hunter2@");
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(folder.path().join("tempo.toml"), TEMPO_TOML).unwrap();
+    let folder = folder_with("tempo.toml", TEMPO_TOML);
     let served = serve(
         folder.path(),
         &[("TEMPO_SQL_DATABASE_MAIN", &with_password)],
@@ -381,8 +378,7 @@ fn the_sql_example_runs_on_sqlite_and_on_postgres_with_one_setting() {
         vec![],
         vec![("TEMPO_SQL_DATABASE_TODOS", server.url.as_str())],
     ] {
-        let folder = tempfile::tempdir().unwrap();
-        std::fs::write(folder.path().join("tempo.toml"), settings.as_ref().unwrap()).unwrap();
+        let folder = folder_with("tempo.toml", settings.as_ref().unwrap());
         let served = serve_component(folder.path(), &example.wasm, &env);
         let todos = format!("{}/todos", served.url);
         let (status, first) = call(Method::POST, &todos, Some(json!({"title": "write tests"})));
@@ -418,12 +414,10 @@ fn the_sql_example_runs_on_sqlite_and_on_postgres_with_one_setting() {
 /// its memory, with its durability, and through its next start.
 #[test]
 fn a_hostile_guest_neither_crashes_nor_hoards_nor_breaks_an_embedded_database() {
-    let folder = tempfile::tempdir().unwrap();
-    std::fs::write(
-        folder.path().join("tempo.toml"),
-        format!("{TEMPO_TOML}\n[sql.databases]\nmain = \"embedded\"\nother = \"embedded\"\n"),
-    )
-    .unwrap();
+    let folder = folder_with(
+        "tempo.toml",
+        &format!("{TEMPO_TOML}\n[sql.databases]\nmain = \"embedded\"\nother = \"embedded\"\n"),
+    );
     let mut served = serve(folder.path(), &[]);
     let url = served.url.clone();
 

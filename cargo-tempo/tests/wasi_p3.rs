@@ -10,7 +10,9 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 
-use common::{Served, assert_contains, get, get_with_request_id, scratch, stderr, tempo};
+use common::{
+    Served, assert_contains, compile, get, get_with_request_id, run_program, scratch, stderr,
+};
 
 /// A loopback server answering its first request with a 204.
 fn answer_once() -> String {
@@ -178,14 +180,7 @@ fn a_wasi_p3_handler_compiles_to_a_bin_that_runs() {
     let folder = scratch("http-p3-bin");
     std::fs::create_dir_all(&folder).unwrap();
     let bin = folder.join("http_p3_fixture.bin");
-    let output = tempo()
-        .arg("compile")
-        .arg(tempo_test_fixtures::http_p3())
-        .arg("-o")
-        .arg(&bin)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    compile(tempo_test_fixtures::http_p3(), &bin);
     // The `.bin` is compiled with async support, and `run` builds the engine it needs.
     let mut served = Served::start(&bin);
     assert_eq!(
@@ -240,15 +235,7 @@ fn a_wasi_p3_handler_meets_the_deadline_and_the_memory_limit() {
 
 #[test]
 fn a_wasi_p3_program_runs_and_its_exit_code_is_tempos() {
-    let run = |args: &[&str]| {
-        tempo()
-            .arg("run")
-            .arg(tempo_test_fixtures::cli_p3())
-            .arg("--")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| run_program(tempo_test_fixtures::cli_p3(), args);
     let output = run(&["one", "two"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(common::stdout(&output), "p3 args: one two\n");

@@ -14,11 +14,10 @@ pub const WASI_VERSION: &str = "0.2.12";
 /// The WASI 0.3 version wasmtime-wasi implements.
 pub(crate) const WASI_P3_VERSION: &str = "0.3.0";
 
-/// The WASI 0.3 interfaces of wasmtime-wasi's `p3`.
-const P3_INTERFACES: &[&str] = &[
+/// The interfaces that WASI 0.2 and 0.3 both have, by the same name.
+const IN_BOTH: &[&str] = &[
     "wasi:cli/environment",
     "wasi:cli/exit",
-    "wasi:cli/types",
     "wasi:cli/stdin",
     "wasi:cli/stdout",
     "wasi:cli/stderr",
@@ -27,46 +26,35 @@ const P3_INTERFACES: &[&str] = &[
     "wasi:cli/terminal-stdin",
     "wasi:cli/terminal-stdout",
     "wasi:cli/terminal-stderr",
-    "wasi:clocks/types",
     "wasi:clocks/monotonic-clock",
-    "wasi:clocks/system-clock",
     "wasi:random/random",
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
     "wasi:filesystem/types",
     "wasi:filesystem/preopens",
-    "wasi:sockets/types",
     "wasi:sockets/ip-name-lookup",
 ];
 
-const INTERFACES: &[&str] = &[
-    "wasi:cli/environment",
-    "wasi:cli/exit",
-    "wasi:cli/stdin",
-    "wasi:cli/stdout",
-    "wasi:cli/stderr",
-    "wasi:cli/terminal-input",
-    "wasi:cli/terminal-output",
-    "wasi:cli/terminal-stdin",
-    "wasi:cli/terminal-stdout",
-    "wasi:cli/terminal-stderr",
+/// The rest of wasmtime-wasi's `p2`: wasi:io, and clocks and sockets as 0.2 splits them.
+const P2_ONLY: &[&str] = &[
     "wasi:io/error",
     "wasi:io/poll",
     "wasi:io/streams",
-    "wasi:clocks/monotonic-clock",
     "wasi:clocks/wall-clock",
-    "wasi:random/random",
-    "wasi:random/insecure",
-    "wasi:random/insecure-seed",
-    "wasi:filesystem/types",
-    "wasi:filesystem/preopens",
     "wasi:sockets/network",
     "wasi:sockets/instance-network",
     "wasi:sockets/tcp",
     "wasi:sockets/tcp-create-socket",
     "wasi:sockets/udp",
     "wasi:sockets/udp-create-socket",
-    "wasi:sockets/ip-name-lookup",
+];
+
+/// The rest of wasmtime-wasi's `p3`.
+const P3_ONLY: &[&str] = &[
+    "wasi:cli/types",
+    "wasi:clocks/types",
+    "wasi:clocks/system-clock",
+    "wasi:sockets/types",
 ];
 
 /// The base WASI service. Guests get only what their instance settings grant: no environment,
@@ -77,12 +65,11 @@ pub struct WasiService {
 
 impl Default for WasiService {
     fn default() -> Self {
-        let p2 = INTERFACES
-            .iter()
-            .map(|name| InterfaceName::known(&format!("{name}@{WASI_VERSION}")));
-        let p3 = P3_INTERFACES
-            .iter()
-            .map(|name| InterfaceName::known(&format!("{name}@{WASI_P3_VERSION}")));
+        let at = |version: &'static str| {
+            move |name: &&str| InterfaceName::known(&format!("{name}@{version}"))
+        };
+        let p2 = IN_BOTH.iter().chain(P2_ONLY).map(at(WASI_VERSION));
+        let p3 = IN_BOTH.iter().chain(P3_ONLY).map(at(WASI_P3_VERSION));
         let provides = p2.chain(p3).collect();
         Self { provides }
     }

@@ -36,6 +36,50 @@ pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `cargo tempo run COMPONENT -- ARGS` to its end: a program's output and exit code.
+pub(crate) fn run_program(component: &Path, args: &[&str]) -> Output {
+    let mut command = tempo();
+    command.arg("run").arg(component).arg("--").args(args);
+    command.output().unwrap()
+}
+
+/// Rewrites the crate's `src/lib.rs` in `project`, replacing `from` with `to`.
+pub(crate) fn edit_source(project: &Path, from: &str, to: &str) {
+    let path = project.join("src/lib.rs");
+    let source = std::fs::read_to_string(&path).unwrap();
+    assert!(source.contains(from), "{from:?} not in the source");
+    std::fs::write(&path, source.replace(from, to)).unwrap();
+}
+
+/// `PUT url` with `body`; the status.
+pub(crate) fn put(url: &str, body: impl Into<reqwest::blocking::Body>) -> u16 {
+    client()
+        .put(url)
+        .body(body)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `cargo tempo compile COMPONENT -o BIN`, which must succeed; its output.
+pub(crate) fn compile(component: &Path, bin: &Path) -> Output {
+    let output = tempo()
+        .arg("compile")
+        .args([component, Path::new("-o"), bin])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
+/// A fresh folder holding the file `name` with `contents` (a `tempo.toml`, say).
+pub(crate) fn folder_with(name: &str, contents: &str) -> tempfile::TempDir {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join(name), contents).unwrap();
+    folder
+}
+
 /// Asserts that `text` holds `needle`, showing both when it does not.
 #[track_caller]
 pub(crate) fn assert_contains(text: &str, needle: &str) {
