@@ -74,17 +74,6 @@ fn with_nats_addr_the_files_are_in_a_jetstream_object_store() {
     let url = format!("{}/files/photo.jpg", served.url);
     assert_eq!(crate::common::put(&url, data.clone()), 201);
 
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    tokio.block_on(async {
-        use tokio::io::AsyncReadExt as _;
-        let client = async_nats::connect(&server.url).await.unwrap();
-        let store = async_nats::jetstream::new(client)
-            .get_object_store("files")
-            .await
-            .unwrap();
-        let mut object = store.get("photo.jpg").await.unwrap();
-        let mut bytes = Vec::new();
-        object.read_to_end(&mut bytes).await.unwrap();
-        assert_eq!(bytes, data);
-    });
+    let stored = tempo_test_fixtures::block_on(server.object("files", "photo.jpg"));
+    assert_eq!(stored, data);
 }

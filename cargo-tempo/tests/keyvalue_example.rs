@@ -83,13 +83,9 @@ fn with_nats_addr_the_data_is_in_jetstream_for_any_client() {
     let url = format!("{}/docs/ada", served.url);
     assert_eq!(crate::common::put(&url, r#"{"name":"Ada"}"#), 201);
 
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    tokio.block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
-        let bucket = async_nats::jetstream::new(client)
-            .get_key_value("default")
-            .await
-            .unwrap();
+    tempo_test_fixtures::block_on(async {
+        let bucket = server.jetstream().await.get_key_value("default").await;
+        let bucket = bucket.unwrap();
         assert_eq!(bucket.get("visits").await.unwrap().unwrap(), "1");
         assert_eq!(
             bucket.get("docs.ada").await.unwrap().unwrap(),
@@ -113,15 +109,13 @@ fn while_nats_is_down_requests_fail_cleanly_and_tempo_serves_on() {
     assert_eq!(get(&format!("{}/nowhere", served.url)).0, 404);
 
     server.start_again();
-    let start = std::time::Instant::now();
-    let body = loop {
+    let mut last = String::new();
+    let body = tempo_test_fixtures::poll(std::time::Duration::from_millis(200), || {
         let (status, body) = get(&served.url);
-        if status == 200 {
-            break body;
-        }
-        assert!(start.elapsed() < PATIENCE, "never healed: {body}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+        last.clone_from(&body);
+        (status == 200).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("never healed: {last}"));
     assert_eq!(
         visits(&body),
         2,

@@ -6,12 +6,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use common::{PATIENCE, Served, assert_contains, edit_source, example, folder_with, get, tempo};
 use futures::StreamExt as _;
-use tempo_test_fixtures::NatsServer;
+use tempo_test_fixtures::{NatsServer, block_on, poll, poll_async};
 
 /// `cargo tempo run` of the messaging fixture on NATS, subscribed to `fixture.>`, once it has
 /// subscribed.
@@ -43,16 +43,12 @@ async fn ask(client: &async_nats::Client, subject: &str, data: &str) -> Option<S
     Some(String::from_utf8(reply.payload.to_vec()).unwrap())
 }
 
-fn tokio() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
-}
-
 #[test]
 fn a_plain_request_reaches_the_handler_with_its_content_type_and_metadata() {
     let server = NatsServer::start();
     let served = fixture_on(&server);
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         let mut headers = HeaderMap::new();
         headers.insert("Content-Type", "text/plain");
         headers.insert("trace-id", "7");
@@ -73,8 +69,8 @@ fn a_plain_request_reaches_the_handler_with_its_content_type_and_metadata() {
 fn a_guest_request_gathers_the_replies_of_plain_responders() {
     let server = NatsServer::start();
     let served = fixture_on(&server);
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         for answer in ["one", "two"] {
             let mut requests = client.subscribe("svc.numbers").await.unwrap();
             let responder = client.clone();
@@ -101,8 +97,8 @@ fn a_guest_request_gathers_the_replies_of_plain_responders() {
 fn guests_reach_no_nats_system_subject_whoever_names_it() {
     let server = NatsServer::start();
     let mut served = fixture_on(&server);
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         let js = async_nats::jetstream::new(client.clone());
         let kv = js
             .create_key_value(async_nats::jetstream::kv::Config {
@@ -167,8 +163,8 @@ fn a_handler_past_its_deadline_is_stopped_and_the_next_message_handled() {
         &[("TEMPO_DEADLINE_MS", "500"), ("TEMPO_ADMIN", "127.0.0.1:0")],
     );
     let admin = served.wait_for_admin();
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         assert_eq!(ask(&client, "fixture.a", "loop").await, None);
         assert_eq!(ask(&client, "fixture.a", "hi").await.unwrap(), "echo: hi");
     });
@@ -181,26 +177,20 @@ fn a_handler_past_its_deadline_is_stopped_and_the_next_message_handled() {
         text.lines()
             .any(|line| line.starts_with("tempo_messages_handled_total{") && line.ends_with(&end))
     };
-    let started = Instant::now();
-    loop {
-        let (_, text) = get(&format!("http://{admin}/metrics"));
-        if counted(&text, "timeout") && counted(&text, "ok") {
-            break;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "messages not counted:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut text = String::new();
+    let both = poll(Duration::from_millis(100), || {
+        text = get(&format!("http://{admin}/metrics")).1;
+        (counted(&text, "timeout") && counted(&text, "ok")).then_some(())
+    });
+    assert!(both.is_some(), "messages not counted:\n{text}");
 }
 
 #[test]
 fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
     let server = NatsServer::start();
     let mut served = fixture_on(&server);
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         assert_eq!(ask(&client, "fixture.a", "trap").await, None);
         assert_eq!(ask(&client, "fixture.a", "fail").await, None);
         assert_eq!(ask(&client, "fixture.a", "hi").await.unwrap(), "echo: hi");
@@ -214,8 +204,8 @@ fn a_guest_that_traps_on_a_message_is_logged_and_the_next_is_handled() {
 fn with_instance_reuse_an_instance_handles_n_messages_and_never_one_after_a_trap() {
     let server = NatsServer::start();
     let _served = fixture_with(&server, &[("TEMPO_MESSAGING_INSTANCE_REUSE", "3")]);
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         let mut counts = Vec::new();
         for _ in 0..4 {
             counts.push(ask(&client, "fixture.a", "count").await.unwrap());
@@ -241,9 +231,8 @@ fn with_instance_reuse_an_instance_handles_n_messages_and_never_one_after_a_trap
 fn after_nats_restarts_the_subscription_resumes_without_restarting_tempo() {
     let mut server = NatsServer::start();
     let served = fixture_on(&server);
-    let runtime = tokio();
-    runtime.block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         assert_eq!(
             ask(&client, "fixture.a", "before").await.unwrap(),
             "echo: before"
@@ -252,18 +241,14 @@ fn after_nats_restarts_the_subscription_resumes_without_restarting_tempo() {
 
     server.stop();
     server.start_again();
-    runtime.block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
-        let start = Instant::now();
-        loop {
-            if let Some(reply) = ask(&client, "fixture.a", "after").await {
-                assert_eq!(reply, "echo: after");
-                break;
-            }
-            assert!(start.elapsed() < PATIENCE, "{}", served.stderr());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    let reply = block_on(async {
+        let client = &server.client().await;
+        poll_async(Duration::from_millis(200), || {
+            ask(client, "fixture.a", "after")
+        })
+        .await
     });
+    assert_eq!(reply.as_deref(), Some("echo: after"), "{}", served.stderr());
     assert!(served.stderr().contains("lost NATS"), "{}", served.stderr());
 }
 
@@ -322,8 +307,8 @@ fn request_reply_works_on_the_embedded_broker_and_on_nats() {
         get(&format!("{}/ask/Grace", served.url)),
         (200, "Hello, Grace!".to_owned())
     );
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         assert_eq!(
             ask(&client, "greet", "Linus").await.unwrap(),
             "Hello, Linus!"
@@ -335,8 +320,8 @@ fn request_reply_works_on_the_embedded_broker_and_on_nats() {
 fn on_nats_plain_clients_see_what_guests_publish_and_trigger_them() {
     let server = NatsServer::start();
     let served = pub_sub(&[("NATS_ADDR", &server.url)]);
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         let mut out = client.subscribe("events.out").await.unwrap();
         client.flush().await.unwrap();
 
@@ -387,8 +372,8 @@ fn two_processes_in_one_queue_group_share_the_messages_none_lost_none_twice() {
     let first = pub_sub(&env);
     let second = pub_sub(&env);
 
-    let received = tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    let received = block_on(async {
+        let client = server.client().await;
         let mut out = client.subscribe("events.out").await.unwrap();
         client.flush().await.unwrap();
         for n in 0..MESSAGES {
@@ -462,8 +447,8 @@ fn under_dev_a_reload_swaps_the_handler_and_keeps_the_subscription() {
     edit_source(&project, "Hello, {name}!", "Welcome, {name}!");
     common::wait_for_body(&format!("{}/ask/Ada", dev.url), "Welcome, Ada!");
     // A plain client is answered by the new version, through the same subscription.
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         assert_eq!(
             ask(&client, "greet", "Linus").await.unwrap(),
             "Welcome, Linus!"
@@ -503,21 +488,20 @@ fn with_every_http_instance_held_requests_get_503_and_messages_are_still_handled
 
     // The next request waits its turn briefly, then is turned away: 503, never 500.
     let stats = format!("{}/stats", served.url);
-    let started = Instant::now();
-    let refused = loop {
+    let refused = poll(Duration::from_millis(50), || {
         let response = crate::common::http_get(&stats).unwrap();
         if response.status() == 503 {
-            break response;
+            return Some(response);
         }
         assert_eq!(response.status(), 200);
-        assert!(started.elapsed() < PATIENCE, "never turned away");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        None
+    })
+    .expect("never turned away");
     assert_eq!(refused.headers()["retry-after"], "1");
 
     // Messages have their own share: one is handled meanwhile.
-    tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    block_on(async {
+        let client = server.client().await;
         let mut out = client.subscribe("events.out").await.unwrap();
         client.flush().await.unwrap();
         client
@@ -549,8 +533,8 @@ fn on_shutdown_what_was_received_is_handled_and_the_queue_group_takes_the_rest()
     let mut first = Served::launch_in(folder.path(), tempo_test_fixtures::messaging(), &env);
     first.wait_for_stderr("Serving messages on fixture.>");
 
-    let answered = tokio().block_on(async {
-        let client = async_nats::connect(&server.url).await.unwrap();
+    let answered = block_on(async {
+        let client = server.client().await;
         let inbox = client.new_inbox();
         let mut replies = client.subscribe(inbox.clone()).await.unwrap();
         client.flush().await.unwrap();

