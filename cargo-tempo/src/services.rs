@@ -73,19 +73,15 @@ mod wit_coverage {
             .chain(services.iter().flat_map(|service| service.provides()))
             .collect();
 
-        let unprovided: Vec<_> = imports
-            .iter()
-            .filter(|import| !provided.iter().any(|p| p.matches_str(import)))
-            .collect();
+        let is_provided = |import: &&String| provided.iter().any(|p| p.matches_str(import));
+        let unprovided: Vec<_> = imports.iter().filter(|i| !is_provided(i)).collect();
         assert!(
             unprovided.is_empty(),
             "wit/ imports nobody provides: {unprovided:?}"
         );
 
-        let unclaimed: Vec<_> = provided
-            .iter()
-            .filter(|p| !imports.iter().any(|import| p.matches_str(import)))
-            .collect();
+        let is_imported = |p: &&InterfaceName| imports.iter().any(|i| p.matches_str(i));
+        let unclaimed: Vec<_> = provided.iter().filter(|p| !is_imported(p)).collect();
         assert!(
             unclaimed.is_empty(),
             "services provide what wit/ lacks: {unclaimed:?}"

@@ -198,12 +198,7 @@ fn a_guest_sees_no_host_environment_or_folders() {
         .output()
         .unwrap();
     assert!(stdout(&output).contains("env: []"), "{}", stdout(&output));
-    let output = tempo()
-        .arg("run")
-        .arg(tempo_test_fixtures::cli())
-        .args(["--", "fs"])
-        .output()
-        .unwrap();
+    let output = run_program(tempo_test_fixtures::cli(), &["fs"]);
     assert_contains(&stdout(&output), "fs: denied");
 }
 

@@ -8,6 +8,16 @@ use tempo_runtime_core::artifact::{self, Artifact, ArtifactError, ArtifactKind};
 use tempo_runtime_core::wasmtime::{Config, Engine};
 use tempo_runtime_core::{EngineSettings, Pooling};
 
+/// Asserts that `err` is the variant `pattern`; a failure shows the error, or the message given.
+macro_rules! assert_is {
+    ($err:expr, $pattern:pat) => {
+        assert!(matches!($err, $pattern), "{}", $err)
+    };
+    ($err:expr, $pattern:pat, $($message:tt)+) => {
+        assert!(matches!($err, $pattern), $($message)+)
+    };
+}
+
 fn engine() -> Engine {
     EngineSettings {
         pooling: Pooling::Off,
@@ -80,10 +90,7 @@ fn a_truncated_bin_is_refused() {
     for len in [10, 61, 70, bytes.len() / 2, bytes.len() - 1] {
         let cut = write(dir.path(), "cut.bin", &bytes[..len]);
         let err = load_err(&cut);
-        assert!(
-            matches!(err, ArtifactError::Truncated { .. }),
-            "{len}: {err}"
-        );
+        assert_is!(err, ArtifactError::Truncated { .. }, "{len}: {err}");
         assert!(err.to_string().contains("`cargo tempo compile`"), "{err}");
     }
 }
@@ -98,15 +105,12 @@ fn a_doctored_bin_is_refused() {
         doctored[at] ^= 0x55;
         let path = write(dir.path(), "doctored.bin", &doctored);
         let err = load_err(&path);
-        assert!(
-            matches!(err, ArtifactError::Corrupted { .. }),
-            "{at}: {err}"
-        );
+        assert_is!(err, ArtifactError::Corrupted { .. }, "{at}: {err}");
     }
     let mut longer = bytes.clone();
     longer.extend_from_slice(b"trailing");
     let err = load_err(&write(dir.path(), "longer.bin", &longer));
-    assert!(matches!(err, ArtifactError::Corrupted { .. }), "{err}");
+    assert_is!(err, ArtifactError::Corrupted { .. });
 }
 
 #[test]
@@ -118,7 +122,7 @@ fn a_bin_from_another_engine_configuration_is_refused() {
     let bin = dir.path().join("other.bin");
     compile(&other, tempo_test_fixtures::http(), &bin).unwrap();
     let err = load_err(&bin);
-    assert!(matches!(err, ArtifactError::OtherEngine { .. }), "{err}");
+    assert_is!(err, ArtifactError::OtherEngine { .. });
     assert!(
         err.to_string().contains("different engine configuration"),
         "{err}"
@@ -131,10 +135,7 @@ fn a_bin_of_an_unknown_format_version_is_refused() {
     let mut bytes = std::fs::read(&bin).unwrap();
     bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
     let err = load_err(&write(dir.path(), "future.bin", &bytes));
-    assert!(
-        matches!(err, ArtifactError::OtherFormat { found: 99, .. }),
-        "{err}"
-    );
+    assert_is!(err, ArtifactError::OtherFormat { found: 99, .. });
 }
 
 #[test]
@@ -144,10 +145,7 @@ fn a_plain_wasmtime_precompiled_file_is_refused() {
     let elf = engine.precompile_component(&wasm).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let err = load_err(&write(dir.path(), "plain.cwasm", &elf));
-    assert!(
-        matches!(err, ArtifactError::ForeignPrecompiled { .. }),
-        "{err}"
-    );
+    assert_is!(err, ArtifactError::ForeignPrecompiled { .. });
 }
 
 #[test]
@@ -180,10 +178,7 @@ fn other_files_are_named_for_what_they_are() {
     ] {
         let path = write(dir.path(), name, bytes);
         let err = load_err(&path);
-        assert!(
-            matches!(err, ArtifactError::Unrecognized { .. }),
-            "{name}: {err}"
-        );
+        assert_is!(err, ArtifactError::Unrecognized { .. }, "{name}: {err}");
         assert!(err.to_string().contains(says), "{name}: {err}");
         assert!(err.to_string().contains(name), "{name}: {err}");
     }
@@ -195,10 +190,7 @@ fn a_valid_header_around_garbage_is_not_a_component() {
     let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
     bytes.extend_from_slice(&[0xff; 32]);
     let err = load_err(&write(dir.path(), "broken.wasm", &bytes));
-    assert!(
-        matches!(err, ArtifactError::InvalidComponent { .. }),
-        "{err}"
-    );
+    assert_is!(err, ArtifactError::InvalidComponent { .. });
 }
 
 #[test]
@@ -308,10 +300,7 @@ fn open_refuses_what_load_refuses() {
     };
     let renamed = write(dir.path(), "http.wasm", &std::fs::read(&bin).unwrap());
     let err = open_err(&renamed);
-    assert!(
-        matches!(err, ArtifactError::PrecompiledName { .. }),
-        "{err}"
-    );
+    assert_is!(err, ArtifactError::PrecompiledName { .. });
     let (_, loaded) = Artifact::open(&renamed, settings(), true).unwrap();
     assert_eq!(loaded.kind, ArtifactKind::Precompiled);
 
@@ -320,7 +309,7 @@ fn open_refuses_what_load_refuses() {
     bytes[last] ^= 1;
     let doctored = write(dir.path(), "doctored.bin", &bytes);
     let err = open_err(&doctored);
-    assert!(matches!(err, ArtifactError::Corrupted { .. }), "{err}");
+    assert_is!(err, ArtifactError::Corrupted { .. });
     let err = open_err(&dir.path().join("absent.bin"));
     assert!(err.to_string().starts_with("cannot read `"), "{err}");
 }

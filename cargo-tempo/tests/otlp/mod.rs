@@ -80,24 +80,24 @@ impl Receiver {
         Self { url, received }
     }
 
-    /// The bodies posted to `path`.
-    pub(crate) fn bodies(&self, path: &str) -> Vec<Bytes> {
+    /// `part` of each request to `path`, in the order received.
+    fn of_each<T>(&self, path: &str, part: impl Fn(&Received) -> T) -> Vec<T> {
         let received = self.received.lock().unwrap();
         received
             .iter()
             .filter(|r| r.path == path)
-            .map(|r| r.body.clone())
+            .map(part)
             .collect()
+    }
+
+    /// The bodies posted to `path`.
+    pub(crate) fn bodies(&self, path: &str) -> Vec<Bytes> {
+        self.of_each(path, |r| r.body.clone())
     }
 
     /// The `traceparent` of each request to `path`.
     pub(crate) fn traceparents(&self, path: &str) -> Vec<Option<String>> {
-        let received = self.received.lock().unwrap();
-        received
-            .iter()
-            .filter(|r| r.path == path)
-            .map(|r| r.traceparent.clone())
-            .collect()
+        self.of_each(path, |r| r.traceparent.clone())
     }
 
     /// The OTLP requests posted to `path`, decoded.
@@ -108,34 +108,42 @@ impl Receiver {
             .collect()
     }
 
+    /// The items of the OTLP requests posted to `path`, in the order received: each request's
+    /// resources, their scopes, and the scopes' `items`.
+    fn flattened<M, R, S, X>(
+        &self,
+        path: &str,
+        resources: fn(M) -> Vec<R>,
+        scopes: fn(R) -> Vec<S>,
+        items: fn(S) -> Vec<X>,
+    ) -> Vec<X>
+    where
+        M: prost::Message + Default,
+    {
+        self.requests::<M>(path)
+            .into_iter()
+            .flat_map(resources)
+            .flat_map(scopes)
+            .flat_map(items)
+            .collect()
+    }
+
     /// Every metric exported to it, in the order received.
     pub(crate) fn metrics(&self) -> Vec<Metric> {
-        self.requests::<ExportMetricsServiceRequest>("/v1/metrics")
-            .into_iter()
-            .flat_map(|request| request.resource_metrics)
-            .flat_map(|r| r.scope_metrics)
-            .flat_map(|s| s.metrics)
-            .collect()
+        let resources = |request: ExportMetricsServiceRequest| request.resource_metrics;
+        self.flattened("/v1/metrics", resources, |r| r.scope_metrics, |s| s.metrics)
     }
 
     /// Every span exported to it.
     pub(crate) fn spans(&self) -> Vec<Span> {
-        self.requests::<ExportTraceServiceRequest>("/v1/traces")
-            .into_iter()
-            .flat_map(|request| request.resource_spans)
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans)
-            .collect()
+        let resources = |request: ExportTraceServiceRequest| request.resource_spans;
+        self.flattened("/v1/traces", resources, |r| r.scope_spans, |s| s.spans)
     }
 
     /// Every log record exported to it.
     pub(crate) fn logs(&self) -> Vec<LogRecord> {
-        self.requests::<ExportLogsServiceRequest>("/v1/logs")
-            .into_iter()
-            .flat_map(|request| request.resource_logs)
-            .flat_map(|r| r.scope_logs)
-            .flat_map(|s| s.log_records)
-            .collect()
+        let resources = |request: ExportLogsServiceRequest| request.resource_logs;
+        self.flattened("/v1/logs", resources, |r| r.scope_logs, |s| s.log_records)
     }
 }
 

@@ -218,6 +218,27 @@ fn listed(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
     rows.map(Result::unwrap).collect()
 }
 
+/// The names of this SQLite's `kind`s (`function`, `pragma`), of which there are more than
+/// `more_than`; fails naming each that none of `lists` has: neither allowed nor refused.
+fn each_listed(
+    db: &rusqlite::Connection,
+    kind: &str,
+    more_than: usize,
+    lists: &[&[&str]],
+) -> Vec<String> {
+    let names = listed(db, &format!("SELECT DISTINCT name FROM pragma_{kind}_list"));
+    assert!(names.len() > more_than, "{names:?}");
+    let undecided: Vec<&String> = names
+        .iter()
+        .filter(|name| !lists.iter().any(|list| list.contains(&name.as_str())))
+        .collect();
+    assert!(
+        undecided.is_empty(),
+        "neither allowed nor refused: {undecided:?}"
+    );
+    names
+}
+
 /// Every function and pragma this SQLite build has is either on a list above or refused on
 /// purpose here: a new SQLite that brings more fails this test until each is decided.
 #[test]
@@ -250,18 +271,7 @@ fn every_function_and_pragma_of_this_sqlite_is_decided() {
         "unknown",
         "json_parse",
     ];
-    let names = listed(&db, "SELECT DISTINCT name FROM pragma_function_list");
-    assert!(names.len() > 100, "{names:?}");
-    let undecided: Vec<&String> = names
-        .iter()
-        .filter(|name| {
-            !FUNCTIONS.contains(&name.as_str()) && !refused_functions.contains(&name.as_str())
-        })
-        .collect();
-    assert!(
-        undecided.is_empty(),
-        "neither allowed nor refused: {undecided:?}"
-    );
+    let names = each_listed(&db, "function", 100, &[FUNCTIONS, &refused_functions]);
     // The list names only functions this SQLite has.
     let missing: Vec<&&str> = FUNCTIONS
         .iter()
@@ -316,20 +326,8 @@ fn every_function_and_pragma_of_this_sqlite_is_decided() {
         "wal_checkpoint",
         "writable_schema",
     ];
-    let pragmas = listed(&db, "SELECT name FROM pragma_pragma_list");
-    assert!(pragmas.len() > 50, "{pragmas:?}");
-    let undecided: Vec<&String> = pragmas
-        .iter()
-        .filter(|name| {
-            ![PRAGMAS, READ_ONLY_PRAGMAS, &refused_pragmas[..]]
-                .iter()
-                .any(|list| list.contains(&name.as_str()))
-        })
-        .collect();
-    assert!(
-        undecided.is_empty(),
-        "neither allowed nor refused: {undecided:?}"
-    );
+    let lists = [PRAGMAS, READ_ONLY_PRAGMAS, &refused_pragmas];
+    let pragmas = each_listed(&db, "pragma", 50, &lists);
     for name in &pragmas {
         let (any, read) = (
             PRAGMAS.contains(&name.as_str()),
