@@ -8,7 +8,7 @@ use wasmtime::component::Resource;
 
 use crate::backend::Session;
 use crate::result::{Cell, Value};
-use crate::{Failure, MAX_PARAMS, MAX_STATEMENT_BYTES, Shared, Statement};
+use crate::{Failure, Shared, Statement};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -117,25 +117,10 @@ impl types::HostStatement for SqlView<'_> {
         query: String,
         params: Vec<String>,
     ) -> Answer<Resource<StatementHandle>> {
-        if query.len() > MAX_STATEMENT_BYTES {
-            return fail(
-                self,
-                Failure::Refused(format!(
-                    "a statement of {} bytes is longer than the limit of {MAX_STATEMENT_BYTES}",
-                    query.len()
-                )),
-            );
-        }
-        if params.len() > MAX_PARAMS {
-            return fail(
-                self,
-                Failure::Refused(format!(
-                    "{} parameters are more than the limit of {MAX_PARAMS}",
-                    params.len()
-                )),
-            );
-        }
-        let statement = Statement { sql: query, params };
+        let statement = match Statement::checked(query, params) {
+            Ok(statement) => statement,
+            Err(failure) => return fail(self, failure),
+        };
         Ok(Ok(self.table.push(StatementHandle(statement))?))
     }
 

@@ -118,6 +118,26 @@ pub(crate) struct Statement {
     pub(crate) params: Vec<String>,
 }
 
+impl Statement {
+    /// `sql` with `params`, refused when longer than [`MAX_STATEMENT_BYTES`] or with more
+    /// parameters than [`MAX_PARAMS`].
+    pub(crate) fn checked(sql: String, params: Vec<String>) -> Result<Self, Failure> {
+        if sql.len() > MAX_STATEMENT_BYTES {
+            return Err(Failure::Refused(format!(
+                "a statement of {} bytes is longer than the limit of {MAX_STATEMENT_BYTES}",
+                sql.len()
+            )));
+        }
+        if params.len() > MAX_PARAMS {
+            return Err(Failure::Refused(format!(
+                "{} parameters are more than the limit of {MAX_PARAMS}",
+                params.len()
+            )));
+        }
+        Ok(Self { sql, params })
+    }
+}
+
 /// How much one query may return.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Bounds {

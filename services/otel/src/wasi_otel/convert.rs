@@ -92,15 +92,23 @@ fn value(json: String) -> Value {
     }
 }
 
-/// At most [`MAX_ITEMS`] attributes, and how many were left out.
-pub(crate) fn bounded_attributes(pairs: Vec<types::KeyValue>) -> (Vec<KeyValue>, u32) {
-    let dropped = pairs.len().saturating_sub(MAX_ITEMS);
-    let kept = pairs
+/// What `convert` makes of the first [`MAX_ITEMS`] of `items` (it may refuse one), and how many
+/// items past that bound were left out.
+fn at_most<T, U>(items: Vec<T>, convert: impl FnMut(T) -> Option<U>) -> (Vec<U>, u32) {
+    let dropped = items.len().saturating_sub(MAX_ITEMS);
+    let kept = items
         .into_iter()
         .take(MAX_ITEMS)
-        .map(|pair| KeyValue::new(bounded(pair.key), value(pair.value)))
+        .filter_map(convert)
         .collect();
     (kept, u32::try_from(dropped).unwrap_or(u32::MAX))
+}
+
+/// At most [`MAX_ITEMS`] attributes, and how many were left out.
+pub(crate) fn bounded_attributes(pairs: Vec<types::KeyValue>) -> (Vec<KeyValue>, u32) {
+    at_most(pairs, |pair| {
+        Some(KeyValue::new(bounded(pair.key), value(pair.value)))
+    })
 }
 
 /// The instrumentation scope a guest names.
@@ -122,37 +130,27 @@ pub(crate) fn span_data(span: wit::SpanData, extra: &[KeyValue]) -> Option<SpanD
     let span_context = span_context(&span.span_context)?;
     let (mut attributes, dropped_attributes) = bounded_attributes(span.attributes);
     attributes.extend_from_slice(extra);
-    let dropped_events = span.events.len().saturating_sub(MAX_ITEMS);
-    let events = span
-        .events
-        .into_iter()
-        .take(MAX_ITEMS)
-        .map(|event| {
-            let (attributes, dropped) = bounded_attributes(event.attributes);
-            otel::Event::new(bounded(event.name), time(&event.time), attributes, dropped)
-        })
-        .collect();
-    let dropped_links = span.links.len().saturating_sub(MAX_ITEMS);
-    let links = span
-        .links
-        .into_iter()
-        .take(MAX_ITEMS)
-        .filter_map(|link| {
-            let context = self::span_context(&link.span_context)?;
-            let (attributes, dropped) = bounded_attributes(link.attributes);
-            Some(otel::Link::new(context, attributes, dropped))
-        })
-        .collect();
+    let (events, dropped_events) = at_most(span.events, |event| {
+        let (attributes, dropped) = bounded_attributes(event.attributes);
+        let time = time(&event.time);
+        Some(otel::Event::new(
+            bounded(event.name),
+            time,
+            attributes,
+            dropped,
+        ))
+    });
+    let (links, dropped_links) = at_most(span.links, |link| {
+        let context = self::span_context(&link.span_context)?;
+        let (attributes, dropped) = bounded_attributes(link.attributes);
+        Some(otel::Link::new(context, attributes, dropped))
+    });
     let mut span_events = SpanEvents::default();
     span_events.events = events;
-    span_events.dropped_count = span
-        .dropped_events
-        .saturating_add(u32::try_from(dropped_events).unwrap_or(u32::MAX));
+    span_events.dropped_count = span.dropped_events.saturating_add(dropped_events);
     let mut span_links = SpanLinks::default();
     span_links.links = links;
-    span_links.dropped_count = span
-        .dropped_links
-        .saturating_add(u32::try_from(dropped_links).unwrap_or(u32::MAX));
+    span_links.dropped_count = span.dropped_links.saturating_add(dropped_links);
     Some(SpanData {
         span_context,
         parent_span_id: SpanId::from_hex(&span.parent_span_id).unwrap_or(SpanId::INVALID),
