@@ -176,6 +176,78 @@ macro_rules! shared_service {
     };
 }
 
+/// Declares, inside `impl Service`, the service's [name](Service::name) and the interfaces it
+/// [provides](Service::provides), in one of two forms:
+///
+/// - `service_names!("wasi:config", ["store"] @ CONFIG_VERSION)`: the interfaces of one WIT
+///   package, at its version; the service's name is the package's;
+/// - `service_names!("wasi:http", self.provides)`: a name, and the interfaces the service listed
+///   in a field when it was made (several packages, or several versions).
+///
+/// ```ignore
+/// impl Service for ConfigService {
+///     tempo_runtime_core::service_names!("wasi:config", ["store"] @ CONFIG_VERSION);
+///     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> { /* … */ }
+///     fn describe(&self) -> String { /* … */ }
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_names {
+    ($package:expr, [$($interface:literal),+ $(,)?] @ $version:expr $(,)?) => {
+        fn name(&self) -> &str {
+            $package
+        }
+
+        fn provides(&self) -> ::std::vec::Vec<$crate::InterfaceName> {
+            $crate::InterfaceName::all($package, $version, &[$($interface),+])
+        }
+    };
+    ($name:expr, self.$field:ident $(,)?) => {
+        fn name(&self) -> &str {
+            $name
+        }
+
+        fn provides(&self) -> ::std::vec::Vec<$crate::InterfaceName> {
+            self.$field.clone()
+        }
+    };
+}
+
+/// Generates a service's host bindings: `bindgen!` on the world `world` of the workspace's
+/// `wit/` folder, in a module of the name given, with what every tempo service's bindings take.
+/// Each host call gets a span (exported with OTLP, off otherwise); with `async`, as for a
+/// service whose calls wait on a backend, host functions are async and may trap. Options in
+/// braces (`with`, `trappable_error_type`, `exports`) go to `bindgen!` as they are.
+///
+/// ```ignore
+/// tempo_runtime_core::host_bindings!(mod generated = async "wasi:keyvalue/imports" {
+///     with: { "wasi:keyvalue/store.bucket": crate::host::BucketHandle },
+/// });
+/// ```
+#[macro_export]
+macro_rules! host_bindings {
+    ($vis:vis mod $module:ident = async $world:literal $({ $($options:tt)* })?) => {
+        $vis mod $module {
+            wasmtime::component::bindgen!({
+                path: "../../wit",
+                world: $world,
+                imports: { default: async | trappable | tracing },
+                $($($options)*)?
+            });
+        }
+    };
+    ($vis:vis mod $module:ident = $world:literal $({ $($options:tt)* })?) => {
+        $vis mod $module {
+            wasmtime::component::bindgen!({
+                path: "../../wit",
+                world: $world,
+                imports: { default: tracing },
+                $($($options)*)?
+            });
+        }
+    };
+}
+
 /// The part of a service that invokes the guest for each unit of work: a request, a message.
 ///
 /// The runtime keeps triggers as [`AnyTrigger`], which every `Trigger` is.

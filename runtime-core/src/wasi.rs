@@ -76,13 +76,7 @@ impl Default for WasiService {
 }
 
 impl Service for WasiService {
-    fn name(&self) -> &str {
-        "wasi"
-    }
-
-    fn provides(&self) -> Vec<InterfaceName> {
-        self.provides.clone()
-    }
+    crate::service_names!("wasi", self.provides);
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         wasmtime_wasi::p2::add_to_linker_async(linker)?;

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
     EngineSettings, InstanceSettings, InterfaceName, LiveComponent, PrepareError, Runtime, Service,
-    State, Version, artifact::Artifact, run_command,
+    State, Version,
+    artifact::{Artifact, Loaded},
+    run_command,
 };
 
 fn runtime() -> Runtime {
@@ -21,12 +23,17 @@ fn runtime() -> Runtime {
     Runtime::new(engine)
 }
 
+/// `component`'s file, loaded on `runtime`'s engine.
+fn load(runtime: &Runtime, component: &Path) -> Loaded {
+    Artifact::read(component)
+        .and_then(|file| file.load(runtime.engine(), false))
+        .unwrap()
+}
+
 #[test]
 fn an_import_nobody_provides_is_named() {
     let runtime = runtime();
-    let loaded = Artifact::read(tempo_test_fixtures::missing_import())
-        .and_then(|file| file.load(runtime.engine(), false))
-        .unwrap();
+    let loaded = load(&runtime, tempo_test_fixtures::missing_import());
     let err = runtime
         .prepare(&loaded.component, InstanceSettings::named("missing-import"))
         .err()
@@ -55,13 +62,7 @@ struct GreeterService {
 }
 
 impl Service for GreeterService {
-    fn name(&self) -> &str {
-        "greeter"
-    }
-
-    fn provides(&self) -> Vec<InterfaceName> {
-        self.provides.clone()
-    }
+    tempo_runtime_core::service_names!("greeter", self.provides);
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         let calls = self.calls.clone();
@@ -102,9 +103,7 @@ fn with_greeter(calls: Arc<Mutex<Vec<String>>>) -> Runtime {
 
 /// Prepares `component` and returns the version with the names of the services it links.
 fn prepare(runtime: &Runtime, component: &Path) -> (Version, Vec<String>) {
-    let loaded = Artifact::read(component)
-        .and_then(|file| file.load(runtime.engine(), false))
-        .unwrap();
+    let loaded = load(runtime, component);
     let version = runtime
         .prepare(&loaded.component, InstanceSettings::named("guest"))
         .unwrap();
@@ -136,9 +135,7 @@ fn a_service_whose_interfaces_are_not_imported_is_not_linked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_arguments_and_exit_codes_pass_through() {
     let runtime = runtime();
-    let loaded = Artifact::read(tempo_test_fixtures::cli())
-        .and_then(|file| file.load(runtime.engine(), false))
-        .unwrap();
+    let loaded = load(&runtime, tempo_test_fixtures::cli());
     for (args, code) in [(&["ok"][..], 0), (&["fail"], 1), (&["exit", "42"], 42)] {
         let settings = InstanceSettings {
             args: ["cli"].iter().chain(args).map(|s| s.to_string()).collect(),
@@ -167,9 +164,7 @@ async fn cli_arguments_and_exit_codes_pass_through() {
 #[test]
 fn a_swap_leaves_holders_of_the_old_version_alone() {
     let runtime = runtime();
-    let loaded = Artifact::read(tempo_test_fixtures::cli())
-        .and_then(|file| file.load(runtime.engine(), false))
-        .unwrap();
+    let loaded = load(&runtime, tempo_test_fixtures::cli());
     let prepare = || {
         runtime
             .prepare(&loaded.component, InstanceSettings::named("cli"))

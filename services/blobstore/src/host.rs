@@ -13,20 +13,15 @@ use crate::backend::Blobs;
 use crate::values::LimitedBuffer;
 use crate::{BlobError, Shared};
 
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "wasi:blobstore/imports",
-        imports: { default: async | trappable | tracing },
-        with: {
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:blobstore/types.outgoing-value": crate::host::OutgoingValue,
-            "wasi:blobstore/types.incoming-value": crate::host::IncomingValue,
-            "wasi:blobstore/container.container": crate::host::ContainerHandle,
-            "wasi:blobstore/container.stream-object-names": crate::host::ObjectNames,
-        },
-    });
-}
+tempo_runtime_core::host_bindings!(mod generated = async "wasi:blobstore/imports" {
+    with: {
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:blobstore/types.outgoing-value": crate::host::OutgoingValue,
+        "wasi:blobstore/types.incoming-value": crate::host::IncomingValue,
+        "wasi:blobstore/container.container": crate::host::ContainerHandle,
+        "wasi:blobstore/container.stream-object-names": crate::host::ObjectNames,
+    },
+});
 
 use generated::wasi::blobstore::{blobstore, container, types};
 

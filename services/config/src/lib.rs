@@ -25,7 +25,7 @@ use futures::future::BoxFuture;
 use secrets::{OnMissing, SecretRef, Vault};
 pub use settings::{VALUES, declared_from, values};
 use tempo_runtime_core::wasmtime::component::Linker;
-use tempo_runtime_core::{InterfaceName, Service, State};
+use tempo_runtime_core::{Service, State};
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
 /// The `wasi:config` version wasmtime-wasi-config 48 implements.
@@ -151,13 +151,7 @@ fn view(state: &mut State) -> WasiConfig<'_> {
 }
 
 impl Service for ConfigService {
-    fn name(&self) -> &str {
-        "wasi:config"
-    }
-
-    fn provides(&self) -> Vec<InterfaceName> {
-        InterfaceName::all("wasi:config", CONFIG_VERSION, &["store"])
-    }
+    tempo_runtime_core::service_names!("wasi:config", ["store"] @ CONFIG_VERSION);
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         wasmtime_wasi_config::add_to_linker(linker, view)?;

@@ -190,13 +190,7 @@ impl HttpService {
 }
 
 impl Service for HttpService {
-    fn name(&self) -> &str {
-        "wasi:http"
-    }
-
-    fn provides(&self) -> Vec<InterfaceName> {
-        self.provides.clone()
-    }
+    tempo_runtime_core::service_names!("wasi:http", self.provides);
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         use wasmtime_wasi_http::{WasiHttp, p2, p3};

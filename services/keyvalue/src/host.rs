@@ -8,19 +8,14 @@ use wasmtime::component::{Resource, ResourceTable};
 use crate::backend::Bucket;
 use crate::{KvError, Shared};
 
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "wasi:keyvalue/imports",
-        imports: { default: async | trappable | tracing },
-        with: {
-            "wasi:keyvalue/store.bucket": crate::host::BucketHandle,
-        },
-        trappable_error_type: {
-            "wasi:keyvalue/store.error" => crate::KvError,
-        },
-    });
-}
+tempo_runtime_core::host_bindings!(mod generated = async "wasi:keyvalue/imports" {
+    with: {
+        "wasi:keyvalue/store.bucket": crate::host::BucketHandle,
+    },
+    trappable_error_type: {
+        "wasi:keyvalue/store.error" => crate::KvError,
+    },
+});
 
 use generated::wasi::keyvalue::{atomics, batch, store};
 

@@ -11,22 +11,17 @@ use wasmtime::component::{Resource, ResourceTable};
 use crate::backend::{self, Broker, Envelope};
 use crate::{MsgError, Shared, subject};
 
-pub(crate) mod generated {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "wasi:messaging/messaging-request-reply",
-        imports: { default: async | trappable | tracing },
-        exports: { default: async },
-        with: {
-            "wasi:messaging/types.client": crate::host::ClientHandle,
-            "wasi:messaging/types.message": crate::host::MessageHandle,
-            "wasi:messaging/request-reply.request-options": crate::host::RequestOptions,
-        },
-        trappable_error_type: {
-            "wasi:messaging/types.error" => crate::MsgError,
-        },
-    });
-}
+tempo_runtime_core::host_bindings!(pub(crate) mod generated = async "wasi:messaging/messaging-request-reply" {
+    exports: { default: async },
+    with: {
+        "wasi:messaging/types.client": crate::host::ClientHandle,
+        "wasi:messaging/types.message": crate::host::MessageHandle,
+        "wasi:messaging/request-reply.request-options": crate::host::RequestOptions,
+    },
+    trappable_error_type: {
+        "wasi:messaging/types.error" => crate::MsgError,
+    },
+});
 
 use generated::wasi::messaging::{producer, request_reply, types};
 

@@ -2,17 +2,10 @@
 
 use tempo_runtime_core::settings::{Configured, GuestSide, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::{HasData, Linker};
-use tempo_runtime_core::{GUEST_LOG_TARGET, InterfaceName, Service, State, escape_guest_text};
+use tempo_runtime_core::{GUEST_LOG_TARGET, Service, State, escape_guest_text};
 use tracing::Level;
 
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "wasi:logging/imports",
-        // A span per call, as for every tempo service (exported with OTLP, off otherwise).
-        imports: { default: tracing },
-    });
-}
+tempo_runtime_core::host_bindings!(mod generated = "wasi:logging/imports");
 
 use generated::wasi::logging::logging;
 
@@ -99,13 +92,7 @@ impl Configured for LoggingService {
 }
 
 impl Service for LoggingService {
-    fn name(&self) -> &str {
-        "wasi:logging"
-    }
-
-    fn provides(&self) -> Vec<InterfaceName> {
-        InterfaceName::all("wasi:logging", LOGGING_VERSION, &["logging"])
-    }
+    tempo_runtime_core::service_names!("wasi:logging", ["logging"] @ LOGGING_VERSION);
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         logging::add_to_linker::<State, LoggerData>(linker, |state| Logger { state })?;

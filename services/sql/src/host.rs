@@ -10,18 +10,13 @@ use crate::backend::Session;
 use crate::result::{Cell, Value};
 use crate::{Failure, Shared, Statement};
 
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "wasi:sql/imports",
-        imports: { default: async | trappable | tracing },
-        with: {
-            "wasi:sql/types.connection": crate::host::ConnectionHandle,
-            "wasi:sql/types.statement": crate::host::StatementHandle,
-            "wasi:sql/types.error": crate::host::SqlError,
-        },
-    });
-}
+tempo_runtime_core::host_bindings!(mod generated = async "wasi:sql/imports" {
+    with: {
+        "wasi:sql/types.connection": crate::host::ConnectionHandle,
+        "wasi:sql/types.statement": crate::host::StatementHandle,
+        "wasi:sql/types.error": crate::host::SqlError,
+    },
+});
 
 use generated::wasi::sql::{readwrite, types};
 

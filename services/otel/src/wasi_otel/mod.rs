@@ -21,21 +21,14 @@ use tempo_runtime_core::metrics::{component, metrics};
 use tempo_runtime_core::settings::{Configured, GuestSide, NoArgs, Setting, Sources};
 use tempo_runtime_core::wasmtime::component::Linker;
 use tempo_runtime_core::{
-    CurrentWork, InterfaceName, RequestId, Service, ServiceContext, ServiceData, ServiceView, State,
+    CurrentWork, RequestId, Service, ServiceContext, ServiceData, ServiceView, State,
 };
 use tracing::Level;
 
 use crate::logging::guest_line;
 use crate::telemetry::GuestSpans;
 
-mod generated {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "tempo:host/otel",
-        // A span per call, as for every tempo service (exported with OTLP, off otherwise).
-        imports: { default: tracing },
-    });
-}
+tempo_runtime_core::host_bindings!(mod generated = "tempo:host/otel");
 
 use generated::wasi::otel::{logs, metrics as wit_metrics, tracing as wit, types};
 use metrics::{GuestInstruments, Reported};
@@ -269,14 +262,10 @@ impl Configured for OtelService {
 }
 
 impl Service for OtelService {
-    fn name(&self) -> &str {
-        "wasi:otel"
-    }
-
-    fn provides(&self) -> Vec<InterfaceName> {
-        let interfaces = ["types", "tracing", "metrics", "logs"];
-        InterfaceName::all(InstanceOtel::SERVICE, OTEL_VERSION, &interfaces)
-    }
+    tempo_runtime_core::service_names!(
+        InstanceOtel::SERVICE,
+        ["types", "tracing", "metrics", "logs"] @ OTEL_VERSION
+    );
 
     fn link(&self, linker: &mut Linker<State>) -> anyhow::Result<()> {
         type Data = ServiceData<InstanceOtel>;
