@@ -227,22 +227,19 @@ macro_rules! service_names {
 #[macro_export]
 macro_rules! host_bindings {
     ($vis:vis mod $module:ident = async $world:literal $({ $($options:tt)* })?) => {
-        $vis mod $module {
-            wasmtime::component::bindgen!({
-                path: "../../wit",
-                world: $world,
-                imports: { default: async | trappable | tracing },
-                $($($options)*)?
-            });
-        }
+        $crate::host_bindings!(@imports [async | trappable | tracing] $vis $module $world
+            $($($options)*)?);
     };
     ($vis:vis mod $module:ident = $world:literal $({ $($options:tt)* })?) => {
+        $crate::host_bindings!(@imports [tracing] $vis $module $world $($($options)*)?);
+    };
+    (@imports [$($imports:tt)*] $vis:vis $module:ident $world:literal $($options:tt)*) => {
         $vis mod $module {
             wasmtime::component::bindgen!({
                 path: "../../wit",
                 world: $world,
-                imports: { default: tracing },
-                $($($options)*)?
+                imports: { default: $($imports)* },
+                $($options)*
             });
         }
     };

@@ -132,10 +132,10 @@ pub(crate) fn span_data(span: wit::SpanData, extra: &[KeyValue]) -> Option<SpanD
     attributes.extend_from_slice(extra);
     let (events, dropped_events) = at_most(span.events, |event| {
         let (attributes, dropped) = bounded_attributes(event.attributes);
-        let time = time(&event.time);
+        let name = bounded(event.name);
         Some(otel::Event::new(
-            bounded(event.name),
-            time,
+            name,
+            time(&event.time),
             attributes,
             dropped,
         ))
