@@ -2,7 +2,8 @@
 //! put in each instance's state, handed to the bindings with the instance's resource table; and a
 //! backend opened on first use.
 //!
-//! A service implements [`ServiceContext`] for its shared part and links its bindings with
+//! A service declares its shared part with [`service_context!`](crate::service_context) and links
+//! its bindings with
 //! [`ServiceData`] and the view its [`SharedService::link`](crate::SharedService::link) is given
 //! (which puts the part in each instance), or, doing that itself, with
 //! [`State::insert_context`] and [`view`]:
@@ -20,13 +21,41 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
+use crate::parts::{Part, PartSlot};
 use crate::state::State;
 use crate::work::CurrentWork;
 
-/// What a service shares with every instance it is linked into.
+/// What a service shares with every instance it is linked into. Implement it with
+/// [`service_context!`](crate::service_context).
 pub trait ServiceContext: Send + Sync + 'static {
     /// The service's name, e.g. `wasi:keyvalue`, said when an instance lacks the context.
     const SERVICE: &'static str;
+
+    /// The slot of the context in each instance's [`Parts`].
+    fn slot() -> &'static PartSlot;
+}
+
+/// An instance holds its service's context as an `Arc<C>`, in the context's slot.
+impl<C: ServiceContext> Part for Arc<C> {
+    fn slot() -> &'static PartSlot {
+        C::slot()
+    }
+}
+
+/// Declares a service's shared context and the service it belongs to:
+/// `tempo_runtime_core::service_context!(Shared = "wasi:keyvalue");`.
+#[macro_export]
+macro_rules! service_context {
+    ($context:ty = $service:expr) => {
+        impl $crate::ServiceContext for $context {
+            const SERVICE: &'static str = $service;
+
+            fn slot() -> &'static $crate::parts::PartSlot {
+                static SLOT: $crate::parts::PartSlot = $crate::parts::PartSlot::new();
+                &SLOT
+            }
+        }
+    };
 }
 
 /// What a service's host functions work on: the instance's resource table and the service's
@@ -72,20 +101,20 @@ impl<C: ServiceContext> HasData for ServiceData<C> {
 /// The view of `state` for the service whose context is `C`: the getter to link bindings with.
 pub fn view<C: ServiceContext>(state: &mut State) -> ServiceView<'_, C> {
     let deadline = state.deadline;
-    let (table, extensions, component, work) = state.view_parts();
+    let (table, parts, component, work) = state.view_parts();
     ServiceView {
         table,
         component,
         deadline,
         work,
-        context: extensions.get::<Arc<C>>(),
+        context: parts.get::<Arc<C>>(),
     }
 }
 
 impl State {
     /// Puts a service's context in this instance, for [`view`] to find.
     pub fn insert_context<C: ServiceContext>(&mut self, context: Arc<C>) {
-        self.extensions_mut().insert(context);
+        self.parts_mut().insert(context);
     }
 }
 
@@ -167,10 +196,7 @@ mod tests {
     }
 
     struct Named;
-
-    impl ServiceContext for Named {
-        const SERVICE: &'static str = "wasi:example";
-    }
+    crate::service_context!(Named = "wasi:example");
 
     #[test]
     fn a_missing_context_names_the_service() {

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod names;
 mod once;
 pub mod outcome;
+pub mod parts;
 mod request_id;
 mod runtime;
 mod service;

@@ -60,6 +60,34 @@ pub trait Service: Send + Sync + 'static {
 }
 
 /// The getter a service's bindings take: an instance's view for the context `C`.
+///
+/// A [`SharedService`] is handed the view of its own context, and bindings generated for another
+/// context's view do not take it; the compiler, not a run-time lookup, catches the mistake:
+///
+/// ```compile_fail,E0308
+/// # use tempo_runtime_core::{ContextView, ServiceView, State};
+/// struct Keyvalue;
+/// tempo_runtime_core::service_context!(Keyvalue = "wasi:keyvalue");
+/// struct Blobstore;
+/// tempo_runtime_core::service_context!(Blobstore = "wasi:blobstore");
+/// // What bindings on wasi:blobstore's context take.
+/// fn link_blobstore(_getter: fn(&mut State) -> ServiceView<'_, Blobstore>) {}
+/// fn link(view: ContextView<Keyvalue>) {
+///     link_blobstore(view)
+/// }
+/// ```
+///
+/// The same with the service's own context compiles:
+///
+/// ```
+/// # use tempo_runtime_core::{ContextView, ServiceView, State};
+/// struct Blobstore;
+/// tempo_runtime_core::service_context!(Blobstore = "wasi:blobstore");
+/// fn link_blobstore(_getter: fn(&mut State) -> ServiceView<'_, Blobstore>) {}
+/// fn link(view: ContextView<Blobstore>) {
+///     link_blobstore(view)
+/// }
+/// ```
 pub type ContextView<C> = for<'a> fn(&'a mut State) -> ServiceView<'a, C>;
 
 /// The shape of most services: one context that every instance shares (see [`ServiceContext`],

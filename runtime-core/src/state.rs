@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::guest_output::{LineSink, LoggedOutput};
 use crate::limits::{InstanceLimits, MemoryLimiter, MemoryRefused};
+use crate::parts::{Part, Parts};
 use crate::request_id::RequestId;
 use crate::work::{CurrentWork, Tasks, Work};
 
@@ -61,7 +62,7 @@ pub struct State {
     pub(crate) deadline: Option<Instant>,
     wasi: WasiCtx,
     table: ResourceTable,
-    extensions: http::Extensions,
+    parts: Parts,
     pub(crate) memory: MemoryLimiter,
 }
 
@@ -100,7 +101,7 @@ impl State {
                 }
                 table
             },
-            extensions: http::Extensions::new(),
+            parts: Parts::new(),
             memory: MemoryLimiter::new(settings.limits.max_memory_bytes),
         }
     }
@@ -137,37 +138,30 @@ impl State {
         &mut self.table
     }
 
-    /// Room for each service's per-instance context, keyed by type.
-    pub fn extensions(&self) -> &http::Extensions {
-        &self.extensions
+    /// The services' parts of this instance, each in its own slot.
+    pub fn parts(&self) -> &Parts {
+        &self.parts
     }
 
-    /// Mutable access to the services' per-instance contexts.
-    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
-        &mut self.extensions
+    /// Mutable access to the services' parts of this instance.
+    pub fn parts_mut(&mut self) -> &mut Parts {
+        &mut self.parts
+    }
+
+    /// A service's part of this instance, if the service put it there.
+    pub fn part<P: Part>(&self) -> Option<&P> {
+        self.parts.get()
     }
 
     /// What a service's host view may borrow at once: the resource table, the services'
     /// per-instance parts, mutably, and the work the instance handles.
-    pub fn host_parts(&mut self) -> (&mut ResourceTable, &mut http::Extensions, &CurrentWork) {
-        (&mut self.table, &mut self.extensions, &self.work)
+    pub fn host_parts(&mut self) -> (&mut ResourceTable, &mut Parts, &CurrentWork) {
+        (&mut self.table, &mut self.parts, &self.work)
     }
 
     /// What [`crate::context::view`] borrows at once: the table, the contexts and the name.
-    pub(crate) fn view_parts(
-        &mut self,
-    ) -> (
-        &mut ResourceTable,
-        &http::Extensions,
-        &Arc<str>,
-        &CurrentWork,
-    ) {
-        (
-            &mut self.table,
-            &self.extensions,
-            &self.component,
-            &self.work,
-        )
+    pub(crate) fn view_parts(&mut self) -> (&mut ResourceTable, &Parts, &Arc<str>, &CurrentWork) {
+        (&mut self.table, &self.parts, &self.component, &self.work)
     }
 }
 

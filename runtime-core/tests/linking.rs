@@ -53,6 +53,7 @@ fn an_import_nobody_provides_is_named() {
 /// The per-instance context a test service keeps in each instance's state.
 #[derive(Clone)]
 struct Greeting(String);
+tempo_runtime_core::part!(Greeting);
 
 /// Provides the greeter the `missing-import` fixture imports, answering from its per-instance
 /// context and recording each call.
@@ -68,11 +69,7 @@ impl Service for GreeterService {
         let calls = self.calls.clone();
         let mut greeter = linker.instance("tempo-fixtures:missing/greeter@0.1.0")?;
         greeter.func_wrap("greet", move |store, (): ()| {
-            let greeting = store
-                .data()
-                .extensions()
-                .get::<Greeting>()
-                .map(|g| g.0.clone());
+            let greeting = store.data().part::<Greeting>().map(|g| g.0.clone());
             let greeting = greeting.unwrap_or_else(|| "no context".into());
             calls.lock().unwrap().push(greeting.clone());
             Ok((greeting,))
@@ -86,7 +83,7 @@ impl Service for GreeterService {
 
     fn init_instance(&self, state: &mut State) {
         state
-            .extensions_mut()
+            .parts_mut()
             .insert(Greeting("hello from the host".into()));
     }
 }

@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::parts::{Part, Parts};
 use anyhow::{Context as _, anyhow, bail};
 use serde::de::DeserializeOwned;
 
@@ -107,7 +108,7 @@ pub struct Sources {
     process: Vec<(String, String)>,
     /// The folder of the embedded backends.
     pub state_dir: PathBuf,
-    shared: http::Extensions,
+    shared: Parts,
 }
 
 impl fmt::Debug for Sources {
@@ -160,7 +161,7 @@ impl Sources {
             dotenv,
             process,
             state_dir: project.join(DEFAULT_STATE_DIR),
-            shared: http::Extensions::new(),
+            shared: Parts::new(),
         })
     }
 
@@ -305,12 +306,12 @@ impl Sources {
     }
 
     /// Makes `value` available to every service's settings (e.g. a connection they share).
-    pub fn share<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+    pub fn share<T: Part>(&mut self, value: T) {
         self.shared.insert(value);
     }
 
     /// What was [shared](Sources::share) of type `T`.
-    pub fn shared<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+    pub fn shared<T: Part>(&self) -> Option<&T> {
         self.shared.get::<T>()
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
-use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService};
+use tempo_runtime_core::{LazyBackend, SharedService};
 
 pub use access::check_container_name;
 pub use error::BlobError;
@@ -83,9 +83,7 @@ pub struct Shared {
     blobs: LazyBackend<Arc<dyn backend::Blobs>>,
 }
 
-impl ServiceContext for Shared {
-    const SERVICE: &'static str = "wasi:blobstore";
-}
+tempo_runtime_core::service_context!(Shared = "wasi:blobstore");
 
 /// Opens `backend`, storing objects of up to `max_object_bytes`.
 async fn open_blobs(

@@ -140,13 +140,16 @@ async fn refresh(
     }
 }
 
+/// The values an instance reads: those current when it was made, kept for its whole life.
+struct InstanceValues(Arc<WasiConfigVariables>);
+tempo_runtime_core::part!(InstanceValues);
+
 /// The instance's values, as wasmtime-wasi-config reads them.
 fn view(state: &mut State) -> WasiConfig<'_> {
     static NONE: LazyLock<WasiConfigVariables> = LazyLock::new(WasiConfigVariables::new);
     let values = state
-        .extensions()
-        .get::<Arc<WasiConfigVariables>>()
-        .map_or(&*NONE, |values| &**values);
+        .part::<InstanceValues>()
+        .map_or(&*NONE, |values| &*values.0);
     WasiConfig::new(values)
 }
 
@@ -196,7 +199,9 @@ impl Service for ConfigService {
     }
 
     fn init_instance(&self, state: &mut State) {
-        state.extensions_mut().insert(self.current.load_full());
+        state
+            .parts_mut()
+            .insert(InstanceValues(self.current.load_full()));
     }
 }
 

@@ -15,6 +15,8 @@ pub(crate) struct InstanceHttp {
     hooks: GuestHttpHooks,
 }
 
+tempo_runtime_core::part!(InstanceHttp);
+
 impl InstanceHttp {
     /// Outgoing requests checked by `outbound`, each continuing the trace of the `work` the
     /// instance handles when it goes out.
@@ -42,8 +44,8 @@ impl InstanceHttp {
 /// take. An instance without its wasi:http part (none: the service sets up every instance it is
 /// linked into) fails closed: it may send requests nowhere.
 pub(crate) fn http_view(state: &mut State) -> WasiHttpCtxView<'_> {
-    let (table, extensions, work) = state.host_parts();
-    let instance = extensions.get_or_insert_with(|| InstanceHttp::refusing(work.clone()));
+    let (table, parts, work) = state.host_parts();
+    let instance = parts.get_or_insert_with(|| InstanceHttp::refusing(work.clone()));
     WasiHttpCtxView {
         ctx: &mut instance.ctx,
         table,
@@ -61,8 +63,7 @@ mod tests {
         let settings = InstanceSettings::named("app");
         let mut state = State::new(&settings, RequestId::generate());
         let _ = http_view(&mut state);
-        let (_, extensions, _) = state.host_parts();
-        let instance = extensions.get::<InstanceHttp>().map(|i| &i.hooks.outbound);
+        let instance = state.part::<InstanceHttp>().map(|i| &i.hooks.outbound);
         let policy = instance.map(|outbound| outbound.policy.describe());
         assert_eq!(policy.as_deref(), Some("no outgoing requests"));
     }

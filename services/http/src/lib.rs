@@ -231,7 +231,7 @@ impl Service for HttpService {
         // The work is read when a request goes out: a reused instance's requests continue each
         // request's own trace.
         let http = InstanceHttp::new(self.outbound.clone(), state.current_work().clone());
-        state.extensions_mut().insert(http);
+        state.parts_mut().insert(http);
     }
 
     fn trigger(self: Arc<Self>) -> Option<Arc<dyn AnyTrigger>> {

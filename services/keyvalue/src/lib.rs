@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
-use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService};
+use tempo_runtime_core::{LazyBackend, SharedService};
 
 pub use error::KvError;
 pub use host::{BucketHandle, MAX_KEY_BYTES};
@@ -114,9 +114,7 @@ pub struct Shared {
     cursors: cursor::Cursors,
 }
 
-impl ServiceContext for Shared {
-    const SERVICE: &'static str = "wasi:keyvalue";
-}
+tempo_runtime_core::service_context!(Shared = "wasi:keyvalue");
 
 /// Opens the backend `config` names.
 async fn open_store(config: KeyValueConfig) -> anyhow::Result<Arc<dyn backend::Store>> {

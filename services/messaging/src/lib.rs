@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tempo_nats::NatsServer;
-use tempo_runtime_core::{AnyTrigger, InterfaceName, LazyBackend, ServiceContext, SharedService};
+use tempo_runtime_core::{AnyTrigger, InterfaceName, LazyBackend, SharedService};
 
 pub use backend::subscription_capacity;
 pub use error::MsgError;
@@ -156,9 +156,7 @@ pub struct Shared {
     broker: LazyBackend<Arc<dyn backend::Broker>>,
 }
 
-impl ServiceContext for Shared {
-    const SERVICE: &'static str = "wasi:messaging";
-}
+tempo_runtime_core::service_context!(Shared = "wasi:messaging");
 
 /// Connects the broker `config` names.
 async fn open_broker(config: MessagingConfig) -> anyhow::Result<Arc<dyn backend::Broker>> {

@@ -45,6 +45,7 @@ pub struct NatsServer {
     /// Streams whose replica count differs from [`NatsServer::replicas`], already warned of.
     warned: Arc<Mutex<HashSet<String>>>,
 }
+tempo_runtime_core::part!(NatsServer);
 
 impl NatsServer {
     /// The server at `url`, e.g. `nats://127.0.0.1:4222`, or several members of a cluster

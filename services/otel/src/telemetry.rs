@@ -46,6 +46,7 @@ struct Otlp {
 /// wasi:otel service.
 #[derive(Clone, Debug, Default)]
 pub struct GuestSpans(Option<Arc<BatchSpanProcessor>>);
+tempo_runtime_core::part!(GuestSpans);
 
 impl GuestSpans {
     /// Exports `span` with tempo's own (through the batch, never waiting); a no-op when spans

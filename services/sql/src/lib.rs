@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use tempo_runtime_core::{LazyBackend, ServiceContext, SharedService};
+use tempo_runtime_core::{LazyBackend, SharedService};
 
 use crate::backend::Database;
 
@@ -160,9 +160,7 @@ pub struct Shared {
     unopened: tempo_runtime_core::OnceSet,
 }
 
-impl ServiceContext for Shared {
-    const SERVICE: &'static str = "wasi:sql";
-}
+tempo_runtime_core::service_context!(Shared = "wasi:sql");
 
 impl Shared {
     fn bounds(&self) -> Bounds {

@@ -65,6 +65,7 @@ enum Port {
 /// sees it from then on.
 #[derive(Clone, Debug, Default)]
 pub struct OwnAddresses(Arc<RwLock<Vec<SocketAddr>>>);
+tempo_runtime_core::part!(OwnAddresses);
 
 impl OwnAddresses {
     /// Adds `address`.

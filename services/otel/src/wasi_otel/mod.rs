@@ -94,9 +94,7 @@ struct Traced {
     ended: usize,
 }
 
-impl ServiceContext for InstanceOtel {
-    const SERVICE: &'static str = "wasi:otel";
-}
+tempo_runtime_core::service_context!(InstanceOtel = "wasi:otel");
 
 impl InstanceOtel {
     fn traced(&self) -> std::sync::MutexGuard<'_, Traced> {
@@ -302,7 +300,7 @@ impl Service for OtelService {
     /// The bound on spans is per request; the
     /// instance's open spans and metric totals stay, as they do in the guest.
     fn begin_request(&self, state: &mut State) {
-        if let Some(instance) = state.extensions().get::<Arc<InstanceOtel>>() {
+        if let Some(instance) = state.part::<Arc<InstanceOtel>>() {
             instance.traced().ended = 0;
         }
     }
