@@ -138,12 +138,8 @@ impl State {
         &mut self.table
     }
 
-    /// The services' parts of this instance, each in its own slot.
-    pub fn parts(&self) -> &Parts {
-        &self.parts
-    }
-
-    /// Mutable access to the services' parts of this instance.
+    /// The services' parts of this instance, each in its own slot, for a service to put its
+    /// part in (`init_instance`).
     pub fn parts_mut(&mut self) -> &mut Parts {
         &mut self.parts
     }
