@@ -51,8 +51,7 @@ macro_rules! service_context {
             const SERVICE: &'static str = $service;
 
             fn slot() -> &'static $crate::parts::PartSlot {
-                static SLOT: $crate::parts::PartSlot = $crate::parts::PartSlot::new();
-                &SLOT
+                $crate::part_slot!()
             }
         }
     };

@@ -48,12 +48,22 @@ macro_rules! part {
         $(
             impl $crate::parts::Part for $part {
                 fn slot() -> &'static $crate::parts::PartSlot {
-                    static SLOT: $crate::parts::PartSlot = $crate::parts::PartSlot::new();
-                    &SLOT
+                    $crate::part_slot!()
                 }
             }
         )+
     };
+}
+
+/// The body of a `slot()`: a `static` of its own for the type whose impl it is in. For
+/// [`part!`](crate::part) and [`service_context!`](crate::service_context).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! part_slot {
+    () => {{
+        static SLOT: $crate::parts::PartSlot = $crate::parts::PartSlot::new();
+        &SLOT
+    }};
 }
 
 /// Values of types that declare a [`Part`] slot, at most one of each type.

@@ -22,9 +22,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::parts::{Part, Parts};
 use anyhow::{Context as _, anyhow, bail};
 use serde::de::DeserializeOwned;
+
+use crate::parts::{Part, Parts};
 
 mod entry;
 

@@ -132,9 +132,8 @@ pub(crate) fn span_data(span: wit::SpanData, extra: &[KeyValue]) -> Option<SpanD
     attributes.extend_from_slice(extra);
     let (events, dropped_events) = at_most(span.events, |event| {
         let (attributes, dropped) = bounded_attributes(event.attributes);
-        let name = bounded(event.name);
         Some(otel::Event::new(
-            name,
+            bounded(event.name),
             time(&event.time),
             attributes,
             dropped,
